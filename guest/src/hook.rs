@@ -1,0 +1,325 @@
+//! The exported hook methods: each resolves the connection, then drives the
+//! host's imports. No rows of a COPY pass through here: only statements and
+//! file names.
+
+use crate::bindings::aws;
+use crate::bindings::files;
+use crate::bindings::hook::{
+    CopyOutcome, Fetch, Guest, HookArgs, IamToken, Parameters, Records, RowShape, RunOptions,
+};
+use crate::bindings::log::{Level, log};
+use crate::bindings::postgres::{self, ConnectConfig, Session};
+use crate::bindings::secrets;
+use crate::bindings::types::{Error, Rowset};
+use crate::connection::{Connection, DEFAULT_CONN_ID};
+use crate::copy::{Direction, TableRef, direction};
+use crate::error::{Result, config, not_found};
+use crate::iam::{self, IamRequest};
+use crate::libpq::{ConnArgs, HookOverrides};
+use crate::sql::{interpolate, split_statements};
+
+/// The component's implementation of the `hook` interface.
+pub struct Component;
+
+#[cfg(target_arch = "wasm32")]
+crate::bindings::export!(Component with_types_in crate::bindings);
+
+/// Fetch and parse a connection through the host's secrets source.
+fn lookup(conn_id: &str) -> Result<Option<Connection>> {
+    secrets::get_connection(conn_id)?
+        .map(|stored| Connection::parse(conn_id, &stored))
+        .transpose()
+}
+
+/// One hook instance: its arguments and resolved connection.
+struct Hook {
+    conn: Connection,
+    overrides: HookOverrides,
+    log_db_messages: bool,
+}
+
+impl Hook {
+    fn new(args: HookArgs) -> Result<Hook> {
+        let conn_id = args
+            .conn_id
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| DEFAULT_CONN_ID.into());
+        let conn = lookup(&conn_id)?
+            .ok_or_else(|| not_found(format!("The conn_id `{conn_id}` isn't defined")))?;
+        let log_db_messages =
+            args.enable_log_db_messages || conn.extra_flag("enable_log_db_messages");
+        Ok(Hook {
+            conn,
+            overrides: HookOverrides {
+                database: args.database,
+                options: args.options,
+            },
+            log_db_messages,
+        })
+    }
+
+    /// get_iam_token: (login, token, port).
+    fn iam_token(&self) -> Result<IamToken> {
+        let request = IamRequest::for_connection(&self.conn, self.overrides.database.as_deref())?;
+        let aws_conn_id = iam::aws_conn_id(&self.conn);
+        let aws_conn = lookup(&aws_conn_id)?;
+        if aws_conn.is_none() {
+            log(
+                Level::Info,
+                &format!(
+                    "AWS connection `{aws_conn_id}` is not defined: using the host's AWS environment"
+                ),
+            );
+        }
+        let client = iam::client_config(aws_conn.as_ref())?;
+        Ok(match request {
+            IamRequest::Rds { host, port, user } => IamToken {
+                password: aws::rds_auth_token(&client, &host, port, &user)?,
+                user,
+                port,
+            },
+            IamRequest::Redshift {
+                cluster_identifier,
+                db_user,
+                db_name,
+                port,
+            } => {
+                let creds = aws::redshift_cluster_credentials(
+                    &client,
+                    &cluster_identifier,
+                    &db_user,
+                    db_name.as_deref(),
+                    false,
+                )?;
+                IamToken {
+                    user: creds.user,
+                    password: creds.password,
+                    port,
+                }
+            }
+            IamRequest::RedshiftServerless {
+                workgroup_name,
+                db_name,
+                port,
+            } => {
+                let creds = aws::redshift_serverless_credentials(
+                    &client,
+                    &workgroup_name,
+                    db_name.as_deref(),
+                )?;
+                IamToken {
+                    user: creds.user,
+                    password: creds.password,
+                    port,
+                }
+            }
+        })
+    }
+
+    /// get_conn's keyword arguments, with an IAM login swapped in when the
+    /// `iam` extra asks for one.
+    fn conn_args(&self) -> Result<ConnArgs> {
+        if !self.conn.extra_flag("iam") {
+            return ConnArgs::build(&self.conn, &self.overrides);
+        }
+        let token = self.iam_token()?;
+        let mut conn = self.conn.clone();
+        conn.login = Some(token.user);
+        conn.password = Some(token.password);
+        conn.port = Some(token.port);
+        ConnArgs::build(&conn, &self.overrides)
+    }
+
+    fn connect(&self) -> Result<(Session, RowShape)> {
+        let args = self.conn_args()?;
+        let session = postgres::connect(&args.connect_config()?)?;
+        Ok((session, args.shape))
+    }
+
+    fn log_notices(&self, session: &Session) {
+        if self.log_db_messages {
+            for notice in session.take_notices() {
+                log(Level::Info, &notice);
+            }
+        }
+    }
+
+    fn run(
+        &self,
+        sql: Vec<String>,
+        parameters: Option<&Parameters>,
+        options: RunOptions,
+    ) -> Result<(Vec<Rowset>, RowShape)> {
+        let statements: Vec<String> = if options.split_statements {
+            sql.iter().flat_map(|s| split_statements(s)).collect()
+        } else {
+            sql.into_iter().filter(|s| !s.trim().is_empty()).collect()
+        };
+        if statements.is_empty() {
+            return Err(config("List of SQL statements is empty"));
+        }
+        let statements = statements
+            .iter()
+            .map(|s| interpolate(s, parameters))
+            .collect::<Result<Vec<_>>>()?;
+        let (session, shape) = self.connect()?;
+        if !options.autocommit {
+            session.query("BEGIN")?;
+        }
+        let mut results = Vec::new();
+        for statement in &statements {
+            log(Level::Info, &format!("Running statement: {statement}"));
+            let outcome = session.query(statement);
+            self.log_notices(&session);
+            let mut rowset = match outcome {
+                Ok(rowset) => rowset,
+                Err(e) => {
+                    if !options.autocommit {
+                        // Best effort: the server rolls back on disconnect anyway.
+                        let _ = session.query("ROLLBACK");
+                    }
+                    return Err(e);
+                }
+            };
+            log(Level::Info, &format!("Rows affected: {}", rowset.row_count));
+            match options.fetch {
+                Fetch::None => rowset.rows.clear(),
+                Fetch::One => rowset.rows.truncate(1),
+                Fetch::All => {}
+            }
+            results.push(rowset);
+        }
+        if !options.autocommit {
+            session.query("COMMIT")?;
+        }
+        if options.return_last {
+            results.drain(..results.len() - 1);
+        }
+        Ok((results, shape))
+    }
+
+    fn records(
+        &self,
+        sql: String,
+        parameters: Option<Parameters>,
+        fetch: Fetch,
+    ) -> Result<Records> {
+        let options = RunOptions {
+            autocommit: false,
+            split_statements: false,
+            return_last: true,
+            fetch,
+        };
+        let (mut results, shape) = self.run(vec![sql], parameters.as_ref(), options)?;
+        let last = results
+            .pop()
+            .ok_or_else(|| config("no statement was run"))?;
+        Ok(Records {
+            shape,
+            columns: last.columns,
+            rows: last.rows,
+        })
+    }
+
+    fn copy(&self, sql: &str, filename: &str) -> Result<CopyOutcome> {
+        let direction = direction(sql)?;
+        log(
+            Level::Info,
+            &format!("Running copy expert: {sql}, filename: {filename}"),
+        );
+        if direction == Direction::Load && !files::exists(filename)? {
+            // Airflow's documented behaviour: a missing input is created empty.
+            log(
+                Level::Warning,
+                &format!("{filename} does not exist: creating it empty, so no rows are loaded"),
+            );
+            files::create_empty(filename)?;
+        }
+        let (session, _) = self.connect()?;
+        let rows = match direction {
+            Direction::Load => session.copy_from_file(sql, filename),
+            Direction::Dump => session.copy_to_file(sql, filename),
+        };
+        self.log_notices(&session);
+        Ok(CopyOutcome {
+            loaded: direction == Direction::Load,
+            rows: rows?,
+        })
+    }
+}
+
+impl Guest for Component {
+    fn explain(args: HookArgs) -> std::result::Result<String, Error> {
+        Ok(Hook::new(args)?.conn_args()?.explain())
+    }
+
+    fn get_conn(args: HookArgs) -> std::result::Result<ConnectConfig, Error> {
+        Hook::new(args)?.conn_args()?.connect_config()
+    }
+
+    fn test_connection(args: HookArgs) -> std::result::Result<String, Error> {
+        let (session, _) = Hook::new(args)?.connect()?;
+        session.query("select 1")?;
+        Ok("Connection successfully tested".into())
+    }
+
+    fn run(
+        args: HookArgs,
+        sql: Vec<String>,
+        parameters: Option<Parameters>,
+        options: RunOptions,
+    ) -> std::result::Result<Vec<Rowset>, Error> {
+        Ok(Hook::new(args)?.run(sql, parameters.as_ref(), options)?.0)
+    }
+
+    fn get_records(
+        args: HookArgs,
+        sql: String,
+        parameters: Option<Parameters>,
+    ) -> std::result::Result<Records, Error> {
+        Hook::new(args)?.records(sql, parameters, Fetch::All)
+    }
+
+    fn get_first(
+        args: HookArgs,
+        sql: String,
+        parameters: Option<Parameters>,
+    ) -> std::result::Result<Records, Error> {
+        Hook::new(args)?.records(sql, parameters, Fetch::One)
+    }
+
+    fn copy_expert(
+        args: HookArgs,
+        sql: String,
+        filename: String,
+    ) -> std::result::Result<CopyOutcome, Error> {
+        Hook::new(args)?.copy(&sql, &filename)
+    }
+
+    fn bulk_load(
+        args: HookArgs,
+        table: String,
+        filename: String,
+    ) -> std::result::Result<u64, Error> {
+        let sql = TableRef::parse(&table)?.copy_from_stdin();
+        Ok(Hook::new(args)?.copy(&sql, &filename)?.rows)
+    }
+
+    fn bulk_dump(
+        args: HookArgs,
+        table: String,
+        filename: String,
+    ) -> std::result::Result<u64, Error> {
+        let sql = TableRef::parse(&table)?.copy_to_stdout();
+        Ok(Hook::new(args)?.copy(&sql, &filename)?.rows)
+    }
+
+    fn get_uri(args: HookArgs) -> std::result::Result<String, Error> {
+        let hook = Hook::new(args)?;
+        crate::sqlalchemy::uri(&hook.conn, hook.overrides.database.as_deref())
+    }
+
+    fn get_iam_token(args: HookArgs) -> std::result::Result<IamToken, Error> {
+        Hook::new(args)?.iam_token()
+    }
+}

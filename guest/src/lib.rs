@@ -1,0 +1,18 @@
+//! The policy half of pghook: Airflow's PostgresHook semantics, compiled to a
+//! WebAssembly component that holds no socket and no file.
+//!
+//! Every module but [`hook`] is plain Rust that also builds and tests natively:
+//! connection parsing ([`uri`], [`connection`]), extras ([`libpq`]), SQL
+//! building ([`sql`], [`copy`]), IAM decisions ([`iam`]) and the SQLAlchemy URI
+//! ([`sqlalchemy`]). [`hook`] wires them to the host's imports.
+
+pub mod bindings;
+pub mod connection;
+pub mod copy;
+pub mod error;
+pub mod hook;
+pub mod iam;
+pub mod libpq;
+pub mod sql;
+pub mod sqlalchemy;
+pub mod uri;
