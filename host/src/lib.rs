@@ -1,1 +1,273 @@
+//! pghook: Apache Airflow's PostgresHook as a WebAssembly component plus this
+//! native host.
+//!
+//! The guest component (embedded in this crate) holds the policy: Airflow
+//! connection parsing, extras, IAM decisions, SQL building. This crate holds
+//! the hands: sockets ([`postgres`]), TLS ([`tls`]), AWS ([`aws`]) and files
+//! ([`files`]), and the sandbox around each tenant ([`Policy`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), pghook::Error> {
+//! use pghook::{HookArgs, MapConnections, Policy, Runtime};
+//!
+//! let runtime = Runtime::new()?;
+//! let tenant = runtime.tenant(
+//!     Policy::new("/srv/tenant-a")
+//!         .allow_host("db.internal")
+//!         .with_connections(MapConnections::new().with("warehouse", "postgres://etl:pw@db.internal/wh")),
+//! );
+//! let hook = tenant.hook(HookArgs::conn_id("warehouse"));
+//! let records = hook.get_records("select 1 as one", None).await?;
+//! assert_eq!(records.rows.len(), 1);
+//! hook.bulk_dump("public.orders", "orders.tsv").await?;
+//! # Ok(()) }
+//! ```
 
+pub mod aws;
+pub mod bindings;
+pub mod error;
+pub mod files;
+pub mod policy;
+pub mod postgres;
+pub mod progress;
+pub mod runtime;
+pub mod secrets;
+pub mod tls;
+pub mod values;
+
+use std::sync::Arc;
+
+pub use crate::bindings::hook::{
+    CopyOutcome, Fetch, HookArgs, IamToken, Parameters, Records, RowShape, RunOptions,
+};
+pub use crate::bindings::postgres::ConnectConfig;
+pub use crate::bindings::types::{Column, Rowset, Value};
+pub use crate::error::{Error, ErrorKind};
+pub use crate::policy::Policy;
+pub use crate::progress::{NoProgress, Progress};
+pub use crate::runtime::Runtime;
+pub use crate::secrets::{
+    ChainConnections, ConnectionSource, EnvConnections, MapConnections, file_connections,
+};
+
+impl HookArgs {
+    /// Arguments for connection `conn_id`, everything else default.
+    pub fn conn_id(conn_id: impl Into<String>) -> HookArgs {
+        HookArgs {
+            conn_id: Some(conn_id.into()),
+            ..HookArgs::default()
+        }
+    }
+}
+
+impl Default for HookArgs {
+    /// `postgres_default`, no database or options override.
+    fn default() -> HookArgs {
+        HookArgs {
+            conn_id: None,
+            database: None,
+            options: None,
+            enable_log_db_messages: false,
+        }
+    }
+}
+
+impl Default for RunOptions {
+    /// Airflow's `run` defaults: one transaction, statements as given, the
+    /// last result, no rows fetched.
+    fn default() -> RunOptions {
+        RunOptions {
+            autocommit: false,
+            split_statements: false,
+            return_last: true,
+            fetch: Fetch::None,
+        }
+    }
+}
+
+impl Runtime {
+    /// A tenant: hooks that share one sandbox.
+    pub fn tenant(&self, policy: Policy) -> Tenant {
+        Tenant {
+            runtime: self.clone(),
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+/// Hooks that share one [`Policy`].
+#[derive(Clone)]
+pub struct Tenant {
+    runtime: Runtime,
+    policy: Arc<Policy>,
+}
+
+impl Tenant {
+    /// A hook, as `PostgresHook(postgres_conn_id=..., database=..., options=...)`.
+    pub fn hook(&self, args: HookArgs) -> Hook {
+        Hook {
+            tenant: self.clone(),
+            args,
+            progress: Arc::new(NoProgress),
+        }
+    }
+
+    /// This tenant's policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
+
+/// One PostgresHook. Each method is one call into a fresh guest instance.
+#[derive(Clone)]
+pub struct Hook {
+    tenant: Tenant,
+    args: HookArgs,
+    progress: Arc<dyn Progress>,
+}
+
+macro_rules! guest_call {
+    ($hook:expr, |$guest:ident, $store:ident, $args:ident| $call:expr) => {{
+        let $args = $hook.args.clone();
+        $hook
+            .tenant
+            .runtime
+            .call(
+                &$hook.tenant.policy,
+                $hook.progress.clone(),
+                move |$guest, $store| Box::pin(async move { $call.await }),
+            )
+            .await
+    }};
+}
+
+impl Hook {
+    /// Report COPY progress to `progress`.
+    pub fn with_progress(mut self, progress: impl Progress + 'static) -> Hook {
+        self.progress = Arc::new(progress);
+        self
+    }
+
+    /// The libpq keyword parameters `get_conn` would hand psycopg2, as JSON,
+    /// the password shown as `***`.
+    pub async fn explain(&self) -> Result<serde_json::Value, Error> {
+        let text = guest_call!(self, |g, s, args| g
+            .pghook_hook_hook()
+            .call_explain(s, &args))?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::new(
+                ErrorKind::Trap,
+                format!("the guest's explain is not JSON: {e}"),
+            )
+        })
+    }
+
+    /// The resolved connection settings (with an IAM login when asked for).
+    pub async fn connect_config(&self) -> Result<ConnectConfig, Error> {
+        guest_call!(self, |g, s, args| g
+            .pghook_hook_hook()
+            .call_get_conn(s, &args))
+    }
+
+    /// `get_conn`: a live session, yours to drive with tokio-postgres.
+    pub async fn get_conn(&self) -> Result<tokio_postgres::Client, Error> {
+        let config = self.connect_config().await?;
+        let policy = &self.tenant.policy;
+        let files = files::FileRoot::new(&policy.file_root)?;
+        let session = postgres::connect(&config, policy, &files).await?;
+        Ok(session.into_client())
+    }
+
+    /// `test_connection`: `select 1`, and Airflow's message on success.
+    pub async fn test_connection(&self) -> Result<String, Error> {
+        guest_call!(self, |g, s, args| g
+            .pghook_hook_hook()
+            .call_test_connection(s, &args))
+    }
+
+    /// `run`: each SQL string in order, in one transaction unless autocommit.
+    pub async fn run(
+        &self,
+        sql: &[&str],
+        parameters: Option<Parameters>,
+        options: RunOptions,
+    ) -> Result<Vec<Rowset>, Error> {
+        let sql: Vec<String> = sql.iter().map(|s| s.to_string()).collect();
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_run(
+            s,
+            &args,
+            &sql,
+            parameters.as_ref(),
+            options
+        ))
+    }
+
+    /// `get_records`: every row of the query.
+    pub async fn get_records(
+        &self,
+        sql: &str,
+        parameters: Option<Parameters>,
+    ) -> Result<Records, Error> {
+        let sql = sql.to_string();
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_records(
+            s,
+            &args,
+            &sql,
+            parameters.as_ref()
+        ))
+    }
+
+    /// `get_first`: the first row of the query, if any.
+    pub async fn get_first(
+        &self,
+        sql: &str,
+        parameters: Option<Parameters>,
+    ) -> Result<Records, Error> {
+        let sql = sql.to_string();
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_first(
+            s,
+            &args,
+            &sql,
+            parameters.as_ref()
+        ))
+    }
+
+    /// `copy_expert`: `COPY ... FROM STDIN` or `COPY ... TO STDOUT` against a
+    /// file under the tenant's root.
+    pub async fn copy_expert(&self, sql: &str, filename: &str) -> Result<CopyOutcome, Error> {
+        let (sql, filename) = (sql.to_string(), filename.to_string());
+        guest_call!(self, |g, s, args| g
+            .pghook_hook_hook()
+            .call_copy_expert(s, &args, &sql, &filename))
+    }
+
+    /// `bulk_load`: a tab-delimited file into `table`; returns the rows loaded.
+    pub async fn bulk_load(&self, table: &str, filename: &str) -> Result<u64, Error> {
+        let (table, filename) = (table.to_string(), filename.to_string());
+        guest_call!(self, |g, s, args| g
+            .pghook_hook_hook()
+            .call_bulk_load(s, &args, &table, &filename))
+    }
+
+    /// `bulk_dump`: `table` into a tab-delimited file; returns the lines written.
+    pub async fn bulk_dump(&self, table: &str, filename: &str) -> Result<u64, Error> {
+        let (table, filename) = (table.to_string(), filename.to_string());
+        guest_call!(self, |g, s, args| g
+            .pghook_hook_hook()
+            .call_bulk_dump(s, &args, &table, &filename))
+    }
+
+    /// `get_uri`: the SQLAlchemy URI, password included.
+    pub async fn get_uri(&self) -> Result<String, Error> {
+        guest_call!(self, |g, s, args| g
+            .pghook_hook_hook()
+            .call_get_uri(s, &args))
+    }
+
+    /// `get_iam_token`: a temporary login for RDS, Redshift or Redshift Serverless.
+    pub async fn get_iam_token(&self) -> Result<IamToken, Error> {
+        guest_call!(self, |g, s, args| g
+            .pghook_hook_hook()
+            .call_get_iam_token(s, &args))
+    }
+}

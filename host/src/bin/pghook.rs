@@ -1,1 +1,488 @@
-fn main() {}
+//! `pghook`: Airflow's PostgresHook at the command line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use pghook::{
+    ChainConnections, EnvConnections, Fetch, Hook, HookArgs, Parameters, Policy, Progress, Records,
+    RowShape, Rowset, RunOptions, Runtime, Value, file_connections,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "pghook",
+    version,
+    about = "Apache Airflow's PostgresHook, as a sandboxed WebAssembly component"
+)]
+struct Cli {
+    /// The Airflow connection id (postgres_conn_id).
+    #[arg(
+        long,
+        global = true,
+        default_value = "postgres_default",
+        env = "PGHOOK_CONN_ID"
+    )]
+    conn_id: String,
+    /// Override the connection's schema as the database name.
+    #[arg(long, global = true)]
+    database: Option<String>,
+    /// Server options, e.g. "-c search_path=myschema".
+    #[arg(long, global = true)]
+    options: Option<String>,
+    /// A JSON file of connections ({"conn_id": "postgres://..." | {...}}),
+    /// asked before the AIRFLOW_CONN_* variables.
+    #[arg(long, global = true, env = "PGHOOK_CONNECTIONS")]
+    connections: Option<PathBuf>,
+    /// The directory file paths are confined to (default: the current one).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
+    /// Hosts the hook may reach: "*", "*.example.com" or exact names (repeatable).
+    #[arg(long = "allow-host", global = true, default_value = "*")]
+    allow_hosts: Vec<String>,
+    /// Stop a call after this many seconds.
+    #[arg(long, global = true, default_value_t = 86_400)]
+    timeout: u64,
+    /// Log the server's notices.
+    #[arg(long, global = true)]
+    log_db_messages: bool,
+    /// Log info messages, such as each statement run.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Json,
+    Table,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FetchArg {
+    None,
+    One,
+    All,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the libpq parameters get_conn would use, as JSON (password masked).
+    Explain,
+    /// Connect and run `select 1`.
+    TestConnection,
+    /// Run SQL statements, in one transaction unless --autocommit.
+    Run {
+        /// A SQL string (repeatable; run in order).
+        #[arg(long, required = true)]
+        sql: Vec<String>,
+        /// Parameters as JSON: an array for %s, an object for %(name)s.
+        #[arg(long)]
+        params: Option<String>,
+        #[arg(long)]
+        autocommit: bool,
+        /// Split each string into statements first.
+        #[arg(long)]
+        split_statements: bool,
+        /// Which rows to print for each statement.
+        #[arg(long, value_enum, default_value = "none")]
+        fetch: FetchArg,
+        /// Print every statement's result, not only the last.
+        #[arg(long)]
+        all_results: bool,
+    },
+    /// Print every row of a query.
+    Records {
+        #[arg(long)]
+        sql: String,
+        #[arg(long)]
+        params: Option<String>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+        /// Only the first row (get_first).
+        #[arg(long)]
+        first: bool,
+    },
+    /// COPY ... FROM STDIN or COPY ... TO STDOUT against a file.
+    CopyExpert {
+        #[arg(long)]
+        sql: String,
+        #[arg(long)]
+        file: String,
+    },
+    /// Load a tab-delimited file into a table.
+    BulkLoad {
+        /// [schema.]table [(column, ...)]
+        #[arg(long)]
+        table: String,
+        #[arg(long)]
+        file: String,
+    },
+    /// Dump a table into a tab-delimited file.
+    BulkDump {
+        #[arg(long)]
+        table: String,
+        #[arg(long)]
+        file: String,
+    },
+    /// Print an IAM login (user, token, port) as JSON.
+    IamToken,
+    /// Print the SQLAlchemy URI (password masked unless --show-password).
+    Uri {
+        #[arg(long)]
+        show_password: bool,
+    },
+}
+
+/// Warnings (and with -v, info) from the hook, one line each on stderr.
+struct StderrLogger {
+    level: log::LevelFilter,
+}
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.target().starts_with("pghook") && metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!(
+                "pghook: {}: {}",
+                record.level().as_str().to_lowercase(),
+                record.args()
+            );
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// A one-line progress display on a terminal.
+struct TerminalProgress {
+    state: Mutex<(String, Option<u64>, u64, Instant)>,
+    started: Instant,
+}
+
+fn human(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < units.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", units[unit])
+}
+
+impl TerminalProgress {
+    fn new() -> Self {
+        let now = Instant::now();
+        TerminalProgress {
+            state: Mutex::new((String::new(), None, 0, now)),
+            started: now,
+        }
+    }
+
+    fn draw(&self, phase: &str, total: Option<u64>, done: u64) {
+        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        let line = match total {
+            Some(total) if total > 0 => format!(
+                "{phase} {} / {} ({:.0}%) {}/s",
+                human(done),
+                human(total),
+                done as f64 * 100.0 / total as f64,
+                human(rate as u64)
+            ),
+            _ => format!("{phase} {} {}/s", human(done), human(rate as u64)),
+        };
+        eprint!("\r\x1b[2K{line}");
+    }
+}
+
+impl Progress for TerminalProgress {
+    fn start(&self, phase: &str, total: Option<u64>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        *state = (phase.to_string(), total, 0, Instant::now());
+    }
+
+    fn advance(&self, bytes: u64) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.2 += bytes;
+        if state.3.elapsed() >= Duration::from_millis(200) {
+            state.3 = Instant::now();
+            self.draw(&state.0, state.1, state.2);
+        }
+    }
+
+    fn finish(&self) {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.draw(&state.0, state.1, state.2);
+        eprintln!();
+    }
+}
+
+fn parse_params(params: Option<&str>) -> Result<Option<Parameters>, String> {
+    let Some(text) = params else {
+        return Ok(None);
+    };
+    let to_value = |v: serde_json::Value| match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Boolean(b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Value::Text(s),
+        other => Value::Json(other.to_string()),
+    };
+    match serde_json::from_str(text).map_err(|e| format!("--params: invalid JSON: {e}"))? {
+        serde_json::Value::Array(items) => Ok(Some(Parameters::Positional(
+            items.into_iter().map(to_value).collect(),
+        ))),
+        serde_json::Value::Object(map) => Ok(Some(Parameters::Named(
+            map.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
+        ))),
+        _ => Err("--params: expected a JSON array (for %s) or object (for %(name)s)".into()),
+    }
+}
+
+fn rows_json(
+    shape: RowShape,
+    columns: &[pghook::Column],
+    rows: Vec<Vec<Value>>,
+) -> serde_json::Value {
+    rows.into_iter()
+        .map(|row| {
+            let cells = row.into_iter().map(pghook::values::to_json);
+            match shape {
+                RowShape::Tuple => cells.collect(),
+                _ => serde_json::Value::Object(
+                    columns.iter().map(|c| c.name.clone()).zip(cells).collect(),
+                ),
+            }
+        })
+        .collect()
+}
+
+fn cell_text(value: Value) -> String {
+    match pghook::values::to_json(value) {
+        serde_json::Value::Null => "NULL".into(),
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+fn print_table(records: Records) {
+    let header: Vec<String> = records.columns.iter().map(|c| c.name.clone()).collect();
+    let rows: Vec<Vec<String>> = records
+        .rows
+        .into_iter()
+        .map(|row| row.into_iter().map(cell_text).collect())
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    println!("{}", line(&header));
+    println!(
+        "{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-+-")
+    );
+    for row in &rows {
+        println!("{}", line(row));
+    }
+    println!(
+        "({} row{})",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    );
+}
+
+fn rowset_json(rowset: Rowset) -> serde_json::Value {
+    let columns: Vec<serde_json::Value> = rowset
+        .columns
+        .iter()
+        .map(|c| c.name.clone().into())
+        .collect();
+    serde_json::json!({
+        "columns": columns,
+        "rows": rows_json(RowShape::Tuple, &rowset.columns, rowset.rows),
+        "row_count": rowset.row_count,
+    })
+}
+
+fn mask_password(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return uri.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => uri.to_string(),
+    }
+}
+
+async fn execute(cli: Cli) -> Result<(), String> {
+    let root = match cli.root {
+        Some(root) => root,
+        None => std::env::current_dir().map_err(|e| format!("current directory: {e}"))?,
+    };
+    let mut connections = ChainConnections::new();
+    if let Some(file) = &cli.connections {
+        connections = connections.then(file_connections(file).map_err(|e| e.to_string())?);
+    }
+    let mut policy = Policy::new(root)
+        .with_connections(connections.then(EnvConnections))
+        .with_call_timeout(Duration::from_secs(cli.timeout))
+        .with_ambient_aws(true);
+    for host in cli.allow_hosts {
+        policy = policy.allow_host(host);
+    }
+    let runtime = Runtime::new().map_err(|e| e.to_string())?;
+    let args = HookArgs {
+        conn_id: Some(cli.conn_id),
+        database: cli.database,
+        options: cli.options,
+        enable_log_db_messages: cli.log_db_messages,
+    };
+    let mut hook: Hook = runtime.tenant(policy).hook(args);
+    if std::io::stderr().is_terminal() {
+        hook = hook.with_progress(TerminalProgress::new());
+    }
+    let err = |e: pghook::Error| e.to_string();
+    match cli.command {
+        Command::Explain => println!("{}", hook.explain().await.map_err(err)?),
+        Command::TestConnection => println!("{}", hook.test_connection().await.map_err(err)?),
+        Command::Run {
+            sql,
+            params,
+            autocommit,
+            split_statements,
+            fetch,
+            all_results,
+        } => {
+            let params = parse_params(params.as_deref())?;
+            let options = RunOptions {
+                autocommit,
+                split_statements,
+                return_last: !all_results,
+                fetch: match fetch {
+                    FetchArg::None => Fetch::None,
+                    FetchArg::One => Fetch::One,
+                    FetchArg::All => Fetch::All,
+                },
+            };
+            let sql: Vec<&str> = sql.iter().map(String::as_str).collect();
+            let results = hook.run(&sql, params, options).await.map_err(err)?;
+            if matches!(fetch, FetchArg::None) {
+                let affected: u64 = results.iter().map(|r| r.row_count).sum();
+                eprintln!("pghook: ok ({affected} rows affected)");
+            } else {
+                for rowset in results {
+                    println!("{}", rowset_json(rowset));
+                }
+            }
+        }
+        Command::Records {
+            sql,
+            params,
+            format,
+            first,
+        } => {
+            let params = parse_params(params.as_deref())?;
+            let records = if first {
+                hook.get_first(&sql, params).await
+            } else {
+                hook.get_records(&sql, params).await
+            }
+            .map_err(err)?;
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    rows_json(records.shape, &records.columns, records.rows)
+                ),
+                Format::Table => print_table(records),
+            }
+        }
+        Command::CopyExpert { sql, file } => {
+            let outcome = hook.copy_expert(&sql, &file).await.map_err(err)?;
+            if outcome.loaded {
+                eprintln!("pghook: loaded {} rows from {file}", outcome.rows);
+            } else {
+                eprintln!("pghook: wrote {} lines to {file}", outcome.rows);
+            }
+        }
+        Command::BulkLoad { table, file } => {
+            let rows = hook.bulk_load(&table, &file).await.map_err(err)?;
+            eprintln!("pghook: loaded {rows} rows into {table}");
+        }
+        Command::BulkDump { table, file } => {
+            let rows = hook.bulk_dump(&table, &file).await.map_err(err)?;
+            eprintln!("pghook: dumped {rows} rows of {table} to {file}");
+        }
+        Command::IamToken => {
+            let token = hook.get_iam_token().await.map_err(err)?;
+            println!(
+                "{}",
+                serde_json::json!({"user": token.user, "password": token.password, "port": token.port})
+            );
+        }
+        Command::Uri { show_password } => {
+            let uri = hook.get_uri().await.map_err(err)?;
+            println!(
+                "{}",
+                if show_password {
+                    uri
+                } else {
+                    mask_password(&uri)
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.verbose {
+        log::LevelFilter::Info
+    } else {
+        log::LevelFilter::Warn
+    };
+    log::set_max_level(level);
+    let _ = log::set_boxed_logger(Box::new(StderrLogger { level }));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pghook: error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("pghook: error: {}", message.replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The host's error type: the WIT error kinds plus what only the runtime
+//! can tell (a guest trap, a call over its time limit).
+
+use crate::bindings::types::{Error as WitError, ErrorKind as WitKind};
+
+/// What went wrong, in a form a caller can branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The connection, its extras or a hook argument is invalid.
+    Config,
+    /// A connection id is not defined.
+    NotFound,
+    /// The sandbox refused: a file outside the root, a host not allowed.
+    Denied,
+    /// The server could not be reached, or refused the login.
+    Connect,
+    /// TLS could not be set up, or the server's certificate was rejected.
+    Tls,
+    /// The server rejected a statement; `sqlstate` is set.
+    Database,
+    /// A local file could not be read or written.
+    Io,
+    /// An AWS call failed.
+    Aws,
+    /// A result or resource went over a limit the host sets.
+    Limit,
+    /// The guest trapped (a bug, or it ran out of memory). Only this call failed.
+    Trap,
+    /// The call ran over its time limit and was stopped.
+    Timeout,
+}
+
+/// A failed hook call, with a one-line message naming what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// The five-character SQLSTATE of a `Database` error.
+    pub sqlstate: Option<String>,
+}
+
+impl Error {
+    /// An error without a SQLSTATE.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+            sqlstate: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(code) = &self.sqlstate {
+            write!(f, " (SQLSTATE {code})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<WitError> for Error {
+    fn from(e: WitError) -> Error {
+        let kind = match e.kind {
+            WitKind::Config => ErrorKind::Config,
+            WitKind::NotFound => ErrorKind::NotFound,
+            WitKind::Denied => ErrorKind::Denied,
+            WitKind::Connect => ErrorKind::Connect,
+            WitKind::Tls => ErrorKind::Tls,
+            WitKind::Database => ErrorKind::Database,
+            WitKind::Io => ErrorKind::Io,
+            WitKind::Aws => ErrorKind::Aws,
+            WitKind::Limit => ErrorKind::Limit,
+        };
+        Error {
+            kind,
+            message: e.message,
+            sqlstate: e.sqlstate,
+        }
+    }
+}
+
+/// Build the WIT error a host import returns.
+pub(crate) fn wit(kind: WitKind, message: impl Into<String>) -> WitError {
+    WitError {
+        kind,
+        message: message.into(),
+        sqlstate: None,
+    }
+}

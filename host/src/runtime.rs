@@ -1,0 +1,228 @@
+//! The runtime that embeds the guest component: one engine and compiled
+//! component per process, one fresh store and instance per hook call, so a
+//! trap or a timeout fails that call and nothing else.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::types::{Error as WitError, ErrorKind as WitKind};
+use crate::bindings::{Pghook, PghookPre};
+use crate::error::{Error, ErrorKind, wit};
+use crate::files::FileRoot;
+use crate::policy::Policy;
+use crate::progress::Progress;
+
+/// The guest component built from guest/ and embedded at compile time.
+pub static GUEST_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pghook_guest.wasm"));
+
+/// How often the epoch ticks: the granularity of time limits on guest code.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Caps a store's linear memory and remembers whether the cap was hit.
+pub(crate) struct MemoryLimiter {
+    limit: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.limit;
+        self.hit |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Everything one call's store holds: the guest's handles and the tenant's
+/// capabilities.
+pub struct State {
+    pub(crate) table: ResourceTable,
+    wasi: WasiCtx,
+    limiter: MemoryLimiter,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) files: FileRoot,
+    pub(crate) progress: Arc<dyn Progress>,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl crate::bindings::types::Host for State {}
+
+impl crate::bindings::secrets::Host for State {
+    async fn get_connection(&mut self, conn_id: String) -> Result<Option<String>, WitError> {
+        if !self.policy.conn_id_allowed(&conn_id) {
+            return Err(wit(
+                WitKind::Denied,
+                format!("connection `{conn_id}` is not allowed for this tenant"),
+            ));
+        }
+        self.policy
+            .connections
+            .get(&conn_id)
+            .map_err(|e| wit(WitKind::NotFound, e.message))
+    }
+}
+
+impl crate::bindings::log::Host for State {
+    async fn log(&mut self, level: crate::bindings::log::Level, message: String) {
+        use crate::bindings::log::Level;
+        let level = match level {
+            Level::Debug => log::Level::Debug,
+            Level::Info => log::Level::Info,
+            Level::Warning => log::Level::Warn,
+            Level::Error => log::Level::Error,
+        };
+        log::log!(target: "pghook", level, "{message}");
+    }
+}
+
+impl crate::bindings::files::Host for State {
+    async fn exists(&mut self, path: String) -> Result<bool, WitError> {
+        self.files.exists(&path)
+    }
+
+    async fn create_empty(&mut self, path: String) -> Result<(), WitError> {
+        self.files.create_empty(&path)
+    }
+}
+
+/// The compiled guest and its linker, shared by every tenant.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    pre: PghookPre<State>,
+}
+
+/// A call into a fresh guest instance.
+pub(crate) type GuestCall<'a, R> =
+    Pin<Box<dyn Future<Output = wasmtime::Result<Result<R, WitError>>> + Send + 'a>>;
+
+impl Runtime {
+    /// Compile the embedded guest component.
+    pub fn new() -> Result<Runtime, Error> {
+        Self::from_component(GUEST_COMPONENT)
+    }
+
+    /// Compile another build of the guest, e.g. one an embedder ships.
+    pub fn from_component(bytes: &[u8]) -> Result<Runtime, Error> {
+        let setup = |e: wasmtime::Error| {
+            Error::new(
+                ErrorKind::Trap,
+                format!("loading the guest component: {e:#}"),
+            )
+        };
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(setup)?;
+        let component = Component::new(&engine, bytes).map_err(setup)?;
+        let mut linker: Linker<State> = Linker::new(&engine);
+        // The guest's std imports a few WASI interfaces (clocks, random,
+        // stdio); its context grants no files, no network and no environment.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
+        Pghook::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)
+            .map_err(setup)?;
+        let pre =
+            PghookPre::new(linker.instantiate_pre(&component).map_err(setup)?).map_err(setup)?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("pghook-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| Error::new(ErrorKind::Trap, format!("starting the epoch thread: {e}")))?;
+        Ok(Runtime { engine, pre })
+    }
+
+    /// The interfaces the guest component imports, as `namespace:package/interface@version`.
+    pub fn guest_imports(&self) -> Vec<String> {
+        let component = self.pre.instance_pre().component();
+        component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    /// Run one call in a fresh instance under `policy`'s limits.
+    pub(crate) async fn call<R, F>(
+        &self,
+        policy: &Arc<Policy>,
+        progress: Arc<dyn Progress>,
+        f: F,
+    ) -> Result<R, Error>
+    where
+        F: for<'a> FnOnce(&'a Pghook, &'a mut Store<State>) -> GuestCall<'a, R>,
+    {
+        let files = FileRoot::new(&policy.file_root).map_err(Error::from)?;
+        let state = State {
+            table: ResourceTable::new(),
+            wasi: WasiCtx::builder().build(),
+            limiter: MemoryLimiter {
+                limit: policy.memory_limit,
+                hit: false,
+            },
+            policy: policy.clone(),
+            files,
+            progress,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        // Yield to tokio at every tick so the call's timeout can fire even
+        // while guest code spins.
+        store.epoch_deadline_async_yield_and_update(1);
+        let limit = policy.call_timeout;
+        let outcome = tokio::time::timeout(limit, async {
+            let guest = self.pre.instantiate_async(&mut store).await?;
+            f(&guest, &mut store).await
+        })
+        .await;
+        match outcome {
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("the call ran over this tenant's limit of {limit:?} and was stopped"),
+            )),
+            Ok(Err(trap)) if store.data().limiter.hit => Err(Error::new(
+                ErrorKind::Trap,
+                format!(
+                    "the guest ran out of memory (this tenant's limit is {} MiB): {trap}",
+                    policy.memory_limit >> 20
+                ),
+            )),
+            Ok(Err(trap)) => Err(Error::new(
+                ErrorKind::Trap,
+                format!("the guest failed: {trap:#}"),
+            )),
+            Ok(Ok(result)) => result.map_err(Error::from),
+        }
+    }
+}

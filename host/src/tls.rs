@@ -1,0 +1,334 @@
+//! TLS for PostgreSQL sessions, with rustls and libpq's sslmode meanings:
+//! `require` encrypts without checking (unless a root certificate is given,
+//! then it checks as `verify-ca` does), `verify-ca` checks the chain,
+//! `verify-full` the chain and the host name.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
+
+use crate::bindings::postgres::{SslMode, TlsConfig, TlsVersion};
+use crate::bindings::types::{Error as WitError, ErrorKind};
+use crate::error::wit;
+use crate::files::FileRoot;
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn tls_error(what: &str, e: impl std::fmt::Display) -> WitError {
+    wit(ErrorKind::Tls, format!("{what}: {e}"))
+}
+
+/// How the server's certificate is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Encrypt only (libpq's prefer and require without a root certificate).
+    Nothing,
+    /// The chain must lead to a trusted root; any host name.
+    Chain,
+    /// The chain and the host name.
+    Full,
+}
+
+/// Build the rustls client configuration for `tls`, reading certificate
+/// files through `files`. `None` when the mode never uses TLS.
+pub fn client_config(
+    tls: &TlsConfig,
+    files: &FileRoot,
+) -> Result<Option<Arc<ClientConfig>>, WitError> {
+    let check = match (tls.mode, &tls.root_cert) {
+        (SslMode::Disable, _) => return Ok(None),
+        (SslMode::VerifyFull, _) => Check::Full,
+        (SslMode::VerifyCa, _) => Check::Chain,
+        (SslMode::Require, Some(_)) => Check::Chain,
+        _ => Check::Nothing,
+    };
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
+        (TlsVersion::Tls12, &rustls::version::TLS12),
+        (TlsVersion::Tls13, &rustls::version::TLS13),
+    ]
+    .into_iter()
+    .filter(|(v, _)| {
+        let rank = |v: TlsVersion| v as u8;
+        tls.min_version.is_none_or(|min| rank(*v) >= rank(min))
+            && tls.max_version.is_none_or(|max| rank(*v) <= rank(max))
+    })
+    .map(|(_, p)| p)
+    .collect();
+    if versions.is_empty() {
+        return Err(tls_error(
+            "ssl_min_protocol_version",
+            "is above ssl_max_protocol_version",
+        ));
+    }
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| tls_error("TLS versions", e))?;
+    let verifier: Arc<dyn ServerCertVerifier> = match check {
+        Check::Nothing => Arc::new(AcceptAny(provider.clone())),
+        Check::Chain | Check::Full => {
+            let path = tls.root_cert.as_deref().unwrap_or_default();
+            let pem = files.read(path)?;
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| tls_error(&format!("sslrootcert {path}"), e))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| tls_error(&format!("sslrootcert {path}"), e))?;
+            }
+            if roots.is_empty() {
+                return Err(tls_error(
+                    &format!("sslrootcert {path}"),
+                    "holds no certificate",
+                ));
+            }
+            let webpki =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| tls_error("sslrootcert", e))?;
+            if check == Check::Full {
+                webpki
+            } else {
+                Arc::new(ChainOnly(webpki))
+            }
+        }
+    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match (&tls.client_cert, &tls.client_key) {
+        (Some(cert_path), Some(key_path)) => {
+            let chain = CertificateDer::pem_slice_iter(&files.read(cert_path)?)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| tls_error(&format!("sslcert {cert_path}"), e))?;
+            if chain.is_empty() {
+                return Err(tls_error(
+                    &format!("sslcert {cert_path}"),
+                    "holds no certificate",
+                ));
+            }
+            let key = PrivateKeyDer::from_pem_slice(&files.read(key_path)?)
+                .map_err(|e| tls_error(&format!("sslkey {key_path}"), e))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| tls_error("sslcert/sslkey", e))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    config.enable_sni = tls.sni;
+    Ok(Some(Arc::new(config)))
+}
+
+/// libpq's prefer/require without a root certificate: encrypt, trust anyone,
+/// but still check the handshake signatures.
+#[derive(Debug)]
+struct AcceptAny(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// verify-ca: the full WebPKI check, except that the name may differ.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// tokio-postgres' TLS hook, backed by a rustls configuration.
+#[derive(Clone)]
+pub struct MakeRustls(pub Arc<ClientConfig>);
+
+impl<S> MakeTlsConnect<S> for MakeRustls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type TlsConnect = RustlsConnect;
+    type Error = io::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> io::Result<RustlsConnect> {
+        // Unix sockets have no name and never use TLS; any name will do.
+        let domain = if domain.is_empty() {
+            "localhost"
+        } else {
+            domain
+        };
+        let name = ServerName::try_from(domain.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{domain}: {e}")))?;
+        Ok(RustlsConnect {
+            config: self.0.clone(),
+            name,
+        })
+    }
+}
+
+/// One TLS handshake to come.
+pub struct RustlsConnect {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+}
+
+impl<S> TlsConnect<S> for RustlsConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<RustlsStream<S>>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            let stream = tokio_rustls::TlsConnector::from(self.config)
+                .connect(self.name, stream)
+                .await?;
+            Ok(RustlsStream(Box::new(stream)))
+        })
+    }
+}
+
+/// An encrypted session stream.
+pub struct RustlsStream<S>(Box<tokio_rustls::client::TlsStream<S>>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
+    fn channel_binding(&self) -> ChannelBinding {
+        // tls-server-end-point with SHA-256, right for SHA-256 and SHA-1 signed certificates.
+        match self
+            .0
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+        {
+            Some(cert) => {
+                ChannelBinding::tls_server_end_point(Sha256::digest(cert.as_ref()).to_vec())
+            }
+            None => ChannelBinding::none(),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
