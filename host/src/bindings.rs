@@ -6,6 +6,7 @@ wasmtime::component::bindgen!({
     world: "pghook",
     imports: { default: async },
     exports: { default: async },
+    additional_derives: [PartialEq],
     with: {
         "pghook:hook/postgres.session": crate::postgres::Session,
     },

@@ -1,1 +1,536 @@
+//! Real servers for pghook's end-to-end tests: throwaway PostgreSQL clusters
+//! started from the installed binaries (plain, scram-sha-256, and TLS with a
+//! test CA and client certificates), moto's server for Redshift, and a small
+//! stand-in for the Redshift Serverless API, which moto lacks.
+//!
+//! Every server is stopped by a watchdog when the test process exits, so
+//! nothing outlives a test run.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The superuser of every test cluster, and its password.
+pub const SUPERUSER: &str = "postgres";
+/// The superuser's password (scram-sha-256 over TCP).
+pub const PASSWORD: &str = "s3cret pw/:@";
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Where the PostgreSQL server binaries are: `PGHOOK_PG_BINDIR`, else the
+/// newest /usr/lib/postgresql/N/bin, else the PATH.
+pub fn pg_bindir() -> PathBuf {
+    if let Ok(dir) = std::env::var("PGHOOK_PG_BINDIR") {
+        return PathBuf::from(dir);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).unwrap_or_default()
+}
+
+/// Run a PostgreSQL server binary, as the `postgres` user when we are root
+/// (initdb refuses root).
+fn pg_command(binary: &str) -> Command {
+    let path = pg_bindir().join(binary);
+    if is_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(path);
+        cmd
+    } else {
+        Command::new(path)
+    }
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn give_to_postgres(path: &Path) {
+    if is_root() {
+        run(
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(path),
+            "chown",
+        );
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Run `cleanup` (a shell snippet) once this test process has exited.
+fn on_exit(cleanup: &str) {
+    let script = format!(
+        "while kill -0 {} 2>/dev/null; do sleep 0.3; done; {cleanup}",
+        std::process::id()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the cleanup watchdog");
+}
+
+/// Certificates for a TLS cluster, all PEM files in one directory.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub dir: PathBuf,
+    /// The CA that signed the server's and the client's certificates.
+    pub ca: PathBuf,
+    /// A CA that signed nothing here: verification against it must fail.
+    pub other_ca: PathBuf,
+    /// A client certificate for the role `certuser`.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+fn make_tls_files(dir: &Path) -> TlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    std::fs::create_dir_all(dir).unwrap();
+    let ca = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key).unwrap();
+        (cert, key)
+    };
+    let (ca_cert, ca_key) = ca("pghook test CA");
+    let (other_cert, _) = ca("pghook other CA");
+    // The server's certificate names only "localhost": 127.0.0.1 is a mismatch.
+    let server_key = KeyPair::generate().unwrap();
+    let mut server = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key).unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client
+        .distinguished_name
+        .push(DnType::CommonName, "certuser");
+    let client_cert = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let files = TlsFiles {
+        dir: dir.to_path_buf(),
+        ca: write("ca.crt", ca_cert.pem()),
+        other_ca: write("other-ca.crt", other_cert.pem()),
+        client_cert: write("client.crt", client_cert.pem()),
+        client_key: write("client.key", client_key.serialize_pem()),
+    };
+    write("server.crt", server_cert.pem());
+    let key = write("server.key", server_key.serialize_pem());
+    give_to_postgres(dir);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    files
+}
+
+static PLAIN: OnceLock<Cluster> = OnceLock::new();
+static TLS: OnceLock<Cluster> = OnceLock::new();
+
+/// A throwaway PostgreSQL cluster on loopback.
+#[derive(Debug)]
+pub struct Cluster {
+    pub port: u16,
+    /// The Unix socket directory (local connections are trusted).
+    pub socket_dir: PathBuf,
+    pub tls: Option<TlsFiles>,
+}
+
+impl Cluster {
+    fn start(with_tls: bool) -> Cluster {
+        let base = tempfile::Builder::new()
+            .prefix("pghook-pg-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let data = base.join("data");
+        let socket_dir = base.join("sock");
+        std::fs::create_dir_all(&socket_dir).unwrap();
+        let pwfile = base.join("pwfile");
+        std::fs::write(&pwfile, PASSWORD).unwrap();
+        give_to_postgres(&base);
+        run(
+            pg_command("initdb")
+                .args(["-D"])
+                .arg(&data)
+                .args([
+                    "-U",
+                    SUPERUSER,
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ])
+                .arg(format!("--pwfile={}", pwfile.display())),
+            "initdb",
+        );
+        let tls = with_tls.then(|| make_tls_files(&base.join("tls")));
+        if let Some(tls) = &tls {
+            // Encryption is mandatory over TCP; certuser logs in by certificate.
+            let hba = "local all all trust\n\
+                       hostssl all certuser 127.0.0.1/32 cert\n\
+                       hostssl all certuser ::1/128 cert\n\
+                       hostssl all all 127.0.0.1/32 scram-sha-256\n\
+                       hostssl all all ::1/128 scram-sha-256\n";
+            std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+            let conf = format!(
+                "ssl = on\nssl_cert_file = '{0}/server.crt'\nssl_key_file = '{0}/server.key'\nssl_ca_file = '{0}/ca.crt'\n",
+                tls.dir.display()
+            );
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(data.join("postgresql.conf"))
+                .unwrap();
+            file.write_all(conf.as_bytes()).unwrap();
+            give_to_postgres(&data);
+        }
+        let port = free_port();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            socket_dir.display()
+        );
+        run(
+            pg_command("pg_ctl")
+                .args(["-D"])
+                .arg(&data)
+                .arg("-l")
+                .arg(base.join("log"))
+                .args(["-w", "-o", &options, "start"]),
+            "pg_ctl start",
+        );
+        let stop = pg_command("pg_ctl");
+        let stop_line = format!(
+            "{} -D {} stop -m immediate; rm -rf {}",
+            std::iter::once(stop.get_program())
+                .chain(stop.get_args())
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" "),
+            data.display(),
+            base.display()
+        );
+        on_exit(&stop_line);
+        let cluster = Cluster {
+            port,
+            socket_dir,
+            tls,
+        };
+        cluster.psql("CREATE ROLE certuser LOGIN; CREATE ROLE alice LOGIN PASSWORD 'alice pw'");
+        cluster
+    }
+
+    /// The shared plain cluster: scram-sha-256 over TCP, no TLS.
+    pub fn plain() -> &'static Cluster {
+        PLAIN.get_or_init(|| Cluster::start(false))
+    }
+
+    /// The shared TLS cluster: TLS required over TCP, certificate login for
+    /// `certuser`, scram-sha-256 for everyone else.
+    pub fn tls() -> &'static Cluster {
+        TLS.get_or_init(|| Cluster::start(true))
+    }
+
+    fn plain_if_started() -> Option<&'static Cluster> {
+        PLAIN.get()
+    }
+
+    fn tls_if_started() -> Option<&'static Cluster> {
+        TLS.get()
+    }
+
+    /// Run SQL as the superuser over the Unix socket; returns psql's
+    /// unaligned output.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new(pg_bindir().join("psql"))
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.socket_dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("running psql");
+        assert!(
+            out.status.success(),
+            "psql {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// An Airflow URI for the superuser on 127.0.0.1 with `extras` as query.
+    pub fn uri(&self, extras: &str) -> String {
+        self.uri_db("postgres", extras)
+    }
+
+    /// [`Cluster::uri`] for database `db`.
+    pub fn uri_db(&self, db: &str, extras: &str) -> String {
+        let query = if extras.is_empty() {
+            String::new()
+        } else {
+            format!("?{extras}")
+        };
+        format!(
+            "postgres://{SUPERUSER}:s3cret%20pw%2F%3A%40@127.0.0.1:{}/{db}{query}",
+            self.port
+        )
+    }
+
+    /// A fresh database, for tests that must not see each other's tables.
+    pub fn create_database(&self, name: &str) -> String {
+        self.psql(&format!("DROP DATABASE IF EXISTS {name}"));
+        self.psql(&format!("CREATE DATABASE {name}"));
+        name.to_string()
+    }
+}
+
+/// moto's server on loopback, from the virtualenv scripts/setup made.
+#[derive(Debug)]
+pub struct Moto {
+    pub port: u16,
+}
+
+impl Moto {
+    /// The shared moto server.
+    pub fn get() -> &'static Moto {
+        static MOTO: OnceLock<Moto> = OnceLock::new();
+        MOTO.get_or_init(|| {
+            let binary = std::env::var("PGHOOK_MOTO_SERVER").map(PathBuf::from).unwrap_or_else(|_| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server")
+            });
+            assert!(
+                binary.exists(),
+                "moto_server not found at {}: run scripts/setup (or set PGHOOK_MOTO_SERVER)",
+                binary.display()
+            );
+            let port = free_port();
+            let script = format!(
+                "{} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.3; done; kill $m",
+                binary.display(),
+                std::process::id()
+            );
+            Command::new("sh")
+                .args(["-c", &script])
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("starting moto");
+            wait_for_port(port, "moto");
+            Moto { port }
+        })
+    }
+
+    /// moto's endpoint URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A request the Redshift Serverless stand-in received.
+#[derive(Debug, Clone)]
+pub struct ServerlessRequest {
+    /// The X-Amz-Target header, e.g. `RedshiftServerless.GetCredentials`.
+    pub target: String,
+    /// The JSON body.
+    pub body: serde_json::Value,
+}
+
+/// A minimal Redshift Serverless API: answers GetCredentials with a fixed
+/// login and records each request.
+#[derive(Debug, Clone)]
+pub struct ServerlessStandIn {
+    pub port: u16,
+    pub requests: Arc<Mutex<Vec<ServerlessRequest>>>,
+}
+
+impl ServerlessStandIn {
+    /// Serve GetCredentials answering `db_user` / `db_password`.
+    pub fn start(db_user: &str, db_password: &str) -> ServerlessStandIn {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (user, password, log) = (
+            db_user.to_string(),
+            db_password.to_string(),
+            requests.clone(),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = Self::answer(stream, &user, &password, &log);
+            }
+        });
+        ServerlessStandIn { port, requests }
+    }
+
+    fn answer(
+        mut stream: TcpStream,
+        user: &str,
+        password: &str,
+        log: &Mutex<Vec<ServerlessRequest>>,
+    ) -> std::io::Result<()> {
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut data = Vec::new();
+        let mut buf = [0u8; 4096];
+        let header_end = loop {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            data.extend_from_slice(&buf[..n]);
+            if let Some(pos) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                break pos + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&data[..header_end]).to_string();
+        let header = |name: &str| {
+            head.lines().find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+        };
+        let length: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        while data.len() < header_end + length {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            data.extend_from_slice(&buf[..n]);
+        }
+        let body = serde_json::from_slice(&data[header_end..]).unwrap_or(serde_json::Value::Null);
+        let target = header("x-amz-target").unwrap_or_default();
+        log.lock().unwrap().push(ServerlessRequest {
+            target: target.clone(),
+            body,
+        });
+        let (status, reply) = if target == "RedshiftServerless.GetCredentials" {
+            (
+                "200 OK",
+                serde_json::json!({"dbUser": user, "dbPassword": password, "expiration": 1.9e9})
+                    .to_string(),
+            )
+        } else {
+            (
+                "400 Bad Request",
+                serde_json::json!({"__type": "ValidationException", "message": format!("unknown target {target}")}).to_string(),
+            )
+        };
+        let response = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+            reply.len()
+        );
+        stream.write_all(response.as_bytes())
+    }
+
+    /// The stand-in's endpoint URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The `pghook` binary of this build, built first if cargo has not.
+pub fn pghook_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            // target/<profile>/deps/<test> -> target/<profile>/pghook
+            let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+            let binary = profile_dir.join("pghook");
+            let mut build = Command::new(env!("CARGO"));
+            build.args(["build", "-p", "pghook", "--bin", "pghook"]);
+            if profile_dir.ends_with("release") {
+                build.arg("--release");
+            }
+            run(&mut build, "cargo build --bin pghook");
+            binary
+        })
+        .clone()
+}
+
+/// The guest runtime, compiled once per test process.
+pub fn runtime() -> &'static pghook::Runtime {
+    static RUNTIME: OnceLock<pghook::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| pghook::Runtime::new().expect("compiling the guest"))
+}
+
+/// A tenant rooted at `root` that may reach loopback, with `connections`.
+pub fn tenant(root: &Path, connections: &[(&str, &str)]) -> pghook::Tenant {
+    let mut source = pghook::MapConnections::new();
+    for (id, stored) in connections {
+        source = source.with(*id, *stored);
+    }
+    let mut policy = pghook::Policy::new(root)
+        .allow_host("127.0.0.1")
+        .allow_host("localhost")
+        .with_connections(source);
+    for cluster in [Cluster::plain_if_started(), Cluster::tls_if_started()]
+        .into_iter()
+        .flatten()
+    {
+        policy = policy.allow_host(cluster.socket_dir.to_string_lossy());
+    }
+    runtime().tenant(policy)
+}

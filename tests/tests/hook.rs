@@ -1,0 +1,425 @@
+//! The hook methods against a real PostgreSQL server.
+
+use pghook::{ErrorKind, Fetch, HookArgs, Parameters, RowShape, RunOptions, Value};
+use pghook_tests::{Cluster, tenant};
+
+fn args(conn_id: &str) -> HookArgs {
+    HookArgs::conn_id(conn_id)
+}
+
+#[tokio::test]
+async fn test_connection_and_wrong_password() {
+    let pg = Cluster::plain();
+    let root = tempfile::tempdir().unwrap();
+    let bad = format!("postgres://postgres:wrong@127.0.0.1:{}/postgres", pg.port);
+    let t = tenant(root.path(), &[("good", &pg.uri("")), ("bad", &bad)]);
+    assert_eq!(
+        t.hook(args("good")).test_connection().await.unwrap(),
+        "Connection successfully tested"
+    );
+    let e = t.hook(args("bad")).test_connection().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Connect);
+    assert_eq!(e.sqlstate.as_deref(), Some("28P01"));
+    assert!(e.message.contains("password authentication failed"), "{e}");
+    assert!(!e.message.contains("wrong"), "the password leaked: {e}");
+}
+
+#[tokio::test]
+async fn unix_socket_connection() {
+    let pg = Cluster::plain();
+    let root = tempfile::tempdir().unwrap();
+    let dir = pg.socket_dir.to_string_lossy().replace('/', "%2F");
+    let uri = format!("postgres://postgres@{dir}:{}/postgres", pg.port);
+    let t = tenant(root.path(), &[("sock", &uri)]);
+    let r = t
+        .hook(args("sock"))
+        .get_first("select current_user", None)
+        .await
+        .unwrap();
+    assert_eq!(r.rows[0][0], Value::Text("postgres".into()));
+}
+
+#[tokio::test]
+async fn run_statements_parameters_and_transactions() {
+    let pg = Cluster::plain();
+    let db = pg.create_database("hook_run");
+    let root = tempfile::tempdir().unwrap();
+    let uri = pg.uri_db(&db, "");
+    let t = tenant(root.path(), &[("c", &uri)]);
+    let hook = t.hook(args("c"));
+    let split = RunOptions {
+        split_statements: true,
+        ..Default::default()
+    };
+    hook.run(
+        &["create table t (id int primary key, name text); insert into t values (1, 'one')"],
+        None,
+        split,
+    )
+    .await
+    .unwrap();
+    // Parameters are quoted as psycopg2 would: injection stays data.
+    let evil = Value::Text("x'); drop table t; --".into());
+    hook.run(
+        &["insert into t values (%s, %s)"],
+        Some(Parameters::Positional(vec![Value::Int(2), evil.clone()])),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let named = Parameters::Named(vec![("id".into(), Value::Int(2))]);
+    let r = hook
+        .get_first("select name from t where id = %(id)s", Some(named))
+        .await
+        .unwrap();
+    assert_eq!(r.rows, vec![vec![evil]]);
+    // A failing statement rolls the whole run back.
+    let e = hook
+        .run(
+            &[
+                "insert into t values (3, 'three')",
+                "insert into t values (1, 'dup')",
+            ],
+            None,
+            RunOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.sqlstate.as_deref()),
+        (ErrorKind::Database, Some("23505"))
+    );
+    let count = hook
+        .get_first("select count(*) from t", None)
+        .await
+        .unwrap();
+    assert_eq!(count.rows[0][0], Value::Int(2));
+    // With autocommit the first statement stays.
+    let _ = hook
+        .run(
+            &[
+                "insert into t values (3, 'three')",
+                "insert into t values (1, 'dup')",
+            ],
+            None,
+            RunOptions {
+                autocommit: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    let count = hook
+        .get_first("select count(*) from t", None)
+        .await
+        .unwrap();
+    assert_eq!(count.rows[0][0], Value::Int(3));
+    // Results of every statement, fetched.
+    let all = hook
+        .run(
+            &["select 1 as a", "select 2 as b union all select 3"],
+            None,
+            RunOptions {
+                return_last: false,
+                fetch: Fetch::All,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].rows, vec![vec![Value::Int(2)], vec![Value::Int(3)]]);
+    assert_eq!(all[1].columns[0].name, "b");
+    let e = hook
+        .run(&[], None, RunOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Config);
+    let e = hook
+        .get_records("select %s", Some(Parameters::Positional(vec![])))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("placeholders"), "{e}");
+}
+
+#[tokio::test]
+async fn records_decode_types_and_shapes() {
+    let pg = Cluster::plain();
+    let root = tempfile::tempdir().unwrap();
+    let dict = pg.uri("cursor=realdictcursor");
+    let t = tenant(root.path(), &[("tuple", &pg.uri("")), ("dict", &dict)]);
+    let sql = "select true as b, 42::int2 as s, 7::int8 as l, 1.5::float8 as f, 12.340::numeric as n, \
+               'héllo'::text as t, '\\x00ff'::bytea as by, '{\"a\": [1, 2]}'::jsonb as j, \
+               '2024-02-29 13:14:15.5'::timestamp as ts, '2024-02-29'::date as d, \
+               'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid as u, '1 day 02:00:00'::interval as i, \
+               '10.0.0.1/8'::inet as ip, array[1, null, 3] as arr, null::text as nothing";
+    let r = t.hook(args("tuple")).get_records(sql, None).await.unwrap();
+    assert_eq!(r.shape, RowShape::Tuple);
+    let row = &r.rows[0];
+    assert_eq!(
+        row,
+        &vec![
+            Value::Boolean(true),
+            Value::Int(42),
+            Value::Int(7),
+            Value::Float(1.5),
+            Value::Numeric("12.340".into()),
+            Value::Text("héllo".into()),
+            Value::Bytes(vec![0, 255]),
+            Value::Json("{\"a\": [1, 2]}".into()),
+            Value::Text("2024-02-29 13:14:15.5".into()),
+            Value::Text("2024-02-29".into()),
+            Value::Text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()),
+            Value::Text("1 day 02:00:00".into()),
+            Value::Text("10.0.0.1/8".into()),
+            Value::Json("[1,null,3]".into()),
+            Value::Null,
+        ]
+    );
+    assert_eq!(r.columns[4].type_name, "numeric");
+    let r = t
+        .hook(args("dict"))
+        .get_records("select 1 as one", None)
+        .await
+        .unwrap();
+    assert_eq!(r.shape, RowShape::RealDict);
+    // A type pghook cannot decode is refused with a hint, not garbled.
+    let e = t
+        .hook(args("tuple"))
+        .get_records("select point(1, 2) as p", None)
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("p::text"), "{e}");
+    let none = t
+        .hook(args("tuple"))
+        .get_first("select 1 where false", None)
+        .await
+        .unwrap();
+    assert!(none.rows.is_empty());
+}
+
+#[tokio::test]
+async fn bulk_load_and_dump_round_trip() {
+    let pg = Cluster::plain();
+    let db = pg.create_database("hook_bulk");
+    let root = tempfile::tempdir().unwrap();
+    let uri = pg.uri_db(&db, "");
+    let t = tenant(root.path(), &[("c", &uri)]);
+    let hook = t.hook(args("c"));
+    hook.run(
+        &["create schema \"Sales\"; create table \"Sales\".\"Order Lines\" (id int, note text)"],
+        None,
+        RunOptions {
+            split_statements: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let input: String = (0..5000)
+        .map(|i| format!("{i}\tnote {i}\\twith tab\n"))
+        .collect();
+    std::fs::write(root.path().join("in.tsv"), &input).unwrap();
+    let table = "\"Sales\".\"Order Lines\" (id, note)";
+    assert_eq!(hook.bulk_load(table, "in.tsv").await.unwrap(), 5000);
+    assert_eq!(
+        hook.bulk_dump("\"Sales\".\"Order Lines\"", "out/../out.tsv")
+            .await
+            .unwrap_err()
+            .kind,
+        ErrorKind::Denied
+    );
+    assert_eq!(
+        hook.bulk_dump("\"Sales\".\"Order Lines\"", "out.tsv")
+            .await
+            .unwrap(),
+        5000
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("out.tsv")).unwrap(),
+        input
+    );
+    // Unquoted names fold to lower case, as PostgreSQL does.
+    let e = hook.bulk_dump("Sales.Order", "x.tsv").await.unwrap_err();
+    assert_eq!(e.sqlstate.as_deref(), Some("3F000"), "{e}");
+    let e = hook
+        .bulk_load("t; drop table x", "in.tsv")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Config);
+    assert!(e.message.starts_with("invalid table name"), "{e}");
+}
+
+#[tokio::test]
+async fn failures_leave_no_half_files_and_no_rows() {
+    let pg = Cluster::plain();
+    let db = pg.create_database("hook_atomic");
+    let root = tempfile::tempdir().unwrap();
+    let uri = pg.uri_db(&db, "");
+    let t = tenant(root.path(), &[("c", &uri)]);
+    let hook = t.hook(args("c"));
+    hook.run(
+        &["create table n (id int not null)"],
+        None,
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    // Row 3000 is bad: the whole load is refused.
+    let input: String = (0..5000)
+        .map(|i| {
+            if i == 3000 {
+                "oops\n".to_string()
+            } else {
+                format!("{i}\n")
+            }
+        })
+        .collect();
+    std::fs::write(root.path().join("bad.tsv"), input).unwrap();
+    let e = hook.bulk_load("n", "bad.tsv").await.unwrap_err();
+    assert_eq!(e.sqlstate.as_deref(), Some("22P02"), "{e}");
+    assert_eq!(
+        hook.get_first("select count(*) from n", None)
+            .await
+            .unwrap()
+            .rows[0][0],
+        Value::Int(0)
+    );
+    // A dump that fails midway (division by zero at row 4000) leaves no file,
+    // and an existing file keeps its old content.
+    std::fs::write(root.path().join("keep.tsv"), "old\n").unwrap();
+    let sql = "COPY (select 1 / (4000 - g) from generate_series(1, 5000) g) TO STDOUT";
+    let e = hook.copy_expert(sql, "keep.tsv").await.unwrap_err();
+    assert_eq!(e.sqlstate.as_deref(), Some("22012"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("keep.tsv")).unwrap(),
+        "old\n"
+    );
+    let e = hook.copy_expert(sql, "new.tsv").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Database);
+    let names: Vec<_> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "left behind: {names:?}");
+}
+
+#[tokio::test]
+async fn copy_expert_directions_and_airflow_quirk() {
+    let pg = Cluster::plain();
+    let db = pg.create_database("hook_copy");
+    let root = tempfile::tempdir().unwrap();
+    let uri = pg.uri_db(&db, "");
+    let t = tenant(root.path(), &[("c", &uri)]);
+    let hook = t.hook(args("c"));
+    hook.run(
+        &["create table c (a int, b text)"],
+        None,
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    std::fs::write(root.path().join("in.csv"), "1,\"x, y\"\n2,z\n").unwrap();
+    let loaded = hook
+        .copy_expert("COPY c FROM STDIN WITH (FORMAT csv)", "in.csv")
+        .await
+        .unwrap();
+    assert!(loaded.loaded);
+    assert_eq!(loaded.rows, 2);
+    let dumped = hook
+        .copy_expert(
+            "COPY (select * from c order by a) TO STDOUT WITH CSV HEADER",
+            "out.csv",
+        )
+        .await
+        .unwrap();
+    assert!(!dumped.loaded);
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("out.csv")).unwrap(),
+        "a,b\n1,\"x, y\"\n2,z\n"
+    );
+    // COPY FROM a missing file: Airflow creates it empty and loads nothing.
+    let missing = hook
+        .copy_expert("COPY c FROM STDIN", "missing.tsv")
+        .await
+        .unwrap();
+    assert_eq!(missing.rows, 0);
+    assert_eq!(
+        std::fs::metadata(root.path().join("missing.tsv"))
+            .unwrap()
+            .len(),
+        0
+    );
+    // Server-side files and programs are refused before reaching the server.
+    for sql in [
+        "COPY c FROM '/etc/passwd'",
+        "COPY c TO PROGRAM 'true'",
+        "SELECT 1",
+    ] {
+        let e = hook.copy_expert(sql, "x").await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Config, "{sql}");
+    }
+    let e = hook
+        .copy_expert("COPY c FROM STDIN", "/etc/passwd")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Denied);
+}
+
+#[tokio::test]
+async fn get_uri_get_conn_and_database_override() {
+    let pg = Cluster::plain();
+    let db = pg.create_database("hook_other");
+    let root = tempfile::tempdir().unwrap();
+    let uri = pg.uri("sqlalchemy_query=x");
+    let json = format!(
+        r#"{{"conn_type": "postgres", "host": "127.0.0.1", "port": {}, "login": "postgres", "password": "s3cret pw/:@", "schema": "postgres", "extra": {{"sqlalchemy_query": {{"sslmode": "disable"}}}}}}"#,
+        pg.port
+    );
+    let t = tenant(root.path(), &[("c", &uri), ("j", &json)]);
+    let e = t.hook(args("c")).get_uri().await.unwrap_err();
+    assert!(e.message.contains("sqlalchemy_query"), "{e}");
+    assert_eq!(
+        t.hook(args("j")).get_uri().await.unwrap(),
+        format!(
+            "postgresql://postgres:s3cret pw%2F%3A%40@127.0.0.1:{}/postgres?sslmode=disable",
+            pg.port
+        )
+    );
+    let mut other = args("j");
+    other.database = Some(db.clone());
+    let client = t.hook(other).get_conn().await.unwrap();
+    let row = client
+        .query_one("select current_database()", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), db);
+}
+
+#[tokio::test]
+async fn options_and_notices() {
+    let pg = Cluster::plain();
+    let root = tempfile::tempdir().unwrap();
+    let t = tenant(
+        root.path(),
+        &[("c", &pg.uri("application_name=pghook-test"))],
+    );
+    let mut a = args("c");
+    a.options = Some("-c search_path=pg_catalog".into());
+    a.enable_log_db_messages = true;
+    let r = t
+        .hook(a)
+        .get_first(
+            "select current_setting('search_path'), current_setting('application_name')",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.rows[0],
+        vec![
+            Value::Text("pg_catalog".into()),
+            Value::Text("pghook-test".into())
+        ]
+    );
+}
