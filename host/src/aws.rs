@@ -4,6 +4,7 @@
 
 use aws_credential_types::Credentials as AwsCredentials;
 use aws_sdk_rds::config::{BehaviorVersion, Region};
+use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_types::SdkConfig;
 use aws_types::sdk_config::SharedCredentialsProvider;
@@ -128,6 +129,7 @@ impl Host for State {
             .behavior_version(BehaviorVersion::latest())
             .credentials_provider(SharedCredentialsProvider::new(resolved.credentials))
             .region(resolved.region)
+            .time_source(SharedTimeSource::new(SystemTimeSource::new()))
             .build();
         let config = aws_sdk_rds::auth_token::Config::builder()
             .hostname(host)

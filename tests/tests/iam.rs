@@ -1,0 +1,186 @@
+//! IAM logins: RDS tokens signed offline, Redshift against moto's server,
+//! Redshift Serverless against a local stand-in of its API.
+
+use pghook::{ErrorKind, HookArgs, Value};
+use pghook_tests::{Cluster, Moto, ServerlessStandIn, tenant};
+
+fn aws_conn(endpoint: &str) -> String {
+    format!(
+        "aws://AKIDEXAMPLE:wJalrXUtnFEMI%2FK7MDENG@/?region_name=us-east-1&endpoint_url={}",
+        endpoint.replace(':', "%3A").replace('/', "%2F")
+    )
+}
+
+#[tokio::test]
+async fn rds_token_is_signed_offline() {
+    let root = tempfile::tempdir().unwrap();
+    let rds =
+        "postgres://alice@db.abc.us-east-1.rds.amazonaws.com/app?iam=true&aws_conn_id=aws_test";
+    let t = tenant(
+        root.path(),
+        &[
+            ("rds", rds),
+            (
+                "aws_test",
+                "aws://AKIDEXAMPLE:secret@/?region_name=us-east-1",
+            ),
+        ],
+    );
+    let token = t
+        .hook(HookArgs::conn_id("rds"))
+        .get_iam_token()
+        .await
+        .unwrap();
+    assert_eq!((token.user.as_str(), token.port), ("alice", 5432));
+    let p = &token.password;
+    assert!(
+        p.starts_with("db.abc.us-east-1.rds.amazonaws.com:5432/?"),
+        "{p}"
+    );
+    for part in [
+        "Action=connect",
+        "DBUser=alice",
+        "X-Amz-Credential=AKIDEXAMPLE%2F",
+        "%2Fus-east-1%2Frds-db%2Faws4_request",
+        "X-Amz-Expires=900",
+        "X-Amz-Signature=",
+    ] {
+        assert!(p.contains(part), "{part} missing from {p}");
+    }
+    // explain swaps the login in, as get_conn does, and hides the token.
+    let explained = t.hook(HookArgs::conn_id("rds")).explain().await.unwrap();
+    assert_eq!(
+        explained,
+        serde_json::json!({"host": "db.abc.us-east-1.rds.amazonaws.com", "user": "alice", "password": "***", "dbname": "app", "port": 5432})
+    );
+    // aws_default is the default AWS connection; without it and without the
+    // host's environment there are no credentials.
+    let t = tenant(
+        root.path(),
+        &[("rds", "postgres://alice@db.example/app?iam=true")],
+    );
+    let e = t
+        .hook(HookArgs::conn_id("rds"))
+        .get_iam_token()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Aws);
+    assert!(e.message.contains("no AWS credentials"), "{e}");
+    let t = tenant(
+        root.path(),
+        &[
+            ("rds", "postgres://alice@db.example/app?iam=true"),
+            ("aws_default", "aws://AKID:secret@"),
+        ],
+    );
+    let e = t
+        .hook(HookArgs::conn_id("rds"))
+        .get_iam_token()
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("region"), "{e}");
+}
+
+#[tokio::test]
+async fn redshift_cluster_credentials_from_moto() {
+    let moto = Moto::get();
+    let sdk_conf = aws_sdk_redshift::Config::builder()
+        .behavior_version(aws_sdk_redshift::config::BehaviorVersion::latest())
+        .region(aws_sdk_redshift::config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "AKIDEXAMPLE",
+            "x",
+            None,
+            None,
+            "test",
+        ))
+        .endpoint_url(moto.endpoint())
+        .build();
+    aws_sdk_redshift::Client::from_conf(sdk_conf)
+        .create_cluster()
+        .cluster_identifier("my-cluster")
+        .node_type("dc2.large")
+        .master_username("admin")
+        .master_user_password("Password1")
+        .send()
+        .await
+        .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let redshift = "postgres://alice@my-cluster.abc123.us-east-1.redshift.amazonaws.com/dev?iam=true&redshift=true&aws_conn_id=moto";
+    let other = "postgres://alice@other.abc123.us-east-1.redshift.amazonaws.com:5440/dev?iam=true&redshift=true&aws_conn_id=moto";
+    let t = tenant(
+        root.path(),
+        &[
+            ("rs", redshift),
+            ("other", other),
+            ("moto", &aws_conn(&moto.endpoint())),
+        ],
+    );
+    let token = t
+        .hook(HookArgs::conn_id("rs"))
+        .get_iam_token()
+        .await
+        .unwrap();
+    assert_eq!((token.user.as_str(), token.port), ("IAM:alice", 5439));
+    assert!(!token.password.is_empty());
+    let explained = t.hook(HookArgs::conn_id("rs")).explain().await.unwrap();
+    assert_eq!(explained["user"], "IAM:alice");
+    assert_eq!(explained["port"], 5439);
+    assert_eq!(explained["password"], "***");
+    // An unknown cluster is moto's error, naming the cluster.
+    let e = t
+        .hook(HookArgs::conn_id("other"))
+        .get_iam_token()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Aws);
+    assert!(e.message.contains("other"), "{e}");
+}
+
+#[tokio::test]
+async fn redshift_serverless_login_reaches_the_database() {
+    let pg = Cluster::plain();
+    // The stand-in hands out a real role of the test cluster.
+    let api = ServerlessStandIn::start("alice", "alice pw");
+    let root = tempfile::tempdir().unwrap();
+    let conn = format!(
+        "postgres://someone@127.0.0.1:{}/postgres?iam=true&redshift-serverless=true&workgroup-name=wg1&aws_conn_id=sls",
+        pg.port
+    );
+    let t = tenant(
+        root.path(),
+        &[("sls", &aws_conn(&api.endpoint())), ("c", &conn)],
+    );
+    let r = t
+        .hook(HookArgs::conn_id("c"))
+        .get_first("select current_user", None)
+        .await
+        .unwrap();
+    assert_eq!(r.rows[0][0], Value::Text("alice".into()));
+    let requests = api.requests.lock().unwrap().clone();
+    assert_eq!(requests[0].target, "RedshiftServerless.GetCredentials");
+    assert_eq!(
+        requests[0].body,
+        serde_json::json!({"workgroupName": "wg1", "dbName": "postgres"})
+    );
+}
+
+#[tokio::test]
+async fn aws_endpoints_obey_the_host_policy() {
+    let root = tempfile::tempdir().unwrap();
+    let conn = "postgres://u@wg.x.us-east-1.redshift-serverless.amazonaws.com/dev?iam=true&redshift-serverless=true";
+    let t = tenant(
+        root.path(),
+        &[
+            ("c", conn),
+            ("aws_default", &aws_conn("http://metadata.example:80")),
+        ],
+    );
+    let e = t
+        .hook(HookArgs::conn_id("c"))
+        .get_iam_token()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Denied);
+    assert!(e.message.contains("metadata.example"), "{e}");
+}

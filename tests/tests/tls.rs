@@ -1,0 +1,199 @@
+//! libpq's sslmodes, with rustls, against a cluster that requires TLS and
+//! has its own test CA. The server's certificate names only `localhost`.
+
+use pghook::{ErrorKind, HookArgs, Value};
+use pghook_tests::{Cluster, PASSWORD, tenant};
+
+/// A JSON connection for `user` on `host`, with `extra` as the extras.
+fn conn(host: &str, user: &str, extra: serde_json::Value) -> String {
+    serde_json::json!({
+        "conn_type": "postgres",
+        "host": host,
+        "port": Cluster::tls().port,
+        "login": user,
+        "password": if user == "postgres" { Some(PASSWORD) } else { None },
+        "schema": "postgres",
+        "extra": extra,
+    })
+    .to_string()
+}
+
+async fn ssl_in_use(
+    host: &str,
+    user: &str,
+    extra: serde_json::Value,
+) -> Result<bool, pghook::Error> {
+    let pg = Cluster::tls();
+    let files = pg.tls.as_ref().unwrap();
+    let stored = conn(host, user, extra);
+    let t = tenant(&files.dir, &[("c", &stored)]);
+    let r = t
+        .hook(HookArgs::conn_id("c"))
+        .get_first(
+            "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
+            None,
+        )
+        .await?;
+    Ok(r.rows[0][0] == Value::Boolean(true))
+}
+
+#[tokio::test]
+async fn modes_that_encrypt_without_checking() {
+    let pg = Cluster::tls();
+    let ca = pg
+        .tls
+        .as_ref()
+        .unwrap()
+        .other_ca
+        .to_string_lossy()
+        .into_owned();
+    for mode in ["prefer", "require", "allow"] {
+        assert!(
+            ssl_in_use(
+                "127.0.0.1",
+                "postgres",
+                serde_json::json!({"sslmode": mode})
+            )
+            .await
+            .unwrap(),
+            "{mode}"
+        );
+    }
+    // The default is prefer.
+    assert!(
+        ssl_in_use("127.0.0.1", "postgres", serde_json::json!({}))
+            .await
+            .unwrap()
+    );
+    // disable cannot get past a server that insists on TLS.
+    let e = ssl_in_use(
+        "127.0.0.1",
+        "postgres",
+        serde_json::json!({"sslmode": "disable"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Connect);
+    assert!(e.message.contains("no encryption"), "{e}");
+    // require with a root certificate checks the chain, as libpq does.
+    let e = ssl_in_use(
+        "127.0.0.1",
+        "postgres",
+        serde_json::json!({"sslmode": "require", "sslrootcert": ca}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Tls, "{e}");
+}
+
+#[tokio::test]
+async fn verify_ca_and_verify_full() {
+    let pg = Cluster::tls();
+    let files = pg.tls.as_ref().unwrap();
+    let ca = files.ca.to_string_lossy().into_owned();
+    let other = files.other_ca.to_string_lossy().into_owned();
+    let verify = |mode: &str, root: &str| serde_json::json!({"sslmode": mode, "sslrootcert": root});
+    // verify-ca accepts a name mismatch, verify-full does not.
+    assert!(
+        ssl_in_use("127.0.0.1", "postgres", verify("verify-ca", &ca))
+            .await
+            .unwrap()
+    );
+    let e = ssl_in_use("127.0.0.1", "postgres", verify("verify-full", &ca))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Tls, "{e}");
+    assert!(
+        e.message.contains("not valid for name") || e.message.contains("NotValidForName"),
+        "{e}"
+    );
+    assert!(
+        ssl_in_use("localhost", "postgres", verify("verify-full", &ca))
+            .await
+            .unwrap()
+    );
+    // The wrong CA fails both.
+    for mode in ["verify-ca", "verify-full"] {
+        let e = ssl_in_use("localhost", "postgres", verify(mode, &other))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Tls, "{mode}: {e}");
+        assert!(
+            e.message.contains("UnknownIssuer") || e.message.contains("unknown issuer"),
+            "{e}"
+        );
+    }
+    // Relative paths resolve under the tenant's file root.
+    assert!(
+        ssl_in_use("localhost", "postgres", verify("verify-full", "ca.crt"))
+            .await
+            .unwrap()
+    );
+    // A missing root certificate is a clear error before connecting.
+    let e = ssl_in_use(
+        "localhost",
+        "postgres",
+        serde_json::json!({"sslmode": "verify-full"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Config);
+    let e = ssl_in_use(
+        "localhost",
+        "postgres",
+        verify("verify-full", "missing.crt"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Io, "{e}");
+    // Certificates outside the root are refused.
+    let e = ssl_in_use(
+        "localhost",
+        "postgres",
+        verify("verify-full", "/etc/ssl/certs/ca-certificates.crt"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Denied, "{e}");
+}
+
+#[tokio::test]
+async fn client_certificate_login() {
+    let pg = Cluster::tls();
+    let files = pg.tls.as_ref().unwrap();
+    let extra = serde_json::json!({
+        "sslmode": "verify-full",
+        "sslrootcert": files.ca,
+        "sslcert": files.client_cert,
+        "sslkey": files.client_key,
+    });
+    assert!(
+        ssl_in_use("localhost", "certuser", extra.clone())
+            .await
+            .unwrap()
+    );
+    // Without the certificate the cert login is refused.
+    let mut without = extra;
+    without.as_object_mut().unwrap().remove("sslcert");
+    without.as_object_mut().unwrap().remove("sslkey");
+    let e = ssl_in_use("localhost", "certuser", without)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Connect, "{e}");
+    assert_eq!(e.sqlstate.as_deref(), Some("28000"), "{e}");
+    // Half a pair is a configuration error.
+    let e = ssl_in_use(
+        "localhost",
+        "certuser",
+        serde_json::json!({"sslcert": files.client_cert}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Config);
+}
+
+#[tokio::test]
+async fn channel_binding_over_tls() {
+    let require = serde_json::json!({"sslmode": "require", "channel_binding": "require"});
+    assert!(ssl_in_use("127.0.0.1", "postgres", require).await.unwrap());
+}
