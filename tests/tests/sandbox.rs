@@ -1,0 +1,182 @@
+//! The sandbox: what the guest imports, and what a tenant's policy lets it
+//! touch; a trap or a timeout fails one call and nothing else.
+
+use std::time::Duration;
+
+use pghook::{ErrorKind, HookArgs, MapConnections, Policy, Value};
+use pghook_tests::{Cluster, runtime, tenant};
+
+#[test]
+fn guest_imports_no_sockets_and_no_filesystem() {
+    let imports = runtime().guest_imports();
+    println!("guest imports: {imports:?}");
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("pghook:hook/postgres")),
+        "{imports:?}"
+    );
+    for forbidden in ["wasi:sockets", "wasi:filesystem", "wasi:http"] {
+        assert!(
+            !imports.iter().any(|i| i.starts_with(forbidden)),
+            "the guest imports {forbidden}: {imports:?}"
+        );
+    }
+}
+
+fn policy(root: &std::path::Path, conn: &str) -> Policy {
+    Policy::new(root)
+        .allow_host("127.0.0.1")
+        .with_connections(MapConnections::new().with("c", conn).with("secret", conn))
+}
+
+#[tokio::test]
+async fn connections_hosts_and_files_are_confined() {
+    let pg = Cluster::plain();
+    let root = tempfile::tempdir().unwrap();
+    let only_c = runtime().tenant(policy(root.path(), &pg.uri("")).allow_conn_ids(["c"]));
+    assert!(
+        only_c
+            .hook(HookArgs::conn_id("c"))
+            .test_connection()
+            .await
+            .is_ok()
+    );
+    let e = only_c
+        .hook(HookArgs::conn_id("secret"))
+        .test_connection()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Denied);
+    let elsewhere = pg.uri("").replace("127.0.0.1", "localhost");
+    let e = runtime()
+        .tenant(policy(root.path(), &elsewhere))
+        .hook(HookArgs::conn_id("c"))
+        .test_connection()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Denied);
+    assert!(e.message.contains("host localhost is not allowed"), "{e}");
+    // One tenant cannot reach into another's root.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("theirs.tsv"), "1\n").unwrap();
+    let theirs = other.path().join("theirs.tsv");
+    let t = runtime().tenant(policy(root.path(), &pg.uri("")));
+    let e = t
+        .hook(HookArgs::conn_id("c"))
+        .copy_expert("COPY (select 1) TO STDOUT", theirs.to_str().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Denied);
+    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "1\n");
+}
+
+#[tokio::test]
+async fn a_guest_out_of_memory_fails_only_that_call() {
+    let pg = Cluster::plain();
+    let root = tempfile::tempdir().unwrap();
+    let small = runtime().tenant(policy(root.path(), &pg.uri("")).with_memory_limit(16 << 20));
+    let big = "select repeat('x', 1000) from generate_series(1, 40000)";
+    let e = small
+        .hook(HookArgs::conn_id("c"))
+        .get_records(big, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Trap, "{e}");
+    assert!(e.message.contains("out of memory"), "{e}");
+    // The same tenant and its neighbours go on.
+    let one = small
+        .hook(HookArgs::conn_id("c"))
+        .get_first("select 1", None)
+        .await
+        .unwrap();
+    assert_eq!(one.rows[0][0], Value::Int(1));
+    let roomy = tenant(root.path(), &[("c", &pg.uri(""))]);
+    assert_eq!(
+        roomy
+            .hook(HookArgs::conn_id("c"))
+            .get_records(big, None)
+            .await
+            .unwrap()
+            .rows
+            .len(),
+        40000
+    );
+}
+
+#[tokio::test]
+async fn result_and_time_limits() {
+    let pg = Cluster::plain();
+    let root = tempfile::tempdir().unwrap();
+    let capped = runtime().tenant(policy(root.path(), &pg.uri("")).with_max_result_bytes(100_000));
+    let e = capped
+        .hook(HookArgs::conn_id("c"))
+        .get_records(
+            "select repeat('x', 1000) from generate_series(1, 1000)",
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+    let hasty = runtime()
+        .tenant(policy(root.path(), &pg.uri("")).with_call_timeout(Duration::from_millis(500)));
+    let started = std::time::Instant::now();
+    let e = hasty
+        .hook(HookArgs::conn_id("c"))
+        .run(&["select pg_sleep(5)"], None, Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(
+        hasty
+            .hook(HookArgs::conn_id("c"))
+            .test_connection()
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_run_side_by_side() {
+    let pg = Cluster::plain();
+    let db = pg.create_database("sandbox_tenants");
+    let setup_root = tempfile::tempdir().unwrap();
+    let setup = tenant(setup_root.path(), &[("c", &pg.uri_db(&db, ""))]);
+    setup
+        .hook(HookArgs::conn_id("c"))
+        .run(
+            &["create table n as select g from generate_series(1, 2000) g"],
+            None,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let roots: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut tasks = Vec::new();
+    for (i, root) in roots.iter().enumerate() {
+        let t = tenant(root.path(), &[("c", &pg.uri_db(&db, ""))]);
+        tasks.push(tokio::spawn(async move {
+            let hook = t.hook(HookArgs::conn_id("c"));
+            for round in 0..3 {
+                assert_eq!(
+                    hook.bulk_dump("n", &format!("dump-{i}-{round}.tsv"))
+                        .await
+                        .unwrap(),
+                    2000
+                );
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for (i, root) in roots.iter().enumerate() {
+        let names: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(names.iter().all(|n| n.starts_with(&format!("dump-{i}-"))));
+    }
+}
