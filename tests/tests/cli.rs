@@ -1,0 +1,174 @@
+//! The `pghook` command line, end to end.
+
+use std::process::{Command, Output};
+
+use pghook_tests::{Cluster, pghook_binary};
+
+fn pghook(root: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(pghook_binary());
+    cmd.current_dir(root)
+        .args(args)
+        .env_remove("PGHOOK_CONN_ID")
+        .env_remove("PGHOOK_CONNECTIONS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("running pghook")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "pghook failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn connections_from_environment_and_file() {
+    let root = tempfile::tempdir().unwrap();
+    // AIRFLOW_CONN_<CONN_ID>, upper-cased.
+    let env = [(
+        "AIRFLOW_CONN_MY_DB",
+        "postgres://u:p@db.example:5433/app?sslmode=require",
+    )];
+    let out = pghook(root.path(), &env, &["explain", "--conn-id", "my_db"]);
+    assert_eq!(
+        stdout(&out),
+        r#"{"host":"db.example","user":"u","password":"***","dbname":"app","port":5433,"sslmode":"require"}"#
+    );
+    std::fs::write(
+        root.path().join("conns.json"),
+        r#"{"from_file": {"conn_type": "postgres", "host": "h", "login": "u", "password": "pw", "schema": "d"}}"#,
+    )
+    .unwrap();
+    let out = pghook(
+        root.path(),
+        &[],
+        &[
+            "--connections",
+            "conns.json",
+            "--conn-id",
+            "from_file",
+            "uri",
+        ],
+    );
+    assert_eq!(stdout(&out), "postgresql://u:***@h/d");
+    let out = pghook(
+        root.path(),
+        &[],
+        &[
+            "--connections",
+            "conns.json",
+            "--conn-id",
+            "from_file",
+            "uri",
+            "--show-password",
+        ],
+    );
+    assert_eq!(stdout(&out), "postgresql://u:pw@h/d");
+    // Failures: non-zero exit, one line naming the problem, no secret.
+    let out = pghook(root.path(), &[], &["explain", "--conn-id", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "pghook: error: The conn_id `nope` isn't defined\n"
+    );
+    let env = [("AIRFLOW_CONN_BAD", "postgres://u:hunter2@h:notaport/db")];
+    let out = pghook(root.path(), &env, &["test-connection", "--conn-id", "bad"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("connection `bad`: port") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn data_commands_against_a_real_server() {
+    let pg = Cluster::plain();
+    let db = pg.create_database("cli_data");
+    let root = tempfile::tempdir().unwrap();
+    let uri = pg.uri_db(&db, "");
+    let env = [("AIRFLOW_CONN_POSTGRES_DEFAULT", uri.as_str())];
+    let run = |args: &[&str]| pghook(root.path(), &env, args);
+    assert_eq!(
+        stdout(&run(&["test-connection"])),
+        "Connection successfully tested"
+    );
+    stdout(&run(&[
+        "run",
+        "--sql",
+        "create table t (id int, name text)",
+    ]));
+    std::fs::write(root.path().join("in.tsv"), "1\tone\n2\ttwo\n").unwrap();
+    let out = run(&["bulk-load", "--table", "t", "--file", "in.tsv"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("loaded 2 rows"),
+        "{out:?}"
+    );
+    let out = run(&[
+        "records",
+        "--sql",
+        "select * from t where id > %s order by id",
+        "--params",
+        "[0]",
+    ]);
+    assert_eq!(stdout(&out), r#"[[1,"one"],[2,"two"]]"#);
+    let out = run(&[
+        "records",
+        "--sql",
+        "select id, name from t order by id",
+        "--format",
+        "table",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "id | name\n---+-----\n1  | one \n2  | two \n(2 rows)"
+    );
+    let out = run(&["records", "--first", "--sql", "select count(*) as n from t"]);
+    assert_eq!(stdout(&out), "[[2]]");
+    stdout(&run(&[
+        "bulk-dump",
+        "--table",
+        "public.t",
+        "--file",
+        "out.tsv",
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("out.tsv")).unwrap(),
+        "1\tone\n2\ttwo\n"
+    );
+    stdout(&run(&[
+        "copy-expert",
+        "--sql",
+        "COPY t TO STDOUT WITH CSV",
+        "--file",
+        "out.csv",
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("out.csv")).unwrap(),
+        "1,one\n2,two\n"
+    );
+    let out = run(&[
+        "run",
+        "--sql",
+        "select 1 as a; select 2 as b",
+        "--split-statements",
+        "--fetch",
+        "all",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        r#"{"columns":["b"],"rows":[[2]],"row_count":1}"#
+    );
+    // A file outside --root is refused.
+    let out = run(&["bulk-dump", "--table", "t", "--file", "/tmp/elsewhere.tsv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside the file root"));
+    let out = run(&["records", "--sql", "select * from missing_table"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("42P01"));
+}
