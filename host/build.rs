@@ -11,10 +11,7 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let target_dir = workspace.join("target").join("guest");
     for watched in ["guest/src", "guest/Cargo.toml", "wit"] {
-        println!(
-            "cargo:rerun-if-changed={}",
-            workspace.join(watched).display()
-        );
+        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=PGHOOK_GUEST_WASM");
     let wasm = match std::env::var("PGHOOK_GUEST_WASM") {

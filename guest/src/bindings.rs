@@ -7,7 +7,6 @@
 wit_bindgen::generate!({
     path: "../wit",
     world: "pghook",
-    pub_export_macro: true,
     default_bindings_module: "crate::bindings",
 });
 

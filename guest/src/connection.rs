@@ -53,21 +53,16 @@ impl Connection {
 
     /// Airflow's `Connection(uri=...)`.
     pub fn from_uri(conn_id: &str, uri: &str) -> Result<Connection> {
-        let fail =
-            |field: &str, why: String| config(format!("connection `{conn_id}`: {field}: {why}"));
+        let fail = |field: &str, why: String| config(format!("connection `{conn_id}`: {field}: {why}"));
         let schemes = uri.matches("://").count();
         if schemes == 0 {
             return Err(fail(
                 "uri",
-                "not a URI: expected postgres://[login[:password]@]host[:port][/schema][?extras]"
-                    .into(),
+                "not a URI: expected postgres://[login[:password]@]host[:port][/schema][?extras]".into(),
             ));
         }
         if schemes > 2 {
-            return Err(fail(
-                "uri",
-                "invalid connection string: more than two `://`".into(),
-            ));
+            return Err(fail("uri", "invalid connection string: more than two `://`".into()));
         }
         let (raw_scheme, after_scheme) = uri.split_once("://").unwrap_or_default();
         let conn_type = match raw_scheme.to_ascii_lowercase().as_str() {
@@ -132,10 +127,8 @@ impl Connection {
 
     /// Airflow's `Connection.from_json`.
     pub fn from_json(conn_id: &str, json: &str) -> Result<Connection> {
-        let fail =
-            |field: &str, why: String| config(format!("connection `{conn_id}`: {field}: {why}"));
-        let value: Value =
-            serde_json::from_str(json).map_err(|e| fail("json", format!("invalid JSON: {e}")))?;
+        let fail = |field: &str, why: String| config(format!("connection `{conn_id}`: {field}: {why}"));
+        let value: Value = serde_json::from_str(json).map_err(|e| fail("json", format!("invalid JSON: {e}")))?;
         let Value::Object(fields) = value else {
             return Err(fail("json", "expected a JSON object".into()));
         };
@@ -171,10 +164,21 @@ impl Connection {
                         Value::String(s) if s.is_empty() => Map::new(),
                         Value::String(s) => parse_extra(conn_id, &s)?,
                         Value::Object(map) => map,
-                        other => return Err(fail("extra", format!("expected an object or a JSON string, got {other}"))),
+                        other => {
+                            return Err(fail(
+                                "extra",
+                                format!("expected an object or a JSON string, got {other}"),
+                            ));
+                        }
                     }
                 }
-                other => return Err(fail(other, "unknown field (expected conn_type, host, schema, login, password, port, extra, description)".into())),
+                other => {
+                    return Err(fail(
+                        other,
+                        "unknown field (expected conn_type, host, schema, login, password, port, extra, description)"
+                            .into(),
+                    ));
+                }
             }
         }
         Ok(conn)
@@ -234,9 +238,7 @@ fn parse_extra(conn_id: &str, raw: &str) -> Result<Map<String, Value>> {
         Ok(other) => Err(config(format!(
             "connection `{conn_id}`: extra: expected a JSON object, got {other}"
         ))),
-        Err(e) => Err(config(format!(
-            "connection `{conn_id}`: extra: invalid JSON: {e}"
-        ))),
+        Err(e) => Err(config(format!("connection `{conn_id}`: extra: invalid JSON: {e}"))),
     }
 }
 

@@ -44,11 +44,7 @@ pub fn direction(sql: &str) -> Result<Direction> {
             Some("(") => depth += 1,
             Some(")") => depth -= 1,
             _ if depth == 0 && (is_word(i, "from") || is_word(i, "to")) => {
-                return match (
-                    is_word(i, "from"),
-                    is_word(i + 1, "stdin"),
-                    is_word(i + 1, "stdout"),
-                ) {
+                return match (is_word(i, "from"), is_word(i + 1, "stdin"), is_word(i + 1, "stdout")) {
                     (true, true, _) => Ok(Direction::Load),
                     (false, _, true) => Ok(Direction::Dump),
                     _ => Err(config(format!(
@@ -89,11 +85,7 @@ impl TableRef {
             let token = tokens.get(*pos).ok_or_else(|| bad("a name is missing"))?;
             let text = &input[token.start..token.end];
             let name = match token.kind {
-                TokenKind::Word
-                    if text
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') =>
-                {
+                TokenKind::Word if text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') => {
                     text.to_ascii_lowercase()
                 }
                 TokenKind::QuotedIdent if !token.unterminated && text.len() > 2 => {
@@ -167,18 +159,12 @@ mod tests {
 
     #[test]
     fn directions() {
-        assert_eq!(
-            direction("COPY t FROM STDIN WITH CSV").unwrap(),
-            Direction::Load
-        );
+        assert_eq!(direction("COPY t FROM STDIN WITH CSV").unwrap(), Direction::Load);
         assert_eq!(
             direction("copy (select 'from x' from t) to stdout").unwrap(),
             Direction::Dump
         );
-        assert_eq!(
-            direction("/* c */ COPY t (a, b) FROM stdin;").unwrap(),
-            Direction::Load
-        );
+        assert_eq!(direction("/* c */ COPY t (a, b) FROM stdin;").unwrap(), Direction::Load);
         let e = direction("COPY t FROM '/etc/passwd'").unwrap_err();
         assert!(e.message.contains("server-side files"), "{}", e.message);
         assert!(direction("COPY t TO PROGRAM 'rm -rf /'").is_err());
@@ -208,11 +194,7 @@ mod tests {
             "\"\"",
         ] {
             let e = TableRef::parse(bad).unwrap_err();
-            assert!(
-                e.message.starts_with("invalid table name"),
-                "{bad}: {}",
-                e.message
-            );
+            assert!(e.message.starts_with("invalid table name"), "{bad}: {}", e.message);
         }
     }
 }

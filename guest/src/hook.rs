@@ -4,9 +4,7 @@
 
 use crate::bindings::aws;
 use crate::bindings::files;
-use crate::bindings::hook::{
-    CopyOutcome, Fetch, Guest, HookArgs, IamToken, Parameters, Records, RowShape, RunOptions,
-};
+use crate::bindings::hook::{CopyOutcome, Fetch, Guest, HookArgs, IamToken, Parameters, Records, RowShape, RunOptions};
 use crate::bindings::log::{Level, log};
 use crate::bindings::postgres::{self, ConnectConfig, Session};
 use crate::bindings::secrets;
@@ -44,10 +42,8 @@ impl Hook {
             .conn_id
             .filter(|c| !c.is_empty())
             .unwrap_or_else(|| DEFAULT_CONN_ID.into());
-        let conn = lookup(&conn_id)?
-            .ok_or_else(|| not_found(format!("The conn_id `{conn_id}` isn't defined")))?;
-        let log_db_messages =
-            args.enable_log_db_messages || conn.extra_flag("enable_log_db_messages");
+        let conn = lookup(&conn_id)?.ok_or_else(|| not_found(format!("The conn_id `{conn_id}` isn't defined")))?;
+        let log_db_messages = args.enable_log_db_messages || conn.extra_flag("enable_log_db_messages");
         Ok(Hook {
             conn,
             overrides: HookOverrides {
@@ -66,9 +62,7 @@ impl Hook {
         if aws_conn.is_none() {
             log(
                 Level::Info,
-                &format!(
-                    "AWS connection `{aws_conn_id}` is not defined: using the host's AWS environment"
-                ),
+                &format!("AWS connection `{aws_conn_id}` is not defined: using the host's AWS environment"),
             );
         }
         let client = iam::client_config(aws_conn.as_ref())?;
@@ -102,11 +96,7 @@ impl Hook {
                 db_name,
                 port,
             } => {
-                let creds = aws::redshift_serverless_credentials(
-                    &client,
-                    &workgroup_name,
-                    db_name.as_deref(),
-                )?;
+                let creds = aws::redshift_serverless_credentials(&client, &workgroup_name, db_name.as_deref())?;
                 IamToken {
                     user: creds.user,
                     password: creds.password,
@@ -198,12 +188,7 @@ impl Hook {
         Ok((results, shape))
     }
 
-    fn records(
-        &self,
-        sql: String,
-        parameters: Option<Parameters>,
-        fetch: Fetch,
-    ) -> Result<Records> {
+    fn records(&self, sql: String, parameters: Option<Parameters>, fetch: Fetch) -> Result<Records> {
         let options = RunOptions {
             autocommit: false,
             split_statements: false,
@@ -211,9 +196,7 @@ impl Hook {
             fetch,
         };
         let (mut results, shape) = self.run(vec![sql], parameters.as_ref(), options)?;
-        let last = results
-            .pop()
-            .ok_or_else(|| config("no statement was run"))?;
+        let last = results.pop().ok_or_else(|| config("no statement was run"))?;
         Ok(Records {
             shape,
             columns: last.columns,
@@ -272,44 +255,24 @@ impl Guest for Component {
         Ok(Hook::new(args)?.run(sql, parameters.as_ref(), options)?.0)
     }
 
-    fn get_records(
-        args: HookArgs,
-        sql: String,
-        parameters: Option<Parameters>,
-    ) -> std::result::Result<Records, Error> {
+    fn get_records(args: HookArgs, sql: String, parameters: Option<Parameters>) -> std::result::Result<Records, Error> {
         Hook::new(args)?.records(sql, parameters, Fetch::All)
     }
 
-    fn get_first(
-        args: HookArgs,
-        sql: String,
-        parameters: Option<Parameters>,
-    ) -> std::result::Result<Records, Error> {
+    fn get_first(args: HookArgs, sql: String, parameters: Option<Parameters>) -> std::result::Result<Records, Error> {
         Hook::new(args)?.records(sql, parameters, Fetch::One)
     }
 
-    fn copy_expert(
-        args: HookArgs,
-        sql: String,
-        filename: String,
-    ) -> std::result::Result<CopyOutcome, Error> {
+    fn copy_expert(args: HookArgs, sql: String, filename: String) -> std::result::Result<CopyOutcome, Error> {
         Hook::new(args)?.copy(&sql, &filename)
     }
 
-    fn bulk_load(
-        args: HookArgs,
-        table: String,
-        filename: String,
-    ) -> std::result::Result<u64, Error> {
+    fn bulk_load(args: HookArgs, table: String, filename: String) -> std::result::Result<u64, Error> {
         let sql = TableRef::parse(&table)?.copy_from_stdin();
         Ok(Hook::new(args)?.copy(&sql, &filename)?.rows)
     }
 
-    fn bulk_dump(
-        args: HookArgs,
-        table: String,
-        filename: String,
-    ) -> std::result::Result<u64, Error> {
+    fn bulk_dump(args: HookArgs, table: String, filename: String) -> std::result::Result<u64, Error> {
         let sql = TableRef::parse(&table)?.copy_to_stdout();
         Ok(Hook::new(args)?.copy(&sql, &filename)?.rows)
     }

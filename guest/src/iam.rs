@@ -12,11 +12,7 @@ pub const DEFAULT_AWS_CONN_ID: &str = "aws_default";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IamRequest {
     /// An RDS auth token, signed offline.
-    Rds {
-        host: String,
-        port: u16,
-        user: String,
-    },
+    Rds { host: String, port: u16, user: String },
     /// Redshift GetClusterCredentials.
     Redshift {
         cluster_identifier: String,
@@ -45,14 +41,13 @@ impl IamRequest {
         // The cluster or workgroup defaults to the host's first label.
         let first_label = || host.split('.').next().unwrap_or_default().to_string();
         let login = || {
-            conn.login.clone().filter(|l| !l.is_empty()).ok_or_else(|| {
-                fail("login: IAM authentication needs the database user as the login")
-            })
+            conn.login
+                .clone()
+                .filter(|l| !l.is_empty())
+                .ok_or_else(|| fail("login: IAM authentication needs the database user as the login"))
         };
         if conn.extra_flag("redshift") {
-            let cluster_identifier = conn
-                .extra_str("cluster-identifier")
-                .unwrap_or_else(first_label);
+            let cluster_identifier = conn.extra_str("cluster-identifier").unwrap_or_else(first_label);
             if cluster_identifier.is_empty() {
                 return Err(fail(
                     "cluster-identifier: set the extra or a host such as my-cluster.xxx.region.redshift.amazonaws.com",
@@ -178,7 +173,11 @@ mod tests {
 
     #[test]
     fn serverless_and_rds() {
-        let c = Connection::parse("s", "postgres://u@wg.123.us-east-1.redshift-serverless.amazonaws.com/dev?redshift-serverless=true").unwrap();
+        let c = Connection::parse(
+            "s",
+            "postgres://u@wg.123.us-east-1.redshift-serverless.amazonaws.com/dev?redshift-serverless=true",
+        )
+        .unwrap();
         assert!(matches!(
             IamRequest::for_connection(&c, None).unwrap(),
             IamRequest::RedshiftServerless { ref workgroup_name, port: 5439, .. } if workgroup_name == "wg"
@@ -203,12 +202,13 @@ mod tests {
 
     #[test]
     fn aws_connection() {
-        let a = Connection::parse("aws_default", "aws://AKID:se%2Fcret@/?region_name=eu-west-1&endpoint_url=http%3A%2F%2F127.0.0.1%3A5000").unwrap();
+        let a = Connection::parse(
+            "aws_default",
+            "aws://AKID:se%2Fcret@/?region_name=eu-west-1&endpoint_url=http%3A%2F%2F127.0.0.1%3A5000",
+        )
+        .unwrap();
         let cfg = client_config(Some(&a)).unwrap();
-        assert_eq!(
-            cfg.credentials.as_ref().unwrap().secret_access_key,
-            "se/cret"
-        );
+        assert_eq!(cfg.credentials.as_ref().unwrap().secret_access_key, "se/cret");
         assert_eq!(cfg.region.as_deref(), Some("eu-west-1"));
         assert_eq!(cfg.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
         let half = Connection::parse("a", "aws://AKID@/").unwrap();

@@ -6,8 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::bindings::hook::RowShape;
 use crate::bindings::postgres::{
-    ChannelBinding, ConnectConfig, Endpoint, Keepalives, SslMode, TargetSession, TlsConfig,
-    TlsVersion,
+    ChannelBinding, ConnectConfig, Endpoint, Keepalives, SslMode, TargetSession, TlsConfig, TlsVersion,
 };
 use crate::connection::Connection;
 use crate::error::{Result, config};
@@ -191,27 +190,23 @@ impl ConnArgs {
     fn integer(&self, key: &str) -> Result<Option<i64>> {
         match self.get_set(key) {
             None => Ok(None),
-            Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
-                config(format!(
-                    "invalid integer value \"{v}\" for connection option \"{key}\""
-                ))
-            }),
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| config(format!("invalid integer value \"{v}\" for connection option \"{key}\""))),
         }
     }
 
     fn seconds(&self, key: &str) -> Result<Option<u32>> {
-        Ok(self
-            .integer(key)?
-            .map(|n| n.clamp(0, u32::MAX as i64) as u32))
+        Ok(self.integer(key)?.map(|n| n.clamp(0, u32::MAX as i64) as u32))
     }
 
     /// The typed settings the host connects with.
     pub fn connect_config(&self) -> Result<ConnectConfig> {
         for key in self.params.keys() {
             if !LIBPQ_KEYWORDS.contains(&key.as_str()) {
-                return Err(config(format!(
-                    "invalid dsn: invalid connection option \"{key}\""
-                )));
+                return Err(config(format!("invalid dsn: invalid connection option \"{key}\"")));
             }
         }
         self.refuse_unsupported()?;
@@ -247,9 +242,7 @@ impl ConnArgs {
                     )));
                 }
                 Some(v) => {
-                    return Err(config(format!(
-                        "invalid target_session_attrs value: \"{v}\""
-                    )));
+                    return Err(config(format!("invalid target_session_attrs value: \"{v}\"")));
                 }
             },
             load_balance_hosts: match self.get_set("load_balance_hosts").as_deref() {
@@ -319,9 +312,7 @@ impl ConnArgs {
         match self.get_set("sslnegotiation").as_deref() {
             None | Some("postgres") => {}
             Some("direct") => {
-                return Err(config(
-                    "sslnegotiation \"direct\" is not supported by pghook",
-                ));
+                return Err(config("sslnegotiation \"direct\" is not supported by pghook"));
             }
             Some(v) => return Err(config(format!("invalid sslnegotiation value: \"{v}\""))),
         }
@@ -442,9 +433,7 @@ impl ConnArgs {
             Some(v) => return Err(config(format!("invalid sslcertmode value: \"{v}\""))),
         };
         if client_cert.is_some() != client_key.is_some() {
-            return Err(config(
-                "sslcert and sslkey go together: give both or neither",
-            ));
+            return Err(config("sslcert and sslkey go together: give both or neither"));
         }
         if self.get_set("sslcertmode").as_deref() == Some("require") && client_cert.is_none() {
             return Err(config("sslcertmode \"require\" needs sslcert and sslkey"));
@@ -522,32 +511,18 @@ mod tests {
     fn unknown_and_unsupported_parameters() {
         let e = ConnArgs::build(&conn(json!({"foo": "1"})), &HookOverrides::default()).unwrap_err();
         assert_eq!(e.message, "invalid dsn: invalid connection option \"foo\"");
-        let e = ConnArgs::build(
-            &conn(json!({"sslmode": "sometimes"})),
-            &HookOverrides::default(),
-        )
-        .unwrap_err();
+        let e = ConnArgs::build(&conn(json!({"sslmode": "sometimes"})), &HookOverrides::default()).unwrap_err();
         assert_eq!(e.message, "invalid sslmode value: \"sometimes\"");
-        let e = ConnArgs::build(&conn(json!({"cursor": "fancy"})), &HookOverrides::default())
-            .unwrap_err();
+        let e = ConnArgs::build(&conn(json!({"cursor": "fancy"})), &HookOverrides::default()).unwrap_err();
         assert!(e.message.starts_with("Invalid cursor passed fancy."));
-        let e =
-            ConnArgs::build(&conn(json!({"sslcrl": "/x"})), &HookOverrides::default()).unwrap_err();
+        let e = ConnArgs::build(&conn(json!({"sslcrl": "/x"})), &HookOverrides::default()).unwrap_err();
         assert!(e.message.contains("sslcrl"));
-        let e = ConnArgs::build(
-            &conn(json!({"keepalives_idle": "soon"})),
-            &HookOverrides::default(),
-        )
-        .unwrap_err();
+        let e = ConnArgs::build(&conn(json!({"keepalives_idle": "soon"})), &HookOverrides::default()).unwrap_err();
         assert_eq!(
             e.message,
             "invalid integer value \"soon\" for connection option \"keepalives_idle\""
         );
-        let e = ConnArgs::build(
-            &conn(json!({"sslmode": "verify-full"})),
-            &HookOverrides::default(),
-        )
-        .unwrap_err();
+        let e = ConnArgs::build(&conn(json!({"sslmode": "verify-full"})), &HookOverrides::default()).unwrap_err();
         assert!(e.message.contains("needs sslrootcert"));
     }
 
@@ -563,10 +538,7 @@ mod tests {
             .connect_config()
             .unwrap();
         assert_eq!(cfg.endpoints.len(), 2);
-        assert_eq!(
-            (cfg.endpoints[1].host.as_str(), cfg.endpoints[1].port),
-            ("b", 5433)
-        );
+        assert_eq!((cfg.endpoints[1].host.as_str(), cfg.endpoints[1].port), ("b", 5433));
         assert_eq!(cfg.tls.mode, SslMode::VerifyCa);
         assert_eq!(cfg.tls.client_key.as_deref(), Some("k.pem"));
         assert_eq!(cfg.connect_timeout_seconds, Some(2));
@@ -574,8 +546,7 @@ mod tests {
         assert_eq!(cfg.application_name.as_deref(), Some("app"));
         assert_eq!(cfg.target_session, TargetSession::ReadWrite);
         assert_eq!(cfg.password.as_deref(), Some("secret"));
-        let off =
-            ConnArgs::build(&conn(json!({"keepalives": 0})), &HookOverrides::default()).unwrap();
+        let off = ConnArgs::build(&conn(json!({"keepalives": 0})), &HookOverrides::default()).unwrap();
         assert!(off.connect_config().unwrap().keepalives.is_none());
     }
 

@@ -208,10 +208,7 @@ pub fn quote_text(text: &str) -> Result<String> {
             "a text parameter contains a NUL character, which PostgreSQL cannot store",
         ));
     }
-    Ok(format!(
-        "E'{}'",
-        text.replace('\\', "\\\\").replace('\'', "''")
-    ))
+    Ok(format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''")))
 }
 
 fn is_numeric_literal(s: &str) -> bool {
@@ -283,9 +280,7 @@ pub fn interpolate(sql: &str, parameters: Option<&Parameters>) -> Result<String>
             rest = after;
         } else if let Some(after) = rest.strip_prefix('s') {
             let Parameters::Positional(values) = parameters else {
-                return Err(config(
-                    "the query uses %s placeholders but the parameters are named",
-                ));
+                return Err(config("the query uses %s placeholders but the parameters are named"));
             };
             let value = values.get(next_positional).ok_or_else(|| {
                 config(format!(
@@ -353,14 +348,8 @@ mod tests {
 
     #[test]
     fn literals_are_injection_safe() {
-        assert_eq!(
-            literal(&Value::Text("it's \\ ok".into())).unwrap(),
-            "E'it''s \\\\ ok'"
-        );
-        assert_eq!(
-            literal(&Value::Bytes(vec![0, 255])).unwrap(),
-            "'\\x00ff'::bytea"
-        );
+        assert_eq!(literal(&Value::Text("it's \\ ok".into())).unwrap(), "E'it''s \\\\ ok'");
+        assert_eq!(literal(&Value::Bytes(vec![0, 255])).unwrap(), "'\\x00ff'::bytea");
         assert_eq!(
             literal(&Value::Numeric("-12.50e3".into())).unwrap(),
             "(-12.50e3::numeric)"

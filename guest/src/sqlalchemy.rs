@@ -81,9 +81,7 @@ pub fn uri(conn: &Connection, database: Option<&str>) -> Result<String> {
             s += &pairs.join("&");
         }
         Some(_) => {
-            return Err(config(
-                "The parameter 'sqlalchemy_query' must be of type dict!",
-            ));
+            return Err(config("The parameter 'sqlalchemy_query' must be of type dict!"));
         }
     }
     Ok(s)
@@ -108,11 +106,7 @@ mod tests {
             uri(&c, Some("other")).unwrap(),
             "postgresql://us%40r:p%3Aw d@h:5432/other?a=x+y&sslmode=require"
         );
-        let c = Connection::parse(
-            "c",
-            r#"{"host": "::1", "extra": {"sqlalchemy_query": "x"}}"#,
-        )
-        .unwrap();
+        let c = Connection::parse("c", r#"{"host": "::1", "extra": {"sqlalchemy_query": "x"}}"#).unwrap();
         assert!(uri(&c, None).is_err());
         let c = Connection::parse("c", r#"{"host": "::1"}"#).unwrap();
         assert_eq!(uri(&c, None).unwrap(), "postgresql://[::1]");

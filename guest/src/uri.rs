@@ -49,12 +49,7 @@ pub fn urlsplit(url: &str) -> SplitUri {
     let mut scheme = String::new();
     if let Some(colon) = rest.find(':') {
         let candidate = &rest[..colon];
-        if candidate
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic())
-            && candidate.chars().all(is_scheme_char)
-        {
+        if candidate.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && candidate.chars().all(is_scheme_char) {
             scheme = candidate.to_ascii_lowercase();
             rest = &rest[colon + 1..];
         }
@@ -86,10 +81,7 @@ impl SplitUri {
     }
 
     fn hostinfo(&self) -> (&str, Option<&str>) {
-        let hostinfo = self
-            .netloc
-            .rsplit_once('@')
-            .map_or(self.netloc.as_str(), |(_, h)| h);
+        let hostinfo = self.netloc.rsplit_once('@').map_or(self.netloc.as_str(), |(_, h)| h);
         let (host, port) = match hostinfo.split_once('[') {
             Some((_, bracketed)) => {
                 let (host, after) = bracketed.split_once(']').unwrap_or((bracketed, ""));
@@ -102,14 +94,12 @@ impl SplitUri {
 
     /// `.username`: `None` without an `@`, possibly empty.
     pub fn username(&self) -> Option<&str> {
-        self.userinfo()
-            .map(|u| u.split_once(':').map_or(u, |(name, _)| name))
+        self.userinfo().map(|u| u.split_once(':').map_or(u, |(name, _)| name))
     }
 
     /// `.password`: `None` unless the user info has a `:`.
     pub fn password(&self) -> Option<&str> {
-        self.userinfo()
-            .and_then(|u| u.split_once(':').map(|(_, pw)| pw))
+        self.userinfo().and_then(|u| u.split_once(':').map(|(_, pw)| pw))
     }
 
     /// `.hostname`: lower-cased, `None` if empty.
@@ -135,9 +125,7 @@ impl SplitUri {
         } else {
             digits.parse().unwrap_or(u32::MAX)
         };
-        u16::try_from(value)
-            .map(Some)
-            .map_err(|_| PortError::OutOfRange)
+        u16::try_from(value).map(Some).map_err(|_| PortError::OutOfRange)
     }
 }
 
@@ -234,10 +222,7 @@ mod tests {
             urlsplit("postgres://h:abc").port(),
             Err(PortError::NotInteger("abc".into()))
         );
-        assert_eq!(
-            urlsplit("postgres://h:70000").port(),
-            Err(PortError::OutOfRange)
-        );
+        assert_eq!(urlsplit("postgres://h:70000").port(), Err(PortError::OutOfRange));
         assert_eq!(urlsplit("postgres://h:00080").port(), Ok(Some(80)));
     }
 

@@ -40,17 +40,10 @@ impl State {
                 None,
                 "airflow-connection",
             ),
-            None if ambient_allowed => match (
-                ambient("AWS_ACCESS_KEY_ID"),
-                ambient("AWS_SECRET_ACCESS_KEY"),
-            ) {
-                (Some(id), Some(secret)) => AwsCredentials::new(
-                    id,
-                    secret,
-                    ambient("AWS_SESSION_TOKEN"),
-                    None,
-                    "environment",
-                ),
+            None if ambient_allowed => match (ambient("AWS_ACCESS_KEY_ID"), ambient("AWS_SECRET_ACCESS_KEY")) {
+                (Some(id), Some(secret)) => {
+                    AwsCredentials::new(id, secret, ambient("AWS_SESSION_TOKEN"), None, "environment")
+                }
                 _ => {
                     return Err(wit(
                         ErrorKind::Aws,
@@ -82,8 +75,7 @@ impl State {
         let endpoint_url = client.endpoint_url.clone();
         if !service.is_empty() {
             let host = match &endpoint_url {
-                Some(url) => url_host(url)
-                    .ok_or_else(|| aws_error("endpoint_url", format!("{url:?} has no host")))?,
+                Some(url) => url_host(url).ok_or_else(|| aws_error("endpoint_url", format!("{url:?} has no host")))?,
                 None => format!("{service}.{region}.amazonaws.com"),
             };
             if !self.policy.host_allowed(&host) {
@@ -107,8 +99,7 @@ fn url_host(url: &str) -> Option<String> {
     let authority = rest.split(['/', '?', '#']).next()?;
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = if host.starts_with('[') {
-        host.split_once(']')
-            .map(|(h, _)| h.trim_start_matches('['))?
+        host.split_once(']').map(|(h, _)| h.trim_start_matches('['))?
     } else {
         host.split(':').next()?
     };
@@ -225,10 +216,7 @@ mod tests {
 
     #[test]
     fn url_hosts() {
-        assert_eq!(
-            url_host("http://127.0.0.1:5000").as_deref(),
-            Some("127.0.0.1")
-        );
+        assert_eq!(url_host("http://127.0.0.1:5000").as_deref(), Some("127.0.0.1"));
         assert_eq!(
             url_host("https://redshift.eu-west-1.amazonaws.com/").as_deref(),
             Some("redshift.eu-west-1.amazonaws.com")

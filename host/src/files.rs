@@ -20,12 +20,9 @@ fn io_error(path: &Path, e: std::io::Error) -> WitError {
 impl FileRoot {
     /// Confine paths to `root`, which must be an existing directory.
     pub fn new(root: &Path) -> Result<FileRoot, WitError> {
-        let root = root.canonicalize().map_err(|e| {
-            wit(
-                ErrorKind::Denied,
-                format!("file root {}: {e}", root.display()),
-            )
-        })?;
+        let root = root
+            .canonicalize()
+            .map_err(|e| wit(ErrorKind::Denied, format!("file root {}: {e}", root.display())))?;
         Ok(FileRoot { root })
     }
 
@@ -42,10 +39,7 @@ impl FileRoot {
             return Err(denied("an empty file name"));
         }
         let given = Path::new(path);
-        if given
-            .components()
-            .any(|c| matches!(c, Component::ParentDir))
-        {
+        if given.components().any(|c| matches!(c, Component::ParentDir)) {
             return Err(denied("`..` is not allowed"));
         }
         let joined = if given.is_absolute() {
@@ -65,9 +59,7 @@ impl FileRoot {
                 _ => return Err(denied("no such directory")),
             }
         }
-        let mut resolved = existing
-            .canonicalize()
-            .map_err(|e| io_error(&existing, e))?;
+        let mut resolved = existing.canonicalize().map_err(|e| io_error(&existing, e))?;
         for name in tail.into_iter().rev() {
             resolved.push(name);
         }
@@ -99,11 +91,7 @@ impl FileRoot {
         let file = tokio::fs::File::open(&resolved)
             .await
             .map_err(|e| io_error(&resolved, e))?;
-        let size = file
-            .metadata()
-            .await
-            .map_err(|e| io_error(&resolved, e))?
-            .len();
+        let size = file.metadata().await.map_err(|e| io_error(&resolved, e))?.len();
         Ok((file, size))
     }
 
@@ -138,25 +126,16 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// A second handle on the temporary file, for async writing.
     pub fn writer(&self) -> Result<tokio::fs::File, WitError> {
-        let file = self
-            .temp
-            .as_file()
-            .try_clone()
-            .map_err(|e| io_error(&self.target, e))?;
+        let file = self.temp.as_file().try_clone().map_err(|e| io_error(&self.target, e))?;
         Ok(tokio::fs::File::from_std(file))
     }
 
     /// Flush to disk and move into place.
     pub fn commit(mut self) -> Result<(), WitError> {
         self.temp.flush().map_err(|e| io_error(&self.target, e))?;
-        self.temp
-            .as_file()
-            .sync_all()
-            .map_err(|e| io_error(&self.target, e))?;
+        self.temp.as_file().sync_all().map_err(|e| io_error(&self.target, e))?;
         let target = self.target.clone();
-        self.temp
-            .persist(&target)
-            .map_err(|e| io_error(&target, e.error))?;
+        self.temp.persist(&target).map_err(|e| io_error(&target, e.error))?;
         Ok(())
     }
 }
@@ -170,25 +149,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = FileRoot::new(dir.path()).unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        assert!(
-            root.resolve("sub/new.tsv")
-                .unwrap()
-                .ends_with("sub/new.tsv")
-        );
+        assert!(root.resolve("sub/new.tsv").unwrap().ends_with("sub/new.tsv"));
         let inside = dir.path().join("a.tsv");
         assert!(root.resolve(inside.to_str().unwrap()).is_ok());
         for bad in ["../x", "/etc/passwd", "sub/../../x", ""] {
-            assert_eq!(
-                root.resolve(bad).unwrap_err().kind,
-                ErrorKind::Denied,
-                "{bad}"
-            );
+            assert_eq!(root.resolve(bad).unwrap_err().kind, ErrorKind::Denied, "{bad}");
         }
         std::os::unix::fs::symlink("/etc", dir.path().join("link")).unwrap();
-        assert_eq!(
-            root.resolve("link/passwd").unwrap_err().kind,
-            ErrorKind::Denied
-        );
+        assert_eq!(root.resolve("link/passwd").unwrap_err().kind, ErrorKind::Denied);
     }
 
     #[test]
@@ -199,8 +167,7 @@ mod tests {
         drop(file);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         let file = root.create_atomic("out.tsv").unwrap();
-        std::io::Write::write_all(&mut file.writer().unwrap().try_into_std().unwrap(), b"x\n")
-            .unwrap();
+        std::io::Write::write_all(&mut file.writer().unwrap().try_into_std().unwrap(), b"x\n").unwrap();
         file.commit().unwrap();
         assert_eq!(std::fs::read(dir.path().join("out.tsv")).unwrap(), b"x\n");
     }

@@ -37,18 +37,14 @@ pub mod values;
 
 use std::sync::Arc;
 
-pub use crate::bindings::hook::{
-    CopyOutcome, Fetch, HookArgs, IamToken, Parameters, Records, RowShape, RunOptions,
-};
+pub use crate::bindings::hook::{CopyOutcome, Fetch, HookArgs, IamToken, Parameters, Records, RowShape, RunOptions};
 pub use crate::bindings::postgres::ConnectConfig;
 pub use crate::bindings::types::{Column, Rowset, Value};
 pub use crate::error::{Error, ErrorKind};
 pub use crate::policy::Policy;
 pub use crate::progress::{NoProgress, Progress};
 pub use crate::runtime::Runtime;
-pub use crate::secrets::{
-    ChainConnections, ConnectionSource, EnvConnections, MapConnections, file_connections,
-};
+pub use crate::secrets::{ChainConnections, ConnectionSource, EnvConnections, MapConnections, file_connections};
 
 impl HookArgs {
     /// Arguments for connection `conn_id`, everything else default.
@@ -132,11 +128,9 @@ macro_rules! guest_call {
         $hook
             .tenant
             .runtime
-            .call(
-                &$hook.tenant.policy,
-                $hook.progress.clone(),
-                move |$guest, $store| Box::pin(async move { $call.await }),
-            )
+            .call(&$hook.tenant.policy, $hook.progress.clone(), move |$guest, $store| {
+                Box::pin(async move { $call.await })
+            })
             .await
     }};
 }
@@ -151,22 +145,14 @@ impl Hook {
     /// The libpq keyword parameters `get_conn` would hand psycopg2, as JSON,
     /// the password shown as `***`.
     pub async fn explain(&self) -> Result<serde_json::Value, Error> {
-        let text = guest_call!(self, |g, s, args| g
-            .pghook_hook_hook()
-            .call_explain(s, &args))?;
-        serde_json::from_str(&text).map_err(|e| {
-            Error::new(
-                ErrorKind::Trap,
-                format!("the guest's explain is not JSON: {e}"),
-            )
-        })
+        let text = guest_call!(self, |g, s, args| g.pghook_hook_hook().call_explain(s, &args))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::new(ErrorKind::Trap, format!("the guest's explain is not JSON: {e}")))
     }
 
     /// The resolved connection settings (with an IAM login when asked for).
     pub async fn connect_config(&self) -> Result<ConnectConfig, Error> {
-        guest_call!(self, |g, s, args| g
-            .pghook_hook_hook()
-            .call_get_conn(s, &args))
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_conn(s, &args))
     }
 
     /// `get_conn`: a live session, yours to drive with tokio-postgres.
@@ -180,9 +166,7 @@ impl Hook {
 
     /// `test_connection`: `select 1`, and Airflow's message on success.
     pub async fn test_connection(&self) -> Result<String, Error> {
-        guest_call!(self, |g, s, args| g
-            .pghook_hook_hook()
-            .call_test_connection(s, &args))
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_test_connection(s, &args))
     }
 
     /// `run`: each SQL string in order, in one transaction unless autocommit.
@@ -203,11 +187,7 @@ impl Hook {
     }
 
     /// `get_records`: every row of the query.
-    pub async fn get_records(
-        &self,
-        sql: &str,
-        parameters: Option<Parameters>,
-    ) -> Result<Records, Error> {
+    pub async fn get_records(&self, sql: &str, parameters: Option<Parameters>) -> Result<Records, Error> {
         let sql = sql.to_string();
         guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_records(
             s,
@@ -218,11 +198,7 @@ impl Hook {
     }
 
     /// `get_first`: the first row of the query, if any.
-    pub async fn get_first(
-        &self,
-        sql: &str,
-        parameters: Option<Parameters>,
-    ) -> Result<Records, Error> {
+    pub async fn get_first(&self, sql: &str, parameters: Option<Parameters>) -> Result<Records, Error> {
         let sql = sql.to_string();
         guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_first(
             s,
@@ -259,15 +235,11 @@ impl Hook {
 
     /// `get_uri`: the SQLAlchemy URI, password included.
     pub async fn get_uri(&self) -> Result<String, Error> {
-        guest_call!(self, |g, s, args| g
-            .pghook_hook_hook()
-            .call_get_uri(s, &args))
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_uri(s, &args))
     }
 
     /// `get_iam_token`: a temporary login for RDS, Redshift or Redshift Serverless.
     pub async fn get_iam_token(&self) -> Result<IamToken, Error> {
-        guest_call!(self, |g, s, args| g
-            .pghook_hook_hook()
-            .call_get_iam_token(s, &args))
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_iam_token(s, &args))
     }
 }

@@ -115,10 +115,7 @@ impl Policy {
 
     /// Whether `host` (a name, an address or a socket directory) may be reached.
     pub fn host_allowed(&self, host: &str) -> bool {
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         self.allowed_hosts.iter().any(|pattern| {
             let pattern = pattern.to_ascii_lowercase();
             match pattern.strip_prefix("*.") {
@@ -131,9 +128,7 @@ impl Policy {
 
     /// Whether the guest may read connection `conn_id`.
     pub fn conn_id_allowed(&self, conn_id: &str) -> bool {
-        self.allowed_conn_ids
-            .as_ref()
-            .is_none_or(|ids| ids.contains(conn_id))
+        self.allowed_conn_ids.as_ref().is_none_or(|ids| ids.contains(conn_id))
     }
 }
 

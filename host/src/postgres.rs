@@ -16,9 +16,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 use wasmtime::component::Resource;
 
-use crate::bindings::postgres::{
-    ChannelBinding, ConnectConfig, Host, HostSession, SslMode, TargetSession,
-};
+use crate::bindings::postgres::{ChannelBinding, ConnectConfig, Host, HostSession, SslMode, TargetSession};
 use crate::bindings::types::{Column, Error as WitError, ErrorKind, Rowset, Value};
 use crate::error::wit;
 use crate::files::FileRoot;
@@ -62,10 +60,8 @@ fn pg_error(e: tokio_postgres::Error, during: &str) -> WitError {
     while let Some(s) = source {
         chain += &format!(": {s}");
         tls |= s.downcast_ref::<rustls::Error>().is_some()
-            || s.downcast_ref::<std::io::Error>().is_some_and(|io| {
-                io.get_ref()
-                    .is_some_and(|inner| inner.is::<rustls::Error>())
-            });
+            || s.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()));
         source = s.source();
     }
     let kind = if tls {
@@ -86,10 +82,7 @@ fn os_user() -> Option<String> {
 }
 
 /// Build the tokio-postgres config, checking every endpoint against the policy.
-fn pg_config(
-    cfg: &ConnectConfig,
-    policy: &Policy,
-) -> Result<(tokio_postgres::Config, bool, String), WitError> {
+fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Config, bool, String), WitError> {
     let mut config = tokio_postgres::Config::new();
     let default_dir = policy.default_socket_dir.to_string_lossy().into_owned();
     let endpoints: Vec<(String, Option<String>, u16)> = if cfg.endpoints.is_empty() {
@@ -107,9 +100,7 @@ fn pg_config(
             })
             .collect()
     };
-    if endpoints.iter().any(|(_, a, _)| a.is_some())
-        && endpoints.iter().any(|(_, a, _)| a.is_none())
-    {
+    if endpoints.iter().any(|(_, a, _)| a.is_some()) && endpoints.iter().any(|(_, a, _)| a.is_none()) {
         return Err(wit(
             ErrorKind::Config,
             "hostaddr must be given for every host or for none",
@@ -132,12 +123,9 @@ fn pg_config(
             config.host(host);
         }
         if let Some(addr) = hostaddr {
-            let ip: IpAddr = addr.parse().map_err(|_| {
-                wit(
-                    ErrorKind::Config,
-                    format!("could not parse network address \"{addr}\""),
-                )
-            })?;
+            let ip: IpAddr = addr
+                .parse()
+                .map_err(|_| wit(ErrorKind::Config, format!("could not parse network address \"{addr}\"")))?;
             config.hostaddr(ip);
         }
         config.port(*port);
@@ -205,11 +193,7 @@ fn pg_config(
 
 /// Open a session, checking every endpoint and file against the tenant's
 /// policy.
-pub async fn connect(
-    cfg: &ConnectConfig,
-    policy: &Policy,
-    files: &FileRoot,
-) -> Result<Session, WitError> {
+pub async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> Result<Session, WitError> {
     let (mut config, all_unix, target) = pg_config(cfg, policy)?;
     let during = format!("connection to {target} failed");
     // libpq never uses TLS on Unix sockets, whatever sslmode says.
@@ -221,10 +205,7 @@ pub async fn connect(
     let notices = Arc::new(Mutex::new(Vec::new()));
     let Some(tls) = tls else {
         config.ssl_mode(PgSslMode::Disable);
-        let (client, connection) = config
-            .connect(NoTls)
-            .await
-            .map_err(|e| pg_error(e, &during))?;
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| pg_error(e, &during))?;
         spawn_driver(connection, notices.clone());
         return Ok(Session { client, notices });
     };
@@ -250,10 +231,8 @@ pub async fn connect(
 }
 
 /// Drive a connection in the background, collecting the server's notices.
-fn spawn_driver<S, T>(
-    mut connection: tokio_postgres::Connection<S, T>,
-    notices: Arc<Mutex<Vec<String>>>,
-) where
+fn spawn_driver<S, T>(mut connection: tokio_postgres::Connection<S, T>, notices: Arc<Mutex<Vec<String>>>)
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -318,28 +297,19 @@ impl Session {
         pin_mut!(stream);
         let mut rows = Vec::new();
         let mut bytes = 0usize;
-        while let Some(row) = stream
-            .try_next()
-            .await
-            .map_err(|e| pg_error(e, "statement failed"))?
-        {
+        while let Some(row) = stream.try_next().await.map_err(|e| pg_error(e, "statement failed"))? {
             let mut values = Vec::with_capacity(row.len());
-            for i in 0..row.len() {
-                let Cell(value) = row.try_get(i).map_err(|e| {
-                    wit(
-                        ErrorKind::Database,
-                        format!("column \"{}\": {e}", columns[i].name),
-                    )
-                })?;
+            for (i, column) in columns.iter().enumerate() {
+                let Cell(value) = row
+                    .try_get(i)
+                    .map_err(|e| wit(ErrorKind::Database, format!("column \"{}\": {e}", column.name)))?;
                 bytes += cell_size(&value);
                 values.push(value);
             }
             if bytes > max_bytes {
                 return Err(wit(
                     ErrorKind::Limit,
-                    format!(
-                        "the result is over this tenant's limit of {max_bytes} bytes: fetch fewer rows"
-                    ),
+                    format!("the result is over this tenant's limit of {max_bytes} bytes: fetch fewer rows"),
                 ));
             }
             rows.push(values);
@@ -383,10 +353,7 @@ impl Session {
                 .map_err(|e| pg_error(e, "COPY failed"))?;
             progress.advance(n as u64);
         }
-        let rows = sink
-            .finish()
-            .await
-            .map_err(|e| pg_error(e, "COPY failed"))?;
+        let rows = sink.finish().await.map_err(|e| pg_error(e, "COPY failed"))?;
         progress.finish();
         Ok(rows)
     }
@@ -407,11 +374,7 @@ impl Session {
         progress.start("dumping", None);
         let mut writer = BufWriter::with_capacity(CHUNK, out.writer()?);
         let mut lines = 0u64;
-        while let Some(chunk) = stream
-            .try_next()
-            .await
-            .map_err(|e| pg_error(e, "COPY failed"))?
-        {
+        while let Some(chunk) = stream.try_next().await.map_err(|e| pg_error(e, "COPY failed"))? {
             lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
             writer
                 .write_all(&chunk)
@@ -456,40 +419,23 @@ impl HostSession for State {
         self.session(&handle)?.query(&sql, max).await
     }
 
-    async fn copy_from_file(
-        &mut self,
-        handle: Resource<Session>,
-        sql: String,
-        path: String,
-    ) -> Result<u64, WitError> {
+    async fn copy_from_file(&mut self, handle: Resource<Session>, sql: String, path: String) -> Result<u64, WitError> {
         let (file, size) = self.files.open_read(&path).await?;
         let progress = self.progress.clone();
-        self.session(&handle)?
-            .copy_in(&sql, file, size, &*progress)
-            .await
+        self.session(&handle)?.copy_in(&sql, file, size, &*progress).await
     }
 
-    async fn copy_to_file(
-        &mut self,
-        handle: Resource<Session>,
-        sql: String,
-        path: String,
-    ) -> Result<u64, WitError> {
+    async fn copy_to_file(&mut self, handle: Resource<Session>, sql: String, path: String) -> Result<u64, WitError> {
         let out = self.files.create_atomic(&path)?;
         let progress = self.progress.clone();
-        let lines = self
-            .session(&handle)?
-            .copy_out(&sql, &out, &*progress)
-            .await?;
+        let lines = self.session(&handle)?.copy_out(&sql, &out, &*progress).await?;
         out.commit()?;
         Ok(lines)
     }
 
     async fn take_notices(&mut self, handle: Resource<Session>) -> Vec<String> {
         match self.session(&handle) {
-            Ok(session) => {
-                std::mem::take(&mut *session.notices.lock().unwrap_or_else(|p| p.into_inner()))
-            }
+            Ok(session) => std::mem::take(&mut *session.notices.lock().unwrap_or_else(|p| p.into_inner())),
             Err(_) => Vec::new(),
         }
     }

@@ -31,23 +31,13 @@ pub(crate) struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let allowed = desired <= self.limit;
         self.hit |= !allowed;
         Ok(allowed)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -120,8 +110,7 @@ pub struct Runtime {
 }
 
 /// A call into a fresh guest instance.
-pub(crate) type GuestCall<'a, R> =
-    Pin<Box<dyn Future<Output = wasmtime::Result<Result<R, WitError>>> + Send + 'a>>;
+pub(crate) type GuestCall<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<Result<R, WitError>>> + Send + 'a>>;
 
 impl Runtime {
     /// Compile the embedded guest component.
@@ -131,12 +120,7 @@ impl Runtime {
 
     /// Compile another build of the guest, e.g. one an embedder ships.
     pub fn from_component(bytes: &[u8]) -> Result<Runtime, Error> {
-        let setup = |e: wasmtime::Error| {
-            Error::new(
-                ErrorKind::Trap,
-                format!("loading the guest component: {e:#}"),
-            )
-        };
+        let setup = |e: wasmtime::Error| Error::new(ErrorKind::Trap, format!("loading the guest component: {e:#}"));
         let mut config = Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(setup)?;
@@ -145,10 +129,8 @@ impl Runtime {
         // The guest's std imports a few WASI interfaces (clocks, random,
         // stdio); its context grants no files, no network and no environment.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
-        Pghook::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)
-            .map_err(setup)?;
-        let pre =
-            PghookPre::new(linker.instantiate_pre(&component).map_err(setup)?).map_err(setup)?;
+        Pghook::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state).map_err(setup)?;
+        let pre = PghookPre::new(linker.instantiate_pre(&component).map_err(setup)?).map_err(setup)?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("pghook-epoch".into())
@@ -174,12 +156,7 @@ impl Runtime {
     }
 
     /// Run one call in a fresh instance under `policy`'s limits.
-    pub(crate) async fn call<R, F>(
-        &self,
-        policy: &Arc<Policy>,
-        progress: Arc<dyn Progress>,
-        f: F,
-    ) -> Result<R, Error>
+    pub(crate) async fn call<R, F>(&self, policy: &Arc<Policy>, progress: Arc<dyn Progress>, f: F) -> Result<R, Error>
     where
         F: for<'a> FnOnce(&'a Pghook, &'a mut Store<State>) -> GuestCall<'a, R>,
     {
@@ -218,10 +195,7 @@ impl Runtime {
                     policy.memory_limit >> 20
                 ),
             )),
-            Ok(Err(trap)) => Err(Error::new(
-                ErrorKind::Trap,
-                format!("the guest failed: {trap:#}"),
-            )),
+            Ok(Err(trap)) => Err(Error::new(ErrorKind::Trap, format!("the guest failed: {trap:#}"))),
             Ok(Ok(result)) => result.map_err(Error::from),
         }
     }

@@ -58,19 +58,11 @@ impl ConnectionSource for MapConnections {
 /// A JSON file of connections, as Airflow's local-filesystem secrets backend
 /// reads them: `{"conn_id": "postgres://..." | {"conn_type": ..., ...}}`.
 pub fn file_connections(path: &Path) -> Result<MapConnections, Error> {
-    let fail = |why: String| {
-        Error::new(
-            ErrorKind::Config,
-            format!("connections file {}: {why}", path.display()),
-        )
-    };
+    let fail = |why: String| Error::new(ErrorKind::Config, format!("connections file {}: {why}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let parsed: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| fail(format!("invalid JSON: {e}")))?;
+    let parsed: serde_json::Value = serde_json::from_str(&text).map_err(|e| fail(format!("invalid JSON: {e}")))?;
     let serde_json::Value::Object(entries) = parsed else {
-        return Err(fail(
-            "expected a JSON object of conn_id -> connection".into(),
-        ));
+        return Err(fail("expected a JSON object of conn_id -> connection".into()));
     };
     let mut connections = MapConnections::new();
     for (conn_id, value) in entries {

@@ -14,9 +14,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
@@ -47,10 +45,7 @@ enum Check {
 
 /// Build the rustls client configuration for `tls`, reading certificate
 /// files through `files`. `None` when the mode never uses TLS.
-pub fn client_config(
-    tls: &TlsConfig,
-    files: &FileRoot,
-) -> Result<Option<Arc<ClientConfig>>, WitError> {
+pub fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Option<Arc<ClientConfig>>, WitError> {
     let check = match (tls.mode, &tls.root_cert) {
         (SslMode::Disable, _) => return Ok(None),
         (SslMode::VerifyFull, _) => Check::Full,
@@ -93,15 +88,11 @@ pub fn client_config(
                     .map_err(|e| tls_error(&format!("sslrootcert {path}"), e))?;
             }
             if roots.is_empty() {
-                return Err(tls_error(
-                    &format!("sslrootcert {path}"),
-                    "holds no certificate",
-                ));
+                return Err(tls_error(&format!("sslrootcert {path}"), "holds no certificate"));
             }
-            let webpki =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| tls_error("sslrootcert", e))?;
+            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| tls_error("sslrootcert", e))?;
             if check == Check::Full {
                 webpki
             } else {
@@ -109,19 +100,14 @@ pub fn client_config(
             }
         }
     };
-    let builder = builder
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
+    let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
     let mut config = match (&tls.client_cert, &tls.client_key) {
         (Some(cert_path), Some(key_path)) => {
             let chain = CertificateDer::pem_slice_iter(&files.read(cert_path)?)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| tls_error(&format!("sslcert {cert_path}"), e))?;
             if chain.is_empty() {
-                return Err(tls_error(
-                    &format!("sslcert {cert_path}"),
-                    "holds no certificate",
-                ));
+                return Err(tls_error(&format!("sslcert {cert_path}"), "holds no certificate"));
             }
             let key = PrivateKeyDer::from_pem_slice(&files.read(key_path)?)
                 .map_err(|e| tls_error(&format!("sslkey {key_path}"), e))?;
@@ -158,12 +144,7 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -172,12 +153,7 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -246,11 +222,7 @@ where
 
     fn make_tls_connect(&mut self, domain: &str) -> io::Result<RustlsConnect> {
         // Unix sockets have no name and never use TLS; any name will do.
-        let domain = if domain.is_empty() {
-            "localhost"
-        } else {
-            domain
-        };
+        let domain = if domain.is_empty() { "localhost" } else { domain };
         let name = ServerName::try_from(domain.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{domain}: {e}")))?;
         Ok(RustlsConnect {
@@ -290,37 +262,21 @@ pub struct RustlsStream<S>(Box<tokio_rustls::client::TlsStream<S>>);
 impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
     fn channel_binding(&self) -> ChannelBinding {
         // tls-server-end-point with SHA-256, right for SHA-256 and SHA-1 signed certificates.
-        match self
-            .0
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|certs| certs.first())
-        {
-            Some(cert) => {
-                ChannelBinding::tls_server_end_point(Sha256::digest(cert.as_ref()).to_vec())
-            }
+        match self.0.get_ref().1.peer_certificates().and_then(|certs| certs.first()) {
+            Some(cert) => ChannelBinding::tls_server_end_point(Sha256::digest(cert.as_ref()).to_vec()),
             None => ChannelBinding::none(),
         }
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut *self.0).poll_read(cx, buf)
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut *self.0).poll_write(cx, buf)
     }
 

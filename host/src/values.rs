@@ -138,10 +138,7 @@ pub fn decode(ty: &Type, mut raw: &[u8]) -> DecodeResult<Value> {
 
 fn array_json(member: &Type, raw: &[u8]) -> DecodeResult<serde_json::Value> {
     let array = postgres_protocol::types::array_from_sql(raw)?;
-    let dims: Vec<usize> = array
-        .dimensions()
-        .map(|d| Ok(d.len.max(0) as usize))
-        .collect()?;
+    let dims: Vec<usize> = array.dimensions().map(|d| Ok(d.len.max(0) as usize)).collect()?;
     let flat: Vec<serde_json::Value> = array
         .values()
         .map(|v| {
@@ -150,13 +147,10 @@ fn array_json(member: &Type, raw: &[u8]) -> DecodeResult<serde_json::Value> {
                 .map_or(serde_json::Value::Null, to_json))
         })
         .collect()?;
-    fn nest(
-        dims: &[usize],
-        items: &mut std::vec::IntoIter<serde_json::Value>,
-    ) -> serde_json::Value {
+    fn nest(dims: &[usize], items: &mut std::vec::IntoIter<serde_json::Value>) -> serde_json::Value {
         match dims.split_first() {
             None => items.next().unwrap_or(serde_json::Value::Null),
-            Some((len, rest)) if rest.is_empty() => items.by_ref().take(*len).collect(),
+            Some((len, [])) => items.by_ref().take(*len).collect(),
             Some((len, rest)) => (0..*len).map(|_| nest(rest, items)).collect(),
         }
     }
@@ -172,15 +166,9 @@ pub fn to_json(value: Value) -> serde_json::Value {
         Value::Null => serde_json::Value::Null,
         Value::Boolean(b) => b.into(),
         Value::Int(i) => i.into(),
-        Value::Float(f) => {
-            serde_json::Number::from_f64(f).map_or_else(|| f.to_string().into(), Into::into)
-        }
+        Value::Float(f) => serde_json::Number::from_f64(f).map_or_else(|| f.to_string().into(), Into::into),
         Value::Numeric(n) | Value::Text(n) => n.into(),
-        Value::Bytes(b) => format!(
-            "\\x{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        )
-        .into(),
+        Value::Bytes(b) => format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()).into(),
         Value::Json(j) => serde_json::from_str(&j).unwrap_or(serde_json::Value::String(j)),
     }
 }
@@ -189,12 +177,7 @@ fn scaled(value: i64, scale: u32) -> String {
     let sign = if value < 0 { "-" } else { "" };
     let abs = value.unsigned_abs();
     let unit = 10u64.pow(scale);
-    format!(
-        "{sign}{}.{:0width$}",
-        abs / unit,
-        abs % unit,
-        width = scale as usize
-    )
+    format!("{sign}{}.{:0width$}", abs / unit, abs % unit, width = scale as usize)
 }
 
 /// numeric's binary form: base-10000 digits with weight, sign and scale.
@@ -269,8 +252,7 @@ fn fraction(micros: i64) -> String {
 
 fn time_of_day(micros: i64) -> String {
     let secs = micros.div_euclid(1_000_000);
-    let time = NaiveTime::from_num_seconds_from_midnight_opt((secs % 86_400) as u32, 0)
-        .unwrap_or_default();
+    let time = NaiveTime::from_num_seconds_from_midnight_opt((secs % 86_400) as u32, 0).unwrap_or_default();
     let hour = if secs == 86_400 {
         "24:00:00".to_string()
     } else {
@@ -309,8 +291,7 @@ fn timestamp(micros: i64, utc: bool) -> String {
 /// intervals print as PostgreSQL's IntervalStyle postgres.
 fn interval(months: i32, days: i32, micros: i64) -> String {
     let mut parts = Vec::new();
-    let plural =
-        |n: i64, one: &str, many: &str| format!("{n} {}", if n.abs() == 1 { one } else { many });
+    let plural = |n: i64, one: &str, many: &str| format!("{n} {}", if n.abs() == 1 { one } else { many });
     let (years, months) = (months / 12, months % 12);
     if years != 0 {
         parts.push(plural(years.into(), "year", "years"));
@@ -375,23 +356,11 @@ mod tests {
 
     #[test]
     fn numerics() {
-        assert_eq!(
-            numeric(&numeric_bytes(2, 1, 0, 2, &[12, 3456])).unwrap(),
-            "123456.00"
-        );
-        assert_eq!(
-            numeric(&numeric_bytes(2, 0, 0x4000, 3, &[1, 5000])).unwrap(),
-            "-1.500"
-        );
-        assert_eq!(
-            numeric(&numeric_bytes(1, -1, 0, 4, &[123])).unwrap(),
-            "0.0123"
-        );
+        assert_eq!(numeric(&numeric_bytes(2, 1, 0, 2, &[12, 3456])).unwrap(), "123456.00");
+        assert_eq!(numeric(&numeric_bytes(2, 0, 0x4000, 3, &[1, 5000])).unwrap(), "-1.500");
+        assert_eq!(numeric(&numeric_bytes(1, -1, 0, 4, &[123])).unwrap(), "0.0123");
         assert_eq!(numeric(&numeric_bytes(0, 0, 0, 0, &[])).unwrap(), "0");
-        assert_eq!(
-            numeric(&numeric_bytes(0, 0, 0xC000, 0, &[])).unwrap(),
-            "NaN"
-        );
+        assert_eq!(numeric(&numeric_bytes(0, 0, 0xC000, 0, &[])).unwrap(), "NaN");
         assert_eq!(scaled(-1234, 2), "-12.34");
     }
 

@@ -68,9 +68,7 @@ fn run(cmd: &mut Command, what: &str) {
 fn give_to_postgres(path: &Path) {
     if is_root() {
         run(
-            Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(path),
+            Command::new("chown").args(["-R", "postgres:postgres"]).arg(path),
             "chown",
         );
     }
@@ -78,37 +76,36 @@ fn give_to_postgres(path: &Path) {
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn wait_for_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start on port {port}"
-        );
+        assert!(Instant::now() < deadline, "{what} did not start on port {port}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
-/// Run `cleanup` (a shell snippet) once this test process has exited.
-fn on_exit(cleanup: &str) {
-    let script = format!(
-        "while kill -0 {} 2>/dev/null; do sleep 0.3; done; {cleanup}",
-        std::process::id()
-    );
+/// Run `script` in the background. It is never waited for: it must outlive
+/// this process to clean up after it.
+#[allow(clippy::zombie_processes)]
+fn detach(script: &str) {
     Command::new("sh")
-        .args(["-c", &script])
+        .args(["-c", script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("starting the cleanup watchdog");
+        .expect("starting a background watchdog");
+}
+
+/// Run `cleanup` (a shell snippet) once this test process has exited.
+fn on_exit(cleanup: &str) {
+    detach(&format!(
+        "while kill -0 {} 2>/dev/null; do sleep 0.3; done; {cleanup}",
+        std::process::id()
+    ));
 }
 
 /// Certificates for a TLS cluster, all PEM files in one directory.
@@ -145,15 +142,11 @@ fn make_tls_files(dir: &Path) -> TlsFiles {
     // The server's certificate names only "localhost": 127.0.0.1 is a mismatch.
     let server_key = KeyPair::generate().unwrap();
     let mut server = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
+    server.distinguished_name.push(DnType::CommonName, "localhost");
     let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key).unwrap();
     let client_key = KeyPair::generate().unwrap();
     let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
-    client
-        .distinguished_name
-        .push(DnType::CommonName, "certuser");
+    client.distinguished_name.push(DnType::CommonName, "certuser");
     let client_cert = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
     let write = |name: &str, pem: String| {
         let path = dir.join(name);
@@ -185,15 +178,23 @@ pub struct Cluster {
     /// The Unix socket directory (local connections are trusted).
     pub socket_dir: PathBuf,
     pub tls: Option<TlsFiles>,
+    stop_line: String,
 }
 
 impl Cluster {
+    /// A cluster of its own (not the shared one), stopped by [`Cluster::stop`]
+    /// or when the process exits.
+    pub fn start_plain() -> Cluster {
+        Cluster::start(false)
+    }
+
+    /// Stop the server now and remove its files.
+    pub fn stop(&self) {
+        let _ = Command::new("sh").args(["-c", &self.stop_line]).output();
+    }
+
     fn start(with_tls: bool) -> Cluster {
-        let base = tempfile::Builder::new()
-            .prefix("pghook-pg-")
-            .tempdir()
-            .unwrap()
-            .keep();
+        let base = tempfile::Builder::new().prefix("pghook-pg-").tempdir().unwrap().keep();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
         let data = base.join("data");
@@ -269,6 +270,7 @@ impl Cluster {
             port,
             socket_dir,
             tls,
+            stop_line,
         };
         cluster.psql("CREATE ROLE certuser LOGIN; CREATE ROLE alice LOGIN PASSWORD 'alice pw'");
         cluster
@@ -370,11 +372,7 @@ impl Moto {
                 binary.display(),
                 std::process::id()
             );
-            Command::new("sh")
-                .args(["-c", &script])
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("starting moto");
+            detach(&script);
             wait_for_port(port, "moto");
             Moto { port }
         })
@@ -409,11 +407,7 @@ impl ServerlessStandIn {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let (user, password, log) = (
-            db_user.to_string(),
-            db_password.to_string(),
-            requests.clone(),
-        );
+        let (user, password, log) = (db_user.to_string(), db_password.to_string(), requests.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let _ = Self::answer(stream, &user, &password, &log);
@@ -449,9 +443,7 @@ impl ServerlessStandIn {
                     .map(|(_, v)| v.trim().to_string())
             })
         };
-        let length: usize = header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         while data.len() < header_end + length {
             let n = stream.read(&mut buf)?;
             if n == 0 {
@@ -468,13 +460,13 @@ impl ServerlessStandIn {
         let (status, reply) = if target == "RedshiftServerless.GetCredentials" {
             (
                 "200 OK",
-                serde_json::json!({"dbUser": user, "dbPassword": password, "expiration": 1.9e9})
-                    .to_string(),
+                serde_json::json!({"dbUser": user, "dbPassword": password, "expiration": 1.9e9}).to_string(),
             )
         } else {
             (
                 "400 Bad Request",
-                serde_json::json!({"__type": "ValidationException", "message": format!("unknown target {target}")}).to_string(),
+                serde_json::json!({"__type": "ValidationException", "message": format!("unknown target {target}")})
+                    .to_string(),
             )
         };
         let response = format!(
@@ -496,8 +488,11 @@ pub fn pghook_binary() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let exe = std::env::current_exe().unwrap();
-            // target/<profile>/deps/<test> -> target/<profile>/pghook
-            let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+            // target/<profile>/deps/<test> or target/<profile>/<bin> -> target/<profile>/pghook
+            let mut profile_dir = exe.parent().unwrap().to_path_buf();
+            if profile_dir.ends_with("deps") {
+                profile_dir.pop();
+            }
             let binary = profile_dir.join("pghook");
             let mut build = Command::new(env!("CARGO"));
             build.args(["build", "-p", "pghook", "--bin", "pghook"]);

@@ -46,13 +46,7 @@ fn connections_from_environment_and_file() {
     let out = pghook(
         root.path(),
         &[],
-        &[
-            "--connections",
-            "conns.json",
-            "--conn-id",
-            "from_file",
-            "uri",
-        ],
+        &["--connections", "conns.json", "--conn-id", "from_file", "uri"],
     );
     assert_eq!(stdout(&out), "postgresql://u:***@h/d");
     let out = pghook(
@@ -94,15 +88,8 @@ fn data_commands_against_a_real_server() {
     let uri = pg.uri_db(&db, "");
     let env = [("AIRFLOW_CONN_POSTGRES_DEFAULT", uri.as_str())];
     let run = |args: &[&str]| pghook(root.path(), &env, args);
-    assert_eq!(
-        stdout(&run(&["test-connection"])),
-        "Connection successfully tested"
-    );
-    stdout(&run(&[
-        "run",
-        "--sql",
-        "create table t (id int, name text)",
-    ]));
+    assert_eq!(stdout(&run(&["test-connection"])), "Connection successfully tested");
+    stdout(&run(&["run", "--sql", "create table t (id int, name text)"]));
     std::fs::write(root.path().join("in.tsv"), "1\tone\n2\ttwo\n").unwrap();
     let out = run(&["bulk-load", "--table", "t", "--file", "in.tsv"]);
     assert!(
@@ -124,19 +111,10 @@ fn data_commands_against_a_real_server() {
         "--format",
         "table",
     ]);
-    assert_eq!(
-        stdout(&out),
-        "id | name\n---+-----\n1  | one \n2  | two \n(2 rows)"
-    );
+    assert_eq!(stdout(&out), "id | name\n---+-----\n1  | one \n2  | two \n(2 rows)");
     let out = run(&["records", "--first", "--sql", "select count(*) as n from t"]);
     assert_eq!(stdout(&out), "[[2]]");
-    stdout(&run(&[
-        "bulk-dump",
-        "--table",
-        "public.t",
-        "--file",
-        "out.tsv",
-    ]));
+    stdout(&run(&["bulk-dump", "--table", "public.t", "--file", "out.tsv"]));
     assert_eq!(
         std::fs::read_to_string(root.path().join("out.tsv")).unwrap(),
         "1\tone\n2\ttwo\n"
@@ -160,10 +138,7 @@ fn data_commands_against_a_real_server() {
         "--fetch",
         "all",
     ]);
-    assert_eq!(
-        stdout(&out),
-        r#"{"columns":["b"],"rows":[[2]],"row_count":1}"#
-    );
+    assert_eq!(stdout(&out), r#"{"columns":["b"],"rows":[[2]],"row_count":1}"#);
     // A file outside --root is refused.
     let out = run(&["bulk-dump", "--table", "t", "--file", "/tmp/elsewhere.tsv"]);
     assert_eq!(out.status.code(), Some(1));

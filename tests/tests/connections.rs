@@ -7,14 +7,8 @@ use serde_json::json;
 
 async fn explain(stored: &str, args: HookArgs) -> Result<serde_json::Value, pghook::Error> {
     let root = tempfile::tempdir().unwrap();
-    let conn_id = args
-        .conn_id
-        .clone()
-        .unwrap_or_else(|| "postgres_default".into());
-    tenant(root.path(), &[(&conn_id, stored)])
-        .hook(args)
-        .explain()
-        .await
+    let conn_id = args.conn_id.clone().unwrap_or_else(|| "postgres_default".into());
+    tenant(root.path(), &[(&conn_id, stored)]).hook(args).explain().await
 }
 
 /// Each case: stored connection, hook arguments, what Airflow passes to psycopg2.connect.
@@ -60,13 +54,10 @@ async fn explain_matches_airflow_key_for_key() {
         ),
     ];
     for (stored, args, expected) in cases {
-        let got = explain(stored, args)
-            .await
-            .unwrap_or_else(|e| panic!("{stored}: {e}"));
+        let got = explain(stored, args).await.unwrap_or_else(|e| panic!("{stored}: {e}"));
         assert_eq!(got, expected, "{stored}");
         // Key order too: psycopg2 receives a dict in this order.
-        let keys =
-            |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         assert_eq!(keys(&got), keys(&expected), "{stored}");
     }
 }

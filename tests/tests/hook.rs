@@ -76,31 +76,19 @@ async fn run_statements_parameters_and_transactions() {
     // A failing statement rolls the whole run back.
     let e = hook
         .run(
-            &[
-                "insert into t values (3, 'three')",
-                "insert into t values (1, 'dup')",
-            ],
+            &["insert into t values (3, 'three')", "insert into t values (1, 'dup')"],
             None,
             RunOptions::default(),
         )
         .await
         .unwrap_err();
-    assert_eq!(
-        (e.kind, e.sqlstate.as_deref()),
-        (ErrorKind::Database, Some("23505"))
-    );
-    let count = hook
-        .get_first("select count(*) from t", None)
-        .await
-        .unwrap();
+    assert_eq!((e.kind, e.sqlstate.as_deref()), (ErrorKind::Database, Some("23505")));
+    let count = hook.get_first("select count(*) from t", None).await.unwrap();
     assert_eq!(count.rows[0][0], Value::Int(2));
     // With autocommit the first statement stays.
     let _ = hook
         .run(
-            &[
-                "insert into t values (3, 'three')",
-                "insert into t values (1, 'dup')",
-            ],
+            &["insert into t values (3, 'three')", "insert into t values (1, 'dup')"],
             None,
             RunOptions {
                 autocommit: true,
@@ -109,10 +97,7 @@ async fn run_statements_parameters_and_transactions() {
         )
         .await
         .unwrap_err();
-    let count = hook
-        .get_first("select count(*) from t", None)
-        .await
-        .unwrap();
+    let count = hook.get_first("select count(*) from t", None).await.unwrap();
     assert_eq!(count.rows[0][0], Value::Int(3));
     // Results of every statement, fetched.
     let all = hook
@@ -130,10 +115,7 @@ async fn run_statements_parameters_and_transactions() {
     assert_eq!(all.len(), 2);
     assert_eq!(all[1].rows, vec![vec![Value::Int(2)], vec![Value::Int(3)]]);
     assert_eq!(all[1].columns[0].name, "b");
-    let e = hook
-        .run(&[], None, RunOptions::default())
-        .await
-        .unwrap_err();
+    let e = hook.run(&[], None, RunOptions::default()).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Config);
     let e = hook
         .get_records("select %s", Some(Parameters::Positional(vec![])))
@@ -177,11 +159,7 @@ async fn records_decode_types_and_shapes() {
         ]
     );
     assert_eq!(r.columns[4].type_name, "numeric");
-    let r = t
-        .hook(args("dict"))
-        .get_records("select 1 as one", None)
-        .await
-        .unwrap();
+    let r = t.hook(args("dict")).get_records("select 1 as one", None).await.unwrap();
     assert_eq!(r.shape, RowShape::RealDict);
     // A type pghook cannot decode is refused with a hint, not garbled.
     let e = t
@@ -216,9 +194,7 @@ async fn bulk_load_and_dump_round_trip() {
     )
     .await
     .unwrap();
-    let input: String = (0..5000)
-        .map(|i| format!("{i}\tnote {i}\\twith tab\n"))
-        .collect();
+    let input: String = (0..5000).map(|i| format!("{i}\tnote {i}\\twith tab\n")).collect();
     std::fs::write(root.path().join("in.tsv"), &input).unwrap();
     let table = "\"Sales\".\"Order Lines\" (id, note)";
     assert_eq!(hook.bulk_load(table, "in.tsv").await.unwrap(), 5000);
@@ -230,22 +206,14 @@ async fn bulk_load_and_dump_round_trip() {
         ErrorKind::Denied
     );
     assert_eq!(
-        hook.bulk_dump("\"Sales\".\"Order Lines\"", "out.tsv")
-            .await
-            .unwrap(),
+        hook.bulk_dump("\"Sales\".\"Order Lines\"", "out.tsv").await.unwrap(),
         5000
     );
-    assert_eq!(
-        std::fs::read_to_string(root.path().join("out.tsv")).unwrap(),
-        input
-    );
+    assert_eq!(std::fs::read_to_string(root.path().join("out.tsv")).unwrap(), input);
     // Unquoted names fold to lower case, as PostgreSQL does.
     let e = hook.bulk_dump("Sales.Order", "x.tsv").await.unwrap_err();
     assert_eq!(e.sqlstate.as_deref(), Some("3F000"), "{e}");
-    let e = hook
-        .bulk_load("t; drop table x", "in.tsv")
-        .await
-        .unwrap_err();
+    let e = hook.bulk_load("t; drop table x", "in.tsv").await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Config);
     assert!(e.message.starts_with("invalid table name"), "{e}");
 }
@@ -258,13 +226,9 @@ async fn failures_leave_no_half_files_and_no_rows() {
     let uri = pg.uri_db(&db, "");
     let t = tenant(root.path(), &[("c", &uri)]);
     let hook = t.hook(args("c"));
-    hook.run(
-        &["create table n (id int not null)"],
-        None,
-        RunOptions::default(),
-    )
-    .await
-    .unwrap();
+    hook.run(&["create table n (id int not null)"], None, RunOptions::default())
+        .await
+        .unwrap();
     // Row 3000 is bad: the whole load is refused.
     let input: String = (0..5000)
         .map(|i| {
@@ -279,10 +243,7 @@ async fn failures_leave_no_half_files_and_no_rows() {
     let e = hook.bulk_load("n", "bad.tsv").await.unwrap_err();
     assert_eq!(e.sqlstate.as_deref(), Some("22P02"), "{e}");
     assert_eq!(
-        hook.get_first("select count(*) from n", None)
-            .await
-            .unwrap()
-            .rows[0][0],
+        hook.get_first("select count(*) from n", None).await.unwrap().rows[0][0],
         Value::Int(0)
     );
     // A dump that fails midway (division by zero at row 4000) leaves no file,
@@ -291,10 +252,7 @@ async fn failures_leave_no_half_files_and_no_rows() {
     let sql = "COPY (select 1 / (4000 - g) from generate_series(1, 5000) g) TO STDOUT";
     let e = hook.copy_expert(sql, "keep.tsv").await.unwrap_err();
     assert_eq!(e.sqlstate.as_deref(), Some("22012"), "{e}");
-    assert_eq!(
-        std::fs::read_to_string(root.path().join("keep.tsv")).unwrap(),
-        "old\n"
-    );
+    assert_eq!(std::fs::read_to_string(root.path().join("keep.tsv")).unwrap(), "old\n");
     let e = hook.copy_expert(sql, "new.tsv").await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Database);
     let names: Vec<_> = std::fs::read_dir(root.path())
@@ -312,13 +270,9 @@ async fn copy_expert_directions_and_airflow_quirk() {
     let uri = pg.uri_db(&db, "");
     let t = tenant(root.path(), &[("c", &uri)]);
     let hook = t.hook(args("c"));
-    hook.run(
-        &["create table c (a int, b text)"],
-        None,
-        RunOptions::default(),
-    )
-    .await
-    .unwrap();
+    hook.run(&["create table c (a int, b text)"], None, RunOptions::default())
+        .await
+        .unwrap();
     std::fs::write(root.path().join("in.csv"), "1,\"x, y\"\n2,z\n").unwrap();
     let loaded = hook
         .copy_expert("COPY c FROM STDIN WITH (FORMAT csv)", "in.csv")
@@ -327,10 +281,7 @@ async fn copy_expert_directions_and_airflow_quirk() {
     assert!(loaded.loaded);
     assert_eq!(loaded.rows, 2);
     let dumped = hook
-        .copy_expert(
-            "COPY (select * from c order by a) TO STDOUT WITH CSV HEADER",
-            "out.csv",
-        )
+        .copy_expert("COPY (select * from c order by a) TO STDOUT WITH CSV HEADER", "out.csv")
         .await
         .unwrap();
     assert!(!dumped.loaded);
@@ -339,30 +290,15 @@ async fn copy_expert_directions_and_airflow_quirk() {
         "a,b\n1,\"x, y\"\n2,z\n"
     );
     // COPY FROM a missing file: Airflow creates it empty and loads nothing.
-    let missing = hook
-        .copy_expert("COPY c FROM STDIN", "missing.tsv")
-        .await
-        .unwrap();
+    let missing = hook.copy_expert("COPY c FROM STDIN", "missing.tsv").await.unwrap();
     assert_eq!(missing.rows, 0);
-    assert_eq!(
-        std::fs::metadata(root.path().join("missing.tsv"))
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(std::fs::metadata(root.path().join("missing.tsv")).unwrap().len(), 0);
     // Server-side files and programs are refused before reaching the server.
-    for sql in [
-        "COPY c FROM '/etc/passwd'",
-        "COPY c TO PROGRAM 'true'",
-        "SELECT 1",
-    ] {
+    for sql in ["COPY c FROM '/etc/passwd'", "COPY c TO PROGRAM 'true'", "SELECT 1"] {
         let e = hook.copy_expert(sql, "x").await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Config, "{sql}");
     }
-    let e = hook
-        .copy_expert("COPY c FROM STDIN", "/etc/passwd")
-        .await
-        .unwrap_err();
+    let e = hook.copy_expert("COPY c FROM STDIN", "/etc/passwd").await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Denied);
 }
 
@@ -389,10 +325,7 @@ async fn get_uri_get_conn_and_database_override() {
     let mut other = args("j");
     other.database = Some(db.clone());
     let client = t.hook(other).get_conn().await.unwrap();
-    let row = client
-        .query_one("select current_database()", &[])
-        .await
-        .unwrap();
+    let row = client.query_one("select current_database()", &[]).await.unwrap();
     assert_eq!(row.get::<_, String>(0), db);
 }
 
@@ -400,10 +333,7 @@ async fn get_uri_get_conn_and_database_override() {
 async fn options_and_notices() {
     let pg = Cluster::plain();
     let root = tempfile::tempdir().unwrap();
-    let t = tenant(
-        root.path(),
-        &[("c", &pg.uri("application_name=pghook-test"))],
-    );
+    let t = tenant(root.path(), &[("c", &pg.uri("application_name=pghook-test"))]);
     let mut a = args("c");
     a.options = Some("-c search_path=pg_catalog".into());
     a.enable_log_db_messages = true;
@@ -417,9 +347,6 @@ async fn options_and_notices() {
         .unwrap();
     assert_eq!(
         r.rows[0],
-        vec![
-            Value::Text("pg_catalog".into()),
-            Value::Text("pghook-test".into())
-        ]
+        vec![Value::Text("pg_catalog".into()), Value::Text("pghook-test".into())]
     );
 }

@@ -14,29 +14,18 @@ fn aws_conn(endpoint: &str) -> String {
 #[tokio::test]
 async fn rds_token_is_signed_offline() {
     let root = tempfile::tempdir().unwrap();
-    let rds =
-        "postgres://alice@db.abc.us-east-1.rds.amazonaws.com/app?iam=true&aws_conn_id=aws_test";
+    let rds = "postgres://alice@db.abc.us-east-1.rds.amazonaws.com/app?iam=true&aws_conn_id=aws_test";
     let t = tenant(
         root.path(),
         &[
             ("rds", rds),
-            (
-                "aws_test",
-                "aws://AKIDEXAMPLE:secret@/?region_name=us-east-1",
-            ),
+            ("aws_test", "aws://AKIDEXAMPLE:secret@/?region_name=us-east-1"),
         ],
     );
-    let token = t
-        .hook(HookArgs::conn_id("rds"))
-        .get_iam_token()
-        .await
-        .unwrap();
+    let token = t.hook(HookArgs::conn_id("rds")).get_iam_token().await.unwrap();
     assert_eq!((token.user.as_str(), token.port), ("alice", 5432));
     let p = &token.password;
-    assert!(
-        p.starts_with("db.abc.us-east-1.rds.amazonaws.com:5432/?"),
-        "{p}"
-    );
+    assert!(p.starts_with("db.abc.us-east-1.rds.amazonaws.com:5432/?"), "{p}");
     for part in [
         "Action=connect",
         "DBUser=alice",
@@ -55,15 +44,8 @@ async fn rds_token_is_signed_offline() {
     );
     // aws_default is the default AWS connection; without it and without the
     // host's environment there are no credentials.
-    let t = tenant(
-        root.path(),
-        &[("rds", "postgres://alice@db.example/app?iam=true")],
-    );
-    let e = t
-        .hook(HookArgs::conn_id("rds"))
-        .get_iam_token()
-        .await
-        .unwrap_err();
+    let t = tenant(root.path(), &[("rds", "postgres://alice@db.example/app?iam=true")]);
+    let e = t.hook(HookArgs::conn_id("rds")).get_iam_token().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Aws);
     assert!(e.message.contains("no AWS credentials"), "{e}");
     let t = tenant(
@@ -73,11 +55,7 @@ async fn rds_token_is_signed_offline() {
             ("aws_default", "aws://AKID:secret@"),
         ],
     );
-    let e = t
-        .hook(HookArgs::conn_id("rds"))
-        .get_iam_token()
-        .await
-        .unwrap_err();
+    let e = t.hook(HookArgs::conn_id("rds")).get_iam_token().await.unwrap_err();
     assert!(e.message.contains("region"), "{e}");
 }
 
@@ -116,11 +94,7 @@ async fn redshift_cluster_credentials_from_moto() {
             ("moto", &aws_conn(&moto.endpoint())),
         ],
     );
-    let token = t
-        .hook(HookArgs::conn_id("rs"))
-        .get_iam_token()
-        .await
-        .unwrap();
+    let token = t.hook(HookArgs::conn_id("rs")).get_iam_token().await.unwrap();
     assert_eq!((token.user.as_str(), token.port), ("IAM:alice", 5439));
     assert!(!token.password.is_empty());
     let explained = t.hook(HookArgs::conn_id("rs")).explain().await.unwrap();
@@ -128,11 +102,7 @@ async fn redshift_cluster_credentials_from_moto() {
     assert_eq!(explained["port"], 5439);
     assert_eq!(explained["password"], "***");
     // An unknown cluster is moto's error, naming the cluster.
-    let e = t
-        .hook(HookArgs::conn_id("other"))
-        .get_iam_token()
-        .await
-        .unwrap_err();
+    let e = t.hook(HookArgs::conn_id("other")).get_iam_token().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Aws);
     assert!(e.message.contains("other"), "{e}");
 }
@@ -147,10 +117,7 @@ async fn redshift_serverless_login_reaches_the_database() {
         "postgres://someone@127.0.0.1:{}/postgres?iam=true&redshift-serverless=true&workgroup-name=wg1&aws_conn_id=sls",
         pg.port
     );
-    let t = tenant(
-        root.path(),
-        &[("sls", &aws_conn(&api.endpoint())), ("c", &conn)],
-    );
+    let t = tenant(root.path(), &[("sls", &aws_conn(&api.endpoint())), ("c", &conn)]);
     let r = t
         .hook(HookArgs::conn_id("c"))
         .get_first("select current_user", None)
@@ -171,16 +138,9 @@ async fn aws_endpoints_obey_the_host_policy() {
     let conn = "postgres://u@wg.x.us-east-1.redshift-serverless.amazonaws.com/dev?iam=true&redshift-serverless=true";
     let t = tenant(
         root.path(),
-        &[
-            ("c", conn),
-            ("aws_default", &aws_conn("http://metadata.example:80")),
-        ],
+        &[("c", conn), ("aws_default", &aws_conn("http://metadata.example:80"))],
     );
-    let e = t
-        .hook(HookArgs::conn_id("c"))
-        .get_iam_token()
-        .await
-        .unwrap_err();
+    let e = t.hook(HookArgs::conn_id("c")).get_iam_token().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Denied);
     assert!(e.message.contains("metadata.example"), "{e}");
 }

@@ -11,9 +11,7 @@ fn guest_imports_no_sockets_and_no_filesystem() {
     let imports = runtime().guest_imports();
     println!("guest imports: {imports:?}");
     assert!(
-        imports
-            .iter()
-            .any(|i| i.starts_with("pghook:hook/postgres")),
+        imports.iter().any(|i| i.starts_with("pghook:hook/postgres")),
         "{imports:?}"
     );
     for forbidden in ["wasi:sockets", "wasi:filesystem", "wasi:http"] {
@@ -35,13 +33,7 @@ async fn connections_hosts_and_files_are_confined() {
     let pg = Cluster::plain();
     let root = tempfile::tempdir().unwrap();
     let only_c = runtime().tenant(policy(root.path(), &pg.uri("")).allow_conn_ids(["c"]));
-    assert!(
-        only_c
-            .hook(HookArgs::conn_id("c"))
-            .test_connection()
-            .await
-            .is_ok()
-    );
+    assert!(only_c.hook(HookArgs::conn_id("c")).test_connection().await.is_ok());
     let e = only_c
         .hook(HookArgs::conn_id("secret"))
         .test_connection()
@@ -111,15 +103,11 @@ async fn result_and_time_limits() {
     let capped = runtime().tenant(policy(root.path(), &pg.uri("")).with_max_result_bytes(100_000));
     let e = capped
         .hook(HookArgs::conn_id("c"))
-        .get_records(
-            "select repeat('x', 1000) from generate_series(1, 1000)",
-            None,
-        )
+        .get_records("select repeat('x', 1000) from generate_series(1, 1000)", None)
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Limit, "{e}");
-    let hasty = runtime()
-        .tenant(policy(root.path(), &pg.uri("")).with_call_timeout(Duration::from_millis(500)));
+    let hasty = runtime().tenant(policy(root.path(), &pg.uri("")).with_call_timeout(Duration::from_millis(500)));
     let started = std::time::Instant::now();
     let e = hasty
         .hook(HookArgs::conn_id("c"))
@@ -128,13 +116,7 @@ async fn result_and_time_limits() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(started.elapsed() < Duration::from_secs(4));
-    assert!(
-        hasty
-            .hook(HookArgs::conn_id("c"))
-            .test_connection()
-            .await
-            .is_ok()
-    );
+    assert!(hasty.hook(HookArgs::conn_id("c")).test_connection().await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,9 +142,7 @@ async fn tenants_run_side_by_side() {
             let hook = t.hook(HookArgs::conn_id("c"));
             for round in 0..3 {
                 assert_eq!(
-                    hook.bulk_dump("n", &format!("dump-{i}-{round}.tsv"))
-                        .await
-                        .unwrap(),
+                    hook.bulk_dump("n", &format!("dump-{i}-{round}.tsv")).await.unwrap(),
                     2000
                 );
             }

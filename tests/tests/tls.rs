@@ -18,21 +18,14 @@ fn conn(host: &str, user: &str, extra: serde_json::Value) -> String {
     .to_string()
 }
 
-async fn ssl_in_use(
-    host: &str,
-    user: &str,
-    extra: serde_json::Value,
-) -> Result<bool, pghook::Error> {
+async fn ssl_in_use(host: &str, user: &str, extra: serde_json::Value) -> Result<bool, pghook::Error> {
     let pg = Cluster::tls();
     let files = pg.tls.as_ref().unwrap();
     let stored = conn(host, user, extra);
     let t = tenant(&files.dir, &[("c", &stored)]);
     let r = t
         .hook(HookArgs::conn_id("c"))
-        .get_first(
-            "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
-            None,
-        )
+        .get_first("select ssl from pg_stat_ssl where pid = pg_backend_pid()", None)
         .await?;
     Ok(r.rows[0][0] == Value::Boolean(true))
 }
@@ -40,22 +33,12 @@ async fn ssl_in_use(
 #[tokio::test]
 async fn modes_that_encrypt_without_checking() {
     let pg = Cluster::tls();
-    let ca = pg
-        .tls
-        .as_ref()
-        .unwrap()
-        .other_ca
-        .to_string_lossy()
-        .into_owned();
+    let ca = pg.tls.as_ref().unwrap().other_ca.to_string_lossy().into_owned();
     for mode in ["prefer", "require", "allow"] {
         assert!(
-            ssl_in_use(
-                "127.0.0.1",
-                "postgres",
-                serde_json::json!({"sslmode": mode})
-            )
-            .await
-            .unwrap(),
+            ssl_in_use("127.0.0.1", "postgres", serde_json::json!({"sslmode": mode}))
+                .await
+                .unwrap(),
             "{mode}"
         );
     }
@@ -66,13 +49,9 @@ async fn modes_that_encrypt_without_checking() {
             .unwrap()
     );
     // disable cannot get past a server that insists on TLS.
-    let e = ssl_in_use(
-        "127.0.0.1",
-        "postgres",
-        serde_json::json!({"sslmode": "disable"}),
-    )
-    .await
-    .unwrap_err();
+    let e = ssl_in_use("127.0.0.1", "postgres", serde_json::json!({"sslmode": "disable"}))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Connect);
     assert!(e.message.contains("no encryption"), "{e}");
     // require with a root certificate checks the chain, as libpq does.
@@ -130,21 +109,13 @@ async fn verify_ca_and_verify_full() {
             .unwrap()
     );
     // A missing root certificate is a clear error before connecting.
-    let e = ssl_in_use(
-        "localhost",
-        "postgres",
-        serde_json::json!({"sslmode": "verify-full"}),
-    )
-    .await
-    .unwrap_err();
+    let e = ssl_in_use("localhost", "postgres", serde_json::json!({"sslmode": "verify-full"}))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Config);
-    let e = ssl_in_use(
-        "localhost",
-        "postgres",
-        verify("verify-full", "missing.crt"),
-    )
-    .await
-    .unwrap_err();
+    let e = ssl_in_use("localhost", "postgres", verify("verify-full", "missing.crt"))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Io, "{e}");
     // Certificates outside the root are refused.
     let e = ssl_in_use(
@@ -167,18 +138,12 @@ async fn client_certificate_login() {
         "sslcert": files.client_cert,
         "sslkey": files.client_key,
     });
-    assert!(
-        ssl_in_use("localhost", "certuser", extra.clone())
-            .await
-            .unwrap()
-    );
+    assert!(ssl_in_use("localhost", "certuser", extra.clone()).await.unwrap());
     // Without the certificate the cert login is refused.
     let mut without = extra;
     without.as_object_mut().unwrap().remove("sslcert");
     without.as_object_mut().unwrap().remove("sslkey");
-    let e = ssl_in_use("localhost", "certuser", without)
-        .await
-        .unwrap_err();
+    let e = ssl_in_use("localhost", "certuser", without).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Connect, "{e}");
     assert_eq!(e.sqlstate.as_deref(), Some("28000"), "{e}");
     // Half a pair is a configuration error.

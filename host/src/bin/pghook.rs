@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use pghook::{
-    ChainConnections, EnvConnections, Fetch, Hook, HookArgs, Parameters, Policy, Progress, Records,
-    RowShape, Rowset, RunOptions, Runtime, Value, file_connections,
+    ChainConnections, EnvConnections, Fetch, Hook, HookArgs, Parameters, Policy, Progress, Records, RowShape, Rowset,
+    RunOptions, Runtime, Value, file_connections,
 };
 
 #[derive(Parser)]
@@ -20,12 +20,7 @@ use pghook::{
 )]
 struct Cli {
     /// The Airflow connection id (postgres_conn_id).
-    #[arg(
-        long,
-        global = true,
-        default_value = "postgres_default",
-        env = "PGHOOK_CONN_ID"
-    )]
+    #[arg(long, global = true, default_value = "postgres_default", env = "PGHOOK_CONN_ID")]
     conn_id: String,
     /// Override the connection's schema as the database name.
     #[arg(long, global = true)]
@@ -150,11 +145,7 @@ impl log::Log for StderrLogger {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            eprintln!(
-                "pghook: {}: {}",
-                record.level().as_str().to_lowercase(),
-                record.args()
-            );
+            eprintln!("pghook: {}: {}", record.level().as_str().to_lowercase(), record.args());
         }
     }
 
@@ -240,9 +231,7 @@ fn parse_params(params: Option<&str>) -> Result<Option<Parameters>, String> {
         other => Value::Json(other.to_string()),
     };
     match serde_json::from_str(text).map_err(|e| format!("--params: invalid JSON: {e}"))? {
-        serde_json::Value::Array(items) => Ok(Some(Parameters::Positional(
-            items.into_iter().map(to_value).collect(),
-        ))),
+        serde_json::Value::Array(items) => Ok(Some(Parameters::Positional(items.into_iter().map(to_value).collect()))),
         serde_json::Value::Object(map) => Ok(Some(Parameters::Named(
             map.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
         ))),
@@ -250,19 +239,13 @@ fn parse_params(params: Option<&str>) -> Result<Option<Parameters>, String> {
     }
 }
 
-fn rows_json(
-    shape: RowShape,
-    columns: &[pghook::Column],
-    rows: Vec<Vec<Value>>,
-) -> serde_json::Value {
+fn rows_json(shape: RowShape, columns: &[pghook::Column], rows: Vec<Vec<Value>>) -> serde_json::Value {
     rows.into_iter()
         .map(|row| {
             let cells = row.into_iter().map(pghook::values::to_json);
             match shape {
                 RowShape::Tuple => cells.collect(),
-                _ => serde_json::Value::Object(
-                    columns.iter().map(|c| c.name.clone()).zip(cells).collect(),
-                ),
+                _ => serde_json::Value::Object(columns.iter().map(|c| c.name.clone()).zip(cells).collect()),
             }
         })
         .collect()
@@ -300,28 +283,16 @@ fn print_table(records: Records) {
     println!("{}", line(&header));
     println!(
         "{}",
-        widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .join("-+-")
+        widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-")
     );
     for row in &rows {
         println!("{}", line(row));
     }
-    println!(
-        "({} row{})",
-        rows.len(),
-        if rows.len() == 1 { "" } else { "s" }
-    );
+    println!("({} row{})", rows.len(), if rows.len() == 1 { "" } else { "s" });
 }
 
 fn rowset_json(rowset: Rowset) -> serde_json::Value {
-    let columns: Vec<serde_json::Value> = rowset
-        .columns
-        .iter()
-        .map(|c| c.name.clone().into())
-        .collect();
+    let columns: Vec<serde_json::Value> = rowset.columns.iter().map(|c| c.name.clone().into()).collect();
     serde_json::json!({
         "columns": columns,
         "rows": rows_json(RowShape::Tuple, &rowset.columns, rowset.rows),
@@ -417,10 +388,7 @@ async fn execute(cli: Cli) -> Result<(), String> {
             }
             .map_err(err)?;
             match format {
-                Format::Json => println!(
-                    "{}",
-                    rows_json(records.shape, &records.columns, records.rows)
-                ),
+                Format::Json => println!("{}", rows_json(records.shape, &records.columns, records.rows)),
                 Format::Table => print_table(records),
             }
         }
@@ -449,14 +417,7 @@ async fn execute(cli: Cli) -> Result<(), String> {
         }
         Command::Uri { show_password } => {
             let uri = hook.get_uri().await.map_err(err)?;
-            println!(
-                "{}",
-                if show_password {
-                    uri
-                } else {
-                    mask_password(&uri)
-                }
-            );
+            println!("{}", if show_password { uri } else { mask_password(&uri) });
         }
     }
     Ok(())
