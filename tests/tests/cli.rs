@@ -147,3 +147,35 @@ fn data_commands_against_a_real_server() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("42P01"));
 }
+
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    let pg = Cluster::plain();
+    let db = pg.create_database("cli_progress");
+    let root = tempfile::tempdir().unwrap();
+    let uri = pg.uri_db(&db, "");
+    let env = [("AIRFLOW_CONN_POSTGRES_DEFAULT", uri.as_str())];
+    stdout(&pghook(
+        root.path(),
+        &env,
+        &["run", "--sql", "create table p (line text)"],
+    ));
+    std::fs::write(root.path().join("p.tsv"), "some line\n".repeat(100_000)).unwrap();
+    let plain = pghook(root.path(), &env, &["bulk-load", "--table", "p", "--file", "p.tsv"]);
+    assert_eq!(
+        String::from_utf8_lossy(&plain.stderr),
+        "pghook: loaded 100000 rows into p\n"
+    );
+    // `script` gives the command a terminal.
+    let command = format!("{} bulk-load --table p --file p.tsv", pghook_binary().display());
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(root.path())
+        .env("AIRFLOW_CONN_POSTGRES_DEFAULT", &uri)
+        .output()
+        .expect("running script");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("loading 976.6 KiB / 976.6 KiB (100%)"), "{screen:?}");
+    assert!(screen.contains("loaded 100000 rows"), "{screen:?}");
+}

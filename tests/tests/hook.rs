@@ -350,3 +350,58 @@ async fn options_and_notices() {
         vec![Value::Text("pg_catalog".into()), Value::Text("pghook-test".into())]
     );
 }
+
+#[derive(Default, Clone)]
+struct Recorded(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl pghook::Progress for Recorded {
+    fn start(&self, phase: &str, total: Option<u64>) {
+        self.0.lock().unwrap().push(format!("start {phase} {total:?}"));
+    }
+    fn advance(&self, bytes: u64) {
+        self.0.lock().unwrap().push(format!("advance {bytes}"));
+    }
+    fn finish(&self) {
+        self.0.lock().unwrap().push("finish".into());
+    }
+}
+
+#[tokio::test]
+async fn bulk_operations_report_progress() {
+    let pg = Cluster::plain();
+    let db = pg.create_database("hook_progress");
+    let root = tempfile::tempdir().unwrap();
+    let t = tenant(root.path(), &[("c", &pg.uri_db(&db, ""))]);
+    let recorded = Recorded::default();
+    let hook = t.hook(args("c")).with_progress(recorded.clone());
+    hook.run(&["create table p (line text)"], None, RunOptions::default())
+        .await
+        .unwrap();
+    let input = "x\n".repeat(400_000);
+    std::fs::write(root.path().join("p.tsv"), &input).unwrap();
+    hook.bulk_load("p", "p.tsv").await.unwrap();
+    hook.bulk_dump("p", "out.tsv").await.unwrap();
+    let events = recorded.0.lock().unwrap().clone();
+    let sum = |from: usize, to: usize| -> u64 {
+        events[from..to]
+            .iter()
+            .filter_map(|e| e.strip_prefix("advance "))
+            .map(|n| n.parse::<u64>().unwrap())
+            .sum()
+    };
+    let load_start = events
+        .iter()
+        .position(|e| e == "start loading Some(800000)")
+        .expect("load started");
+    let dump_start = events
+        .iter()
+        .position(|e| e == "start dumping None")
+        .expect("dump started");
+    assert!(
+        events.iter().filter(|e| e.starts_with("advance")).count() > 2,
+        "{events:?}"
+    );
+    assert_eq!(sum(load_start, dump_start), 800_000);
+    assert_eq!(sum(dump_start, events.len()), 800_000);
+    assert_eq!(events.last().unwrap(), "finish");
+}
