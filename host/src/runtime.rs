@@ -3,6 +3,8 @@
 //! trap or a timeout fails that call and nothing else.
 
 use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,30 @@ pub static GUEST_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pg
 
 /// How often the epoch ticks: the granularity of time limits on guest code.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+fn setup_error(e: wasmtime::Error) -> Error {
+    Error::new(ErrorKind::Trap, format!("loading the guest component: {e:#}"))
+}
+
+fn engine() -> Result<Engine, Error> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    Engine::new(&config).map_err(setup_error)
+}
+
+/// Write a compiled guest into the cache: a private directory, and a rename
+/// so no reader sees half a file.
+fn store_compiled(dir: &Path, path: &Path, compiled: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    if std::fs::metadata(dir)?.permissions().mode() & 0o022 != 0 {
+        return Err(std::io::Error::other("the cache directory is writable by others"));
+    }
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut temp, compiled)?;
+    temp.persist(path)?;
+    Ok(())
+}
 
 /// Caps a store's linear memory and remembers whether the cap was hit.
 pub(crate) struct MemoryLimiter {
@@ -120,17 +146,43 @@ impl Runtime {
 
     /// Compile another build of the guest, e.g. one an embedder ships.
     pub fn from_component(bytes: &[u8]) -> Result<Runtime, Error> {
-        let setup = |e: wasmtime::Error| Error::new(ErrorKind::Trap, format!("loading the guest component: {e:#}"));
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(setup)?;
-        let component = Component::new(&engine, bytes).map_err(setup)?;
+        let engine = engine()?;
+        let component = Component::new(&engine, bytes).map_err(setup_error)?;
+        Self::link(engine, component)
+    }
+
+    /// Like [`Runtime::new`], but keeps the compiled guest in `cache_dir`
+    /// (created private to this user), so a short-lived process skips
+    /// compiling it. A stale or unreadable entry is compiled afresh.
+    pub fn with_cache(cache_dir: &Path) -> Result<Runtime, Error> {
+        let engine = engine()?;
+        let mut hasher = std::hash::DefaultHasher::new();
+        GUEST_COMPONENT.hash(&mut hasher);
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let path = cache_dir.join(format!("guest-{:016x}.cwasm", hasher.finish()));
+        // SAFETY: the entry was written by `store_compiled` below, into a
+        // directory only this user can write; wasmtime checks its header.
+        let cached = unsafe { Component::deserialize_file(&engine, &path) };
+        let component = match cached {
+            Ok(component) => component,
+            Err(_) => {
+                let compiled = engine.precompile_component(GUEST_COMPONENT).map_err(setup_error)?;
+                // A cache that cannot be written only costs time.
+                let _ = store_compiled(cache_dir, &path, &compiled);
+                // SAFETY: these bytes were produced by this engine just now.
+                unsafe { Component::deserialize(&engine, &compiled) }.map_err(setup_error)?
+            }
+        };
+        Self::link(engine, component)
+    }
+
+    fn link(engine: Engine, component: Component) -> Result<Runtime, Error> {
         let mut linker: Linker<State> = Linker::new(&engine);
         // The guest's std imports a few WASI interfaces (clocks, random,
         // stdio); its context grants no files, no network and no environment.
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
-        Pghook::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state).map_err(setup)?;
-        let pre = PghookPre::new(linker.instantiate_pre(&component).map_err(setup)?).map_err(setup)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup_error)?;
+        Pghook::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state).map_err(setup_error)?;
+        let pre = PghookPre::new(linker.instantiate_pre(&component).map_err(setup_error)?).map_err(setup_error)?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("pghook-epoch".into())

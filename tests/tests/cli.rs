@@ -62,6 +62,27 @@ fn connections_from_environment_and_file() {
         ],
     );
     assert_eq!(stdout(&out), "postgresql://u:pw@h/d");
+    // An RDS token is signed offline: no server is needed.
+    let env = [
+        (
+            "AIRFLOW_CONN_RDS",
+            "postgres://alice@db.abc.eu-west-1.rds.amazonaws.com/app?iam=true&aws_conn_id=aws_rds",
+        ),
+        (
+            "AIRFLOW_CONN_AWS_RDS",
+            "aws://AKIDEXAMPLE:secret@/?region_name=eu-west-1",
+        ),
+    ];
+    let token: serde_json::Value =
+        serde_json::from_str(&stdout(&pghook(root.path(), &env, &["--conn-id", "rds", "iam-token"]))).unwrap();
+    assert_eq!(
+        (token["user"].as_str(), token["port"].as_u64()),
+        (Some("alice"), Some(5432))
+    );
+    assert!(
+        token["password"].as_str().unwrap().contains("X-Amz-Signature="),
+        "{token}"
+    );
     // Failures: non-zero exit, one line naming the problem, no secret.
     let out = pghook(root.path(), &[], &["explain", "--conn-id", "nope"]);
     assert_eq!(out.status.code(), Some(1));

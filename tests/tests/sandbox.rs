@@ -160,3 +160,32 @@ async fn tenants_run_side_by_side() {
         assert!(names.iter().all(|n| n.starts_with(&format!("dump-{i}-"))));
     }
 }
+
+#[tokio::test]
+async fn compiled_guest_cache_is_private_and_heals() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("pghook");
+    let root = tempfile::tempdir().unwrap();
+    let policy = || Policy::new(root.path()).with_connections(MapConnections::new().with("c", "postgres://h/db"));
+    let explain = |rt: &pghook::Runtime| {
+        let hook = rt.tenant(policy()).hook(HookArgs::conn_id("c"));
+        async move { hook.explain().await.unwrap() }
+    };
+    let first = pghook::Runtime::with_cache(&dir).unwrap();
+    let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(explain(&first).await["dbname"], "db");
+    // A second process loads the cached entry; a corrupt one is replaced.
+    assert_eq!(
+        explain(&pghook::Runtime::with_cache(&dir).unwrap()).await["dbname"],
+        "db"
+    );
+    std::fs::write(&entries[0], b"not a compiled component").unwrap();
+    assert_eq!(
+        explain(&pghook::Runtime::with_cache(&dir).unwrap()).await["dbname"],
+        "db"
+    );
+    assert!(std::fs::read(&entries[0]).unwrap().len() > 1000);
+}

@@ -313,6 +313,19 @@ fn mask_password(uri: &str) -> String {
     }
 }
 
+/// Where the compiled guest is cached: `$XDG_CACHE_HOME/pghook` or
+/// `~/.cache/pghook`; `PGHOOK_NO_CACHE=1` turns the cache off.
+fn cache_dir() -> Option<PathBuf> {
+    if std::env::var_os("PGHOOK_NO_CACHE").is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("pghook"))
+}
+
 async fn execute(cli: Cli) -> Result<(), String> {
     let root = match cli.root {
         Some(root) => root,
@@ -329,7 +342,11 @@ async fn execute(cli: Cli) -> Result<(), String> {
     for host in cli.allow_hosts {
         policy = policy.allow_host(host);
     }
-    let runtime = Runtime::new().map_err(|e| e.to_string())?;
+    let runtime = match cache_dir() {
+        Some(dir) => Runtime::with_cache(&dir),
+        None => Runtime::new(),
+    }
+    .map_err(|e| e.to_string())?;
     let args = HookArgs {
         conn_id: Some(cli.conn_id),
         database: cli.database,
@@ -432,7 +449,9 @@ fn main() -> ExitCode {
     };
     log::set_max_level(level);
     let _ = log::set_boxed_logger(Box::new(StderrLogger { level }));
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread: the COPY data plane hands over a message per row, and
+    // cross-thread wake-ups would cost more than they give.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pghook: error: starting the async runtime: {e}");
