@@ -26,61 +26,78 @@ pub const CONSUMED_EXTRAS: &[&str] = &[
     "enable_log_db_messages",
 ];
 
-/// Every keyword libpq (PostgreSQL 18) knows. Anything else is refused the
-/// way libpq refuses it.
-const LIBPQ_KEYWORDS: &[&str] = &[
-    "host",
-    "hostaddr",
-    "port",
-    "dbname",
-    "user",
-    "password",
-    "passfile",
-    "require_auth",
-    "channel_binding",
-    "connect_timeout",
-    "client_encoding",
-    "options",
-    "application_name",
-    "fallback_application_name",
-    "keepalives",
-    "keepalives_idle",
-    "keepalives_interval",
-    "keepalives_count",
-    "tcp_user_timeout",
-    "replication",
-    "gssencmode",
-    "sslmode",
-    "sslnegotiation",
-    "requiressl",
-    "sslcompression",
-    "sslcert",
-    "sslkey",
-    "sslpassword",
-    "sslcertmode",
-    "sslrootcert",
-    "sslcrl",
-    "sslcrldir",
-    "sslsni",
-    "requirepeer",
-    "ssl_min_protocol_version",
-    "ssl_max_protocol_version",
-    "min_protocol_version",
-    "max_protocol_version",
-    "krbsrvname",
-    "gsslib",
-    "gssdelegation",
-    "service",
-    "target_session_attrs",
-    "load_balance_hosts",
-    "sslkeylogfile",
-    "oauth_issuer",
-    "oauth_client_id",
-    "oauth_client_secret",
-    "oauth_scope",
-    "scram_client_key",
-    "scram_server_key",
-];
+/// How pghook treats a libpq keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Support {
+    /// Honoured, with libpq's meaning.
+    Yes,
+    /// Accepted without effect: GSSAPI and Kerberos settings (pghook never
+    /// uses GSSAPI) and the obsolete sslcompression.
+    NoEffect,
+    /// Refused with a clear error rather than silently ignored.
+    No,
+}
+
+/// Every keyword libpq (PostgreSQL 18) knows; anything else is refused the
+/// way libpq refuses it. Keywords whose support depends on the value
+/// (client_encoding, gssencmode, sslnegotiation...) are checked where they
+/// are read.
+const LIBPQ_KEYWORDS: &[(&str, Support)] = {
+    use Support::{No, NoEffect, Yes};
+    &[
+        ("host", Yes),
+        ("hostaddr", Yes),
+        ("port", Yes),
+        ("dbname", Yes),
+        ("user", Yes),
+        ("password", Yes),
+        ("passfile", No),
+        ("require_auth", No),
+        ("channel_binding", Yes),
+        ("connect_timeout", Yes),
+        ("client_encoding", Yes),
+        ("options", Yes),
+        ("application_name", Yes),
+        ("fallback_application_name", Yes),
+        ("keepalives", Yes),
+        ("keepalives_idle", Yes),
+        ("keepalives_interval", Yes),
+        ("keepalives_count", Yes),
+        ("tcp_user_timeout", Yes),
+        ("replication", No),
+        ("gssencmode", Yes),
+        ("sslmode", Yes),
+        ("sslnegotiation", Yes),
+        ("requiressl", Yes),
+        ("sslcompression", NoEffect),
+        ("sslcert", Yes),
+        ("sslkey", Yes),
+        ("sslpassword", No),
+        ("sslcertmode", Yes),
+        ("sslrootcert", Yes),
+        ("sslcrl", No),
+        ("sslcrldir", No),
+        ("sslsni", Yes),
+        ("requirepeer", No),
+        ("ssl_min_protocol_version", Yes),
+        ("ssl_max_protocol_version", Yes),
+        ("min_protocol_version", No),
+        ("max_protocol_version", No),
+        ("krbsrvname", NoEffect),
+        ("gsslib", NoEffect),
+        ("gssdelegation", NoEffect),
+        ("service", No),
+        ("target_session_attrs", Yes),
+        ("load_balance_hosts", Yes),
+        ("sslkeylogfile", No),
+        ("oauth_issuer", No),
+        ("oauth_client_id", No),
+        ("oauth_client_secret", No),
+        ("oauth_scope", No),
+        ("scram_client_key", No),
+        ("scram_server_key", No),
+    ]
+};
 
 /// The keyword arguments Airflow's `get_conn` hands to `psycopg2.connect`,
 /// in the same order, with the cursor extra read off.
@@ -205,7 +222,7 @@ impl ConnArgs {
     /// The typed settings the host connects with.
     pub fn connect_config(&self) -> Result<ConnectConfig> {
         for key in self.params.keys() {
-            if !LIBPQ_KEYWORDS.contains(&key.as_str()) {
+            if !LIBPQ_KEYWORDS.iter().any(|(known, _)| known == key) {
                 return Err(config(format!("invalid dsn: invalid connection option \"{key}\"")));
             }
         }
@@ -262,30 +279,9 @@ impl ConnArgs {
         })
     }
 
-    /// Refuse the libpq keywords pghook cannot honour. GSSAPI and Kerberos
-    /// settings (krbsrvname, gsslib, gssdelegation) and the obsolete
-    /// sslcompression are accepted without effect: pghook never uses GSSAPI.
+    /// Refuse the libpq keywords, and values, pghook cannot honour.
     fn refuse_unsupported(&self) -> Result<()> {
-        const UNSUPPORTED: &[&str] = &[
-            "passfile",
-            "require_auth",
-            "replication",
-            "sslpassword",
-            "sslcrl",
-            "sslcrldir",
-            "requirepeer",
-            "service",
-            "sslkeylogfile",
-            "min_protocol_version",
-            "max_protocol_version",
-            "oauth_issuer",
-            "oauth_client_id",
-            "oauth_client_secret",
-            "oauth_scope",
-            "scram_client_key",
-            "scram_server_key",
-        ];
-        for key in UNSUPPORTED {
+        for (key, _) in LIBPQ_KEYWORDS.iter().filter(|(_, support)| *support == Support::No) {
             if self.get_set(key).is_some() {
                 return Err(config(format!(
                     "connection option \"{key}\" is not supported by pghook"
