@@ -12,5 +12,5 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use exports::pghook::hook::hook;
-pub use pghook::hook::{aws, files, log, postgres, secrets, types};
+pub use self::exports::pghook::hook::hook;
+pub use self::pghook::hook::{aws, files, log, postgres, secrets, types};

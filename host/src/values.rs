@@ -11,7 +11,7 @@ use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use fallible_iterator::FallibleIterator;
 use postgres_types::{FromSql, Kind, Type};
 
-use crate::bindings::pghook::hook::types::Value;
+use crate::bindings::types::Value;
 
 type DecodeResult<T> = Result<T, Box<dyn StdError + Sync + Send>>;
 
