@@ -160,8 +160,7 @@ impl Hook {
         let config = self.connect_config().await?;
         let policy = &self.tenant.policy;
         let files = files::FileRoot::new(&policy.file_root)?;
-        let session = postgres::connect(&config, policy, &files).await?;
-        Ok(session.into_client())
+        Ok(postgres::connect_client(&config, policy, &files).await?)
     }
 
     /// `test_connection`: `select 1`, and Airflow's message on success.

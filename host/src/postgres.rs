@@ -2,7 +2,9 @@
 //! the guest's typed config; COPY data streams between file and socket here,
 //! in bounded memory, and never enters the guest.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +36,30 @@ const MAX_NOTICES: usize = 50;
 pub struct Session {
     client: Client,
     notices: Arc<Mutex<Vec<String>>>,
+    /// Set while a statement runs. A call abandoned mid-statement (a
+    /// timeout) never clears it, so dropping the session cancels the
+    /// statement on the server.
+    busy: Arc<AtomicBool>,
+    tls: Option<crate::tls::MakeRustls>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.busy.load(Ordering::SeqCst) {
+            return;
+        }
+        // Ask the server to stop the statement nobody waits for any more.
+        let token = self.client.cancel_token();
+        let tls = self.tls.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = match tls {
+                    Some(tls) => token.cancel_query(tls).await,
+                    None => token.cancel_query(NoTls).await,
+                };
+            });
+        }
+    }
 }
 
 /// Map a tokio-postgres error to a WIT error, keeping the server's message
@@ -194,6 +220,27 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Co
 /// Open a session, checking every endpoint and file against the tenant's
 /// policy.
 pub async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> Result<Session, WitError> {
+    let (client, notices, tls) = open(cfg, policy, files).await?;
+    Ok(Session {
+        client,
+        notices,
+        busy: Arc::new(AtomicBool::new(false)),
+        tls,
+    })
+}
+
+/// Open a bare client for an embedder (`get_conn`), under the same checks.
+pub async fn connect_client(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> Result<Client, WitError> {
+    Ok(open(cfg, policy, files).await?.0)
+}
+
+type Notices = Arc<Mutex<Vec<String>>>;
+
+async fn open(
+    cfg: &ConnectConfig,
+    policy: &Policy,
+    files: &FileRoot,
+) -> Result<(Client, Notices, Option<crate::tls::MakeRustls>), WitError> {
     let (mut config, all_unix, target) = pg_config(cfg, policy)?;
     let during = format!("connection to {target} failed");
     // libpq never uses TLS on Unix sockets, whatever sslmode says.
@@ -202,32 +249,46 @@ pub async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> 
     } else {
         crate::tls::client_config(&cfg.tls, files)?
     };
+    // libpq's connect_timeout bounds each whole attempt, handshake and
+    // login included; tokio-postgres' bounds only the TCP connect.
+    let limit = cfg.connect_timeout_seconds.map(|s| Duration::from_secs(s.into()));
+    let timed_out = || wit(ErrorKind::Connect, format!("{during}: timeout expired"));
     let notices = Arc::new(Mutex::new(Vec::new()));
     let Some(tls) = tls else {
         config.ssl_mode(PgSslMode::Disable);
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| pg_error(e, &during))?;
+        let connecting = config.connect(NoTls);
+        let connected = match limit {
+            Some(limit) => tokio::time::timeout(limit, connecting).await.map_err(|_| timed_out())?,
+            None => connecting.await,
+        };
+        let (client, connection) = connected.map_err(|e| pg_error(e, &during))?;
         spawn_driver(connection, notices.clone());
-        return Ok(Session { client, notices });
+        return Ok((client, notices, None));
     };
     let make = crate::tls::MakeRustls(tls);
     let attempt = |mode: PgSslMode| {
         let mut config = config.clone();
         config.ssl_mode(mode);
         let make = make.clone();
-        async move { config.connect(make).await }
+        async move {
+            match limit {
+                Some(limit) => tokio::time::timeout(limit, config.connect(make)).await.ok(),
+                None => Some(config.connect(make).await),
+            }
+        }
     };
     let connected = match cfg.tls.mode {
         // libpq's allow: plain first, TLS if the server insists.
         SslMode::Allow => match attempt(PgSslMode::Disable).await {
-            Ok(pair) => Ok(pair),
-            Err(_) => attempt(PgSslMode::Require).await,
+            Some(Ok(pair)) => Some(Ok(pair)),
+            _ => attempt(PgSslMode::Require).await,
         },
         SslMode::Prefer => attempt(PgSslMode::Prefer).await,
         _ => attempt(PgSslMode::Require).await,
     };
-    let (client, connection) = connected.map_err(|e| pg_error(e, &during))?;
+    let (client, connection) = connected.ok_or_else(timed_out)?.map_err(|e| pg_error(e, &during))?;
     spawn_driver(connection, notices.clone());
-    Ok(Session { client, notices })
+    Ok((client, notices, Some(make)))
 }
 
 /// Drive a connection in the background, collecting the server's notices.
@@ -263,8 +324,21 @@ fn cell_size(value: &Value) -> usize {
 }
 
 impl Session {
+    /// Run `work`, marking the session busy until it completes. Cleared only
+    /// on completion: a dropped future leaves the mark for [`Session`]'s drop.
+    async fn tracked<T>(&self, work: impl Future<Output = T>) -> T {
+        self.busy.store(true, Ordering::SeqCst);
+        let outcome = work.await;
+        self.busy.store(false, Ordering::SeqCst);
+        outcome
+    }
+
     /// Run one statement and collect its rows, up to `max_bytes` of them.
     pub async fn query(&self, sql: &str, max_bytes: usize) -> Result<Rowset, WitError> {
+        self.tracked(self.query_untracked(sql, max_bytes)).await
+    }
+
+    async fn query_untracked(&self, sql: &str, max_bytes: usize) -> Result<Rowset, WitError> {
         let statement = self
             .client
             .prepare(sql)
@@ -326,6 +400,16 @@ impl Session {
     pub async fn copy_in(
         &self,
         sql: &str,
+        file: tokio::fs::File,
+        size: u64,
+        progress: &dyn Progress,
+    ) -> Result<u64, WitError> {
+        self.tracked(self.copy_in_untracked(sql, file, size, progress)).await
+    }
+
+    async fn copy_in_untracked(
+        &self,
+        sql: &str,
         mut file: tokio::fs::File,
         size: u64,
         progress: &dyn Progress,
@@ -365,6 +449,15 @@ impl Session {
         out: &crate::files::AtomicFile,
         progress: &dyn Progress,
     ) -> Result<u64, WitError> {
+        self.tracked(self.copy_out_untracked(sql, out, progress)).await
+    }
+
+    async fn copy_out_untracked(
+        &self,
+        sql: &str,
+        out: &crate::files::AtomicFile,
+        progress: &dyn Progress,
+    ) -> Result<u64, WitError> {
         let stream = self
             .client
             .copy_out(sql)
@@ -388,11 +481,6 @@ impl Session {
             .map_err(|e| wit(ErrorKind::Io, format!("writing the output: {e}")))?;
         progress.finish();
         Ok(lines)
-    }
-
-    /// The underlying client, for embedders that take the session over.
-    pub fn into_client(self) -> Client {
-        self.client
     }
 }
 

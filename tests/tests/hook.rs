@@ -405,3 +405,20 @@ async fn bulk_operations_report_progress() {
     assert_eq!(sum(dump_start, events.len()), 800_000);
     assert_eq!(events.last().unwrap(), "finish");
 }
+
+#[tokio::test]
+async fn connect_timeout_bounds_a_silent_server() {
+    // The kernel accepts the TCP connection; nobody ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let root = tempfile::tempdir().unwrap();
+    for mode in ["disable", "prefer"] {
+        let uri = format!("postgres://u:p@127.0.0.1:{port}/db?connect_timeout=2&sslmode={mode}");
+        let t = tenant(root.path(), &[("c", &uri)]);
+        let started = std::time::Instant::now();
+        let e = t.hook(args("c")).test_connection().await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Connect, "{mode}: {e}");
+        assert!(e.message.contains("timeout expired"), "{mode}: {e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{mode}");
+    }
+}

@@ -109,13 +109,25 @@ async fn result_and_time_limits() {
     assert_eq!(e.kind, ErrorKind::Limit, "{e}");
     let hasty = runtime().tenant(policy(root.path(), &pg.uri("")).with_call_timeout(Duration::from_millis(500)));
     let started = std::time::Instant::now();
+    let sleeper = "select pg_sleep(60) /* pghook-cancel-test */";
     let e = hasty
         .hook(HookArgs::conn_id("c"))
-        .run(&["select pg_sleep(5)"], None, Default::default())
+        .run(&[sleeper], None, Default::default())
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(started.elapsed() < Duration::from_secs(4));
+    // The abandoned statement is cancelled on the server, not left running.
+    let running =
+        "select count(*) from pg_stat_activity where query like '%pghook-cancel-test%' and pid <> pg_backend_pid()";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pg.psql(running) != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the timed-out statement still runs on the server"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(hasty.hook(HookArgs::conn_id("c")).test_connection().await.is_ok());
 }
 
