@@ -148,7 +148,8 @@ impl Hook {
         if statements.is_empty() {
             return Err(config("List of SQL statements is empty"));
         }
-        let statements = statements
+        // Interpolated up front, so a bad parameter fails before connecting.
+        let interpolated = statements
             .iter()
             .map(|s| interpolate(s, parameters))
             .collect::<Result<Vec<_>>>()?;
@@ -157,8 +158,9 @@ impl Hook {
             session.query("BEGIN")?;
         }
         let mut results = Vec::new();
-        for statement in &statements {
-            log(Level::Info, &format!("Running statement: {statement}"));
+        for (template, statement) in statements.iter().zip(&interpolated) {
+            // The statement as written: parameter values may be secrets.
+            log(Level::Info, &format!("Running statement: {template}"));
             let outcome = session.query(statement);
             self.log_notices(&session);
             let mut rowset = match outcome {

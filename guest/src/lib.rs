@@ -13,6 +13,7 @@ pub mod error;
 pub mod hook;
 pub mod iam;
 pub mod libpq;
+mod robustness;
 pub mod sql;
 pub mod sqlalchemy;
 pub mod uri;

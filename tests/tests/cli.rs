@@ -160,6 +160,27 @@ fn data_commands_against_a_real_server() {
         "all",
     ]);
     assert_eq!(stdout(&out), r#"{"columns":["b"],"rows":[[2]],"row_count":1}"#);
+    // The cursor extra shapes rows; the CLI prints dict rows as objects.
+    let dict_uri = pg.uri_db(&db, "cursor=realdictcursor");
+    let dict_env = [("AIRFLOW_CONN_DICT", dict_uri.as_str())];
+    let out = pghook(
+        root.path(),
+        &dict_env,
+        &["--conn-id", "dict", "records", "--sql", "select * from t order by id"],
+    );
+    assert_eq!(stdout(&out), r#"[{"id":1,"name":"one"},{"id":2,"name":"two"}]"#);
+    // Server notices, on request; parameter values never reach the log.
+    let notice = "do $$ begin raise notice 'hello from the server'; end $$";
+    let out = run(&["--log-db-messages", "run", "--sql", notice]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pghook: info: NOTICE:  hello from the server"), "{err}");
+    let out = run(&["-v", "run", "--sql", "select %s", "--params", r#"["hunter2"]"#]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("Running statement: select %s") && !err.contains("hunter2"),
+        "{err}"
+    );
     // A file outside --root is refused.
     let out = run(&["bulk-dump", "--table", "t", "--file", "/tmp/elsewhere.tsv"]);
     assert_eq!(out.status.code(), Some(1));

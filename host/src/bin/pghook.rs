@@ -41,7 +41,7 @@ struct Cli {
     /// Stop a call after this many seconds.
     #[arg(long, global = true, default_value_t = 86_400)]
     timeout: u64,
-    /// Log the server's notices.
+    /// Log the server's notices (and, as they are info-level, each statement).
     #[arg(long, global = true)]
     log_db_messages: bool,
     /// Log info messages, such as each statement run.
@@ -442,7 +442,8 @@ async fn execute(cli: Cli) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = if cli.verbose {
+    // Notices are info-level, as in Airflow: asking for them shows info.
+    let level = if cli.verbose || cli.log_db_messages {
         log::LevelFilter::Info
     } else {
         log::LevelFilter::Warn
