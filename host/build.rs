@@ -21,15 +21,7 @@ fn main() {
             let mut build = Command::new(cargo);
             build
                 .current_dir(workspace)
-                .args([
-                    "build",
-                    "--release",
-                    "-p",
-                    "pghook-guest",
-                    "--target",
-                    "wasm32-wasip2",
-                    "--target-dir",
-                ])
+                .args(["build", "--release", "-p", "pghook-guest", "--target", "wasm32-wasip2", "--target-dir"])
                 .arg(&target_dir);
             // The outer build's flags and wrappers are for the host, not the guest.
             for var in [

@@ -44,11 +44,7 @@ impl Connection {
     /// value starting with `{` is the JSON form, anything else a URI.
     pub fn parse(conn_id: &str, stored: &str) -> Result<Connection> {
         let stored = stored.trim();
-        if stored.starts_with('{') {
-            Self::from_json(conn_id, stored)
-        } else {
-            Self::from_uri(conn_id, stored)
-        }
+        if stored.starts_with('{') { Self::from_json(conn_id, stored) } else { Self::from_uri(conn_id, stored) }
     }
 
     /// Airflow's `Connection(uri=...)`.
@@ -73,10 +69,7 @@ impl Connection {
         let (protocol, rest) = if schemes == 2 {
             let (protocol, _) = after_scheme.split_once("://").unwrap_or_default();
             if protocol.contains(['@', ':']) {
-                return Err(fail(
-                    "uri",
-                    "invalid connection string: credentials before the host's protocol".into(),
-                ));
+                return Err(fail("uri", "invalid connection string: credentials before the host's protocol".into()));
             }
             (Some(protocol.to_string()), after_scheme.to_string())
         } else {
@@ -165,10 +158,7 @@ impl Connection {
                         Value::String(s) => parse_extra(conn_id, &s)?,
                         Value::Object(map) => map,
                         other => {
-                            return Err(fail(
-                                "extra",
-                                format!("expected an object or a JSON string, got {other}"),
-                            ));
+                            return Err(fail("extra", format!("expected an object or a JSON string, got {other}")));
                         }
                     }
                 }
@@ -206,10 +196,7 @@ pub fn truthy(value: &Value) -> bool {
         Value::Null => false,
         Value::Bool(b) => *b,
         Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !matches!(
-            s.trim().to_ascii_lowercase().as_str(),
-            "" | "false" | "0" | "no" | "off"
-        ),
+        Value::String(s) => !matches!(s.trim().to_ascii_lowercase().as_str(), "" | "false" | "0" | "no" | "off"),
         Value::Array(a) => !a.is_empty(),
         Value::Object(o) => !o.is_empty(),
     }
@@ -227,17 +214,13 @@ fn json_port(value: &Value) -> std::result::Result<Option<u16>, String> {
     if n == 0 {
         return Ok(None);
     }
-    u16::try_from(n)
-        .map(Some)
-        .map_err(|_| format!("{n} is out of range 1-65535"))
+    u16::try_from(n).map(Some).map_err(|_| format!("{n} is out of range 1-65535"))
 }
 
 fn parse_extra(conn_id: &str, raw: &str) -> Result<Map<String, Value>> {
     match serde_json::from_str(raw) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(config(format!(
-            "connection `{conn_id}`: extra: expected a JSON object, got {other}"
-        ))),
+        Ok(other) => Err(config(format!("connection `{conn_id}`: extra: expected a JSON object, got {other}"))),
         Err(e) => Err(config(format!("connection `{conn_id}`: extra: invalid JSON: {e}"))),
     }
 }
@@ -260,22 +243,12 @@ mod tests {
         assert_eq!(c.host.as_deref(), Some("db.example.com"));
         assert_eq!(c.port, Some(6543));
         assert_eq!(c.schema.as_deref(), Some("my/db"));
-        assert_eq!(
-            c.extra,
-            json!({"sslmode": "require", "keepalives_idle": "30"})
-                .as_object()
-                .unwrap()
-                .clone()
-        );
+        assert_eq!(c.extra, json!({"sslmode": "require", "keepalives_idle": "30"}).as_object().unwrap().clone());
     }
 
     #[test]
     fn uri_extra_json_and_socket_host() {
-        let c = Connection::parse(
-            "x",
-            "postgres://u@%2FVar%2Frun%2Fpg/db?__extra__=%7B%22iam%22%3A+true%7D",
-        )
-        .unwrap();
+        let c = Connection::parse("x", "postgres://u@%2FVar%2Frun%2Fpg/db?__extra__=%7B%22iam%22%3A+true%7D").unwrap();
         assert_eq!(c.host.as_deref(), Some("/Var/run/pg"));
         assert_eq!(c.extra.get("iam"), Some(&json!(true)));
         assert_eq!(c.password, None);
@@ -291,16 +264,9 @@ mod tests {
     #[test]
     fn uri_errors_name_connection_and_field() {
         let e = Connection::parse("warehouse", "postgres://h:port/db").unwrap_err();
-        assert_eq!(
-            e.message,
-            "connection `warehouse`: port: Port could not be cast to integer value as 'port'"
-        );
+        assert_eq!(e.message, "connection `warehouse`: port: Port could not be cast to integer value as 'port'");
         let e = Connection::parse("w", "postgres://h/db?__extra__=%7Bnope").unwrap_err();
-        assert!(
-            e.message.starts_with("connection `w`: extra: invalid JSON"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.starts_with("connection `w`: extra: invalid JSON"), "{}", e.message);
         let e = Connection::parse("w", "just-a-host").unwrap_err();
         assert!(e.message.contains("not a URI"), "{}", e.message);
     }
@@ -321,22 +287,11 @@ mod tests {
     #[test]
     fn json_errors() {
         let e = Connection::parse("j", r#"{"host": "h", "port": "abc"}"#).unwrap_err();
-        assert_eq!(
-            e.message,
-            "connection `j`: port: Expected integer value for `port`, but got \"abc\" instead."
-        );
+        assert_eq!(e.message, "connection `j`: port: Expected integer value for `port`, but got \"abc\" instead.");
         let e = Connection::parse("j", r#"{"host": "h""#).unwrap_err();
-        assert!(
-            e.message.starts_with("connection `j`: json: invalid JSON"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.starts_with("connection `j`: json: invalid JSON"), "{}", e.message);
         let e = Connection::parse("j", r#"{"hots": "h"}"#).unwrap_err();
-        assert!(
-            e.message.starts_with("connection `j`: hots: unknown field"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.starts_with("connection `j`: hots: unknown field"), "{}", e.message);
     }
 
     #[test]

@@ -19,16 +19,10 @@ pub enum Direction {
 pub fn direction(sql: &str) -> Result<Direction> {
     let statements = split_statements(sql);
     if statements.len() != 1 {
-        return Err(config(format!(
-            "copy_expert takes exactly one COPY statement, got {}",
-            statements.len()
-        )));
+        return Err(config(format!("copy_expert takes exactly one COPY statement, got {}", statements.len())));
     }
     let sql = &statements[0];
-    let tokens: Vec<_> = tokenize(sql)
-        .into_iter()
-        .filter(|t| t.kind != TokenKind::Comment)
-        .collect();
+    let tokens: Vec<_> = tokenize(sql).into_iter().filter(|t| t.kind != TokenKind::Comment).collect();
     let text = |i: usize| tokens.get(i).map(|t| &sql[t.start..t.end]);
     let is_word = |i: usize, word: &str| {
         tokens.get(i).is_some_and(|t| t.kind == TokenKind::Word)
@@ -74,11 +68,8 @@ impl TableRef {
     /// Parse a table reference. Unquoted names fold to lower case as in
     /// PostgreSQL; quoted names keep their case. Anything else is refused.
     pub fn parse(input: &str) -> Result<TableRef> {
-        let bad = |why: &str| {
-            config(format!(
-                "invalid table name {input:?}: {why}; expected [schema.]table [(column, ...)]"
-            ))
-        };
+        let bad =
+            |why: &str| config(format!("invalid table name {input:?}: {why}; expected [schema.]table [(column, ...)]"));
         let tokens = tokenize(input);
         let mut pos = 0;
         let ident = |pos: &mut usize| -> Result<String> {
@@ -97,9 +88,7 @@ impl TableRef {
             Ok(quote_ident(&name))
         };
         let symbol = |pos: usize, s: &str| {
-            tokens
-                .get(pos)
-                .is_some_and(|t| t.kind == TokenKind::Symbol && &input[t.start..t.end] == s)
+            tokens.get(pos).is_some_and(|t| t.kind == TokenKind::Symbol && &input[t.start..t.end] == s)
         };
         let mut parts = vec![ident(&mut pos)?];
         while symbol(pos, ".") {
@@ -127,19 +116,12 @@ impl TableRef {
         if pos != tokens.len() {
             return Err(bad("unexpected text after the name"));
         }
-        Ok(TableRef {
-            name: parts.join("."),
-            columns,
-        })
+        Ok(TableRef { name: parts.join("."), columns })
     }
 
     /// The table as it goes into a COPY statement.
     pub fn target(&self) -> String {
-        if self.columns.is_empty() {
-            self.name.clone()
-        } else {
-            format!("{} ({})", self.name, self.columns.join(", "))
-        }
+        if self.columns.is_empty() { self.name.clone() } else { format!("{} ({})", self.name, self.columns.join(", ")) }
     }
 
     /// `bulk_load`'s statement.
@@ -160,10 +142,7 @@ mod tests {
     #[test]
     fn directions() {
         assert_eq!(direction("COPY t FROM STDIN WITH CSV").unwrap(), Direction::Load);
-        assert_eq!(
-            direction("copy (select 'from x' from t) to stdout").unwrap(),
-            Direction::Dump
-        );
+        assert_eq!(direction("copy (select 'from x' from t) to stdout").unwrap(), Direction::Dump);
         assert_eq!(direction("/* c */ COPY t (a, b) FROM stdin;").unwrap(), Direction::Load);
         let e = direction("COPY t FROM '/etc/passwd'").unwrap_err();
         assert!(e.message.contains("server-side files"), "{}", e.message);
@@ -175,24 +154,9 @@ mod tests {
     #[test]
     fn table_refs() {
         let t = TableRef::parse("Sales.Orders (Id, \"Total Amount\")").unwrap();
-        assert_eq!(
-            t.copy_from_stdin(),
-            "COPY \"sales\".\"orders\" (\"id\", \"Total Amount\") FROM STDIN"
-        );
-        assert_eq!(
-            TableRef::parse("\"My\"\"Table\"").unwrap().copy_to_stdout(),
-            "COPY \"My\"\"Table\" TO STDOUT"
-        );
-        for bad in [
-            "",
-            "t; drop table x",
-            "a.b.c",
-            "t (a",
-            "t where 1=1",
-            "'t'",
-            "t (a,)",
-            "\"\"",
-        ] {
+        assert_eq!(t.copy_from_stdin(), "COPY \"sales\".\"orders\" (\"id\", \"Total Amount\") FROM STDIN");
+        assert_eq!(TableRef::parse("\"My\"\"Table\"").unwrap().copy_to_stdout(), "COPY \"My\"\"Table\" TO STDOUT");
+        for bad in ["", "t; drop table x", "a.b.c", "t (a", "t where 1=1", "'t'", "t (a,)", "\"\""] {
             let e = TableRef::parse(bad).unwrap_err();
             assert!(e.message.starts_with("invalid table name"), "{bad}: {}", e.message);
         }

@@ -7,18 +7,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// A `config` error: the connection, its extras or an argument is invalid.
 pub fn config(message: impl Into<String>) -> Error {
-    Error {
-        kind: ErrorKind::Config,
-        message: message.into(),
-        sqlstate: None,
-    }
+    Error { kind: ErrorKind::Config, message: message.into(), sqlstate: None }
 }
 
 /// A `not-found` error: a connection id is not defined.
 pub fn not_found(message: impl Into<String>) -> Error {
-    Error {
-        kind: ErrorKind::NotFound,
-        message: message.into(),
-        sqlstate: None,
-    }
+    Error { kind: ErrorKind::NotFound, message: message.into(), sqlstate: None }
 }

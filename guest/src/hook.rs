@@ -24,9 +24,7 @@ crate::bindings::export!(Component with_types_in crate::bindings);
 
 /// Fetch and parse a connection through the host's secrets source.
 fn lookup(conn_id: &str) -> Result<Option<Connection>> {
-    secrets::get_connection(conn_id)?
-        .map(|stored| Connection::parse(conn_id, &stored))
-        .transpose()
+    secrets::get_connection(conn_id)?.map(|stored| Connection::parse(conn_id, &stored)).transpose()
 }
 
 /// One hook instance: its arguments and resolved connection.
@@ -38,20 +36,10 @@ struct Hook {
 
 impl Hook {
     fn new(args: HookArgs) -> Result<Hook> {
-        let conn_id = args
-            .conn_id
-            .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| DEFAULT_CONN_ID.into());
+        let conn_id = args.conn_id.filter(|c| !c.is_empty()).unwrap_or_else(|| DEFAULT_CONN_ID.into());
         let conn = lookup(&conn_id)?.ok_or_else(|| not_found(format!("The conn_id `{conn_id}` isn't defined")))?;
         let log_db_messages = args.enable_log_db_messages || conn.extra_flag("enable_log_db_messages");
-        Ok(Hook {
-            conn,
-            overrides: HookOverrides {
-                database: args.database,
-                options: args.options,
-            },
-            log_db_messages,
-        })
+        Ok(Hook { conn, overrides: HookOverrides { database: args.database, options: args.options }, log_db_messages })
     }
 
     /// get_iam_token: (login, token, port).
@@ -67,17 +55,10 @@ impl Hook {
         }
         let client = iam::client_config(aws_conn.as_ref())?;
         Ok(match request {
-            IamRequest::Rds { host, port, user } => IamToken {
-                password: aws::rds_auth_token(&client, &host, port, &user)?,
-                user,
-                port,
-            },
-            IamRequest::Redshift {
-                cluster_identifier,
-                db_user,
-                db_name,
-                port,
-            } => {
+            IamRequest::Rds { host, port, user } => {
+                IamToken { password: aws::rds_auth_token(&client, &host, port, &user)?, user, port }
+            }
+            IamRequest::Redshift { cluster_identifier, db_user, db_name, port } => {
                 let creds = aws::redshift_cluster_credentials(
                     &client,
                     &cluster_identifier,
@@ -85,23 +66,11 @@ impl Hook {
                     db_name.as_deref(),
                     false,
                 )?;
-                IamToken {
-                    user: creds.user,
-                    password: creds.password,
-                    port,
-                }
+                IamToken { user: creds.user, password: creds.password, port }
             }
-            IamRequest::RedshiftServerless {
-                workgroup_name,
-                db_name,
-                port,
-            } => {
+            IamRequest::RedshiftServerless { workgroup_name, db_name, port } => {
                 let creds = aws::redshift_serverless_credentials(&client, &workgroup_name, db_name.as_deref())?;
-                IamToken {
-                    user: creds.user,
-                    password: creds.password,
-                    port,
-                }
+                IamToken { user: creds.user, password: creds.password, port }
             }
         })
     }
@@ -149,10 +118,7 @@ impl Hook {
             return Err(config("List of SQL statements is empty"));
         }
         // Interpolated up front, so a bad parameter fails before connecting.
-        let interpolated = statements
-            .iter()
-            .map(|s| interpolate(s, parameters))
-            .collect::<Result<Vec<_>>>()?;
+        let interpolated = statements.iter().map(|s| interpolate(s, parameters)).collect::<Result<Vec<_>>>()?;
         let (session, shape) = self.connect()?;
         if !options.autocommit {
             session.query("BEGIN")?;
@@ -191,33 +157,18 @@ impl Hook {
     }
 
     fn records(&self, sql: String, parameters: Option<Parameters>, fetch: Fetch) -> Result<Records> {
-        let options = RunOptions {
-            autocommit: false,
-            split_statements: false,
-            return_last: true,
-            fetch,
-        };
+        let options = RunOptions { autocommit: false, split_statements: false, return_last: true, fetch };
         let (mut results, shape) = self.run(vec![sql], parameters.as_ref(), options)?;
         let last = results.pop().ok_or_else(|| config("no statement was run"))?;
-        Ok(Records {
-            shape,
-            columns: last.columns,
-            rows: last.rows,
-        })
+        Ok(Records { shape, columns: last.columns, rows: last.rows })
     }
 
     fn copy(&self, sql: &str, filename: &str) -> Result<CopyOutcome> {
         let direction = direction(sql)?;
-        log(
-            Level::Info,
-            &format!("Running copy expert: {sql}, filename: {filename}"),
-        );
+        log(Level::Info, &format!("Running copy expert: {sql}, filename: {filename}"));
         if direction == Direction::Load && !files::exists(filename)? {
             // Airflow's documented behaviour: a missing input is created empty.
-            log(
-                Level::Warning,
-                &format!("{filename} does not exist: creating it empty, so no rows are loaded"),
-            );
+            log(Level::Warning, &format!("{filename} does not exist: creating it empty, so no rows are loaded"));
             files::create_empty(filename)?;
         }
         let (session, _) = self.connect()?;
@@ -226,10 +177,7 @@ impl Hook {
             Direction::Dump => session.copy_to_file(sql, filename),
         };
         self.log_notices(&session);
-        Ok(CopyOutcome {
-            loaded: direction == Direction::Load,
-            rows: rows?,
-        })
+        Ok(CopyOutcome { loaded: direction == Direction::Load, rows: rows? })
     }
 }
 

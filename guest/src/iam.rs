@@ -14,18 +14,9 @@ pub enum IamRequest {
     /// An RDS auth token, signed offline.
     Rds { host: String, port: u16, user: String },
     /// Redshift GetClusterCredentials.
-    Redshift {
-        cluster_identifier: String,
-        db_user: String,
-        db_name: Option<String>,
-        port: u16,
-    },
+    Redshift { cluster_identifier: String, db_user: String, db_name: Option<String>, port: u16 },
     /// Redshift Serverless GetCredentials.
-    RedshiftServerless {
-        workgroup_name: String,
-        db_name: Option<String>,
-        port: u16,
-    },
+    RedshiftServerless { workgroup_name: String, db_name: Option<String>, port: u16 },
 }
 
 impl IamRequest {
@@ -53,41 +44,25 @@ impl IamRequest {
                     "cluster-identifier: set the extra or a host such as my-cluster.xxx.region.redshift.amazonaws.com",
                 ));
             }
-            Ok(IamRequest::Redshift {
-                cluster_identifier,
-                db_user: login()?,
-                db_name,
-                port: conn.port.unwrap_or(5439),
-            })
+            Ok(IamRequest::Redshift { cluster_identifier, db_user: login()?, db_name, port: conn.port.unwrap_or(5439) })
         } else if conn.extra_flag("redshift-serverless") {
             let workgroup_name = conn.extra_str("workgroup-name").unwrap_or_else(first_label);
             if workgroup_name.is_empty() {
-                return Err(fail(
-                    "workgroup-name: set the extra or a host whose first label is the workgroup",
-                ));
+                return Err(fail("workgroup-name: set the extra or a host whose first label is the workgroup"));
             }
-            Ok(IamRequest::RedshiftServerless {
-                workgroup_name,
-                db_name,
-                port: conn.port.unwrap_or(5439),
-            })
+            Ok(IamRequest::RedshiftServerless { workgroup_name, db_name, port: conn.port.unwrap_or(5439) })
         } else {
             if host.is_empty() {
                 return Err(fail("host: an RDS IAM token is signed for a host name"));
             }
-            Ok(IamRequest::Rds {
-                host,
-                port: conn.port.unwrap_or(5432),
-                user: login()?,
-            })
+            Ok(IamRequest::Rds { host, port: conn.port.unwrap_or(5432), user: login()? })
         }
     }
 }
 
 /// The AWS connection id a Postgres connection names.
 pub fn aws_conn_id(conn: &Connection) -> String {
-    conn.extra_str("aws_conn_id")
-        .unwrap_or_else(|| DEFAULT_AWS_CONN_ID.to_string())
+    conn.extra_str("aws_conn_id").unwrap_or_else(|| DEFAULT_AWS_CONN_ID.to_string())
 }
 
 /// Read an Airflow AWS connection: login is the access key id, password the
@@ -96,20 +71,10 @@ pub fn aws_conn_id(conn: &Connection) -> String {
 /// default chain would be.
 pub fn client_config(aws: Option<&Connection>) -> Result<ClientConfig> {
     let Some(aws) = aws else {
-        return Ok(ClientConfig {
-            credentials: None,
-            region: None,
-            endpoint_url: None,
-        });
+        return Ok(ClientConfig { credentials: None, region: None, endpoint_url: None });
     };
-    let key_id = aws
-        .extra_str("aws_access_key_id")
-        .or_else(|| aws.login.clone())
-        .filter(|s| !s.is_empty());
-    let secret = aws
-        .extra_str("aws_secret_access_key")
-        .or_else(|| aws.password.clone())
-        .filter(|s| !s.is_empty());
+    let key_id = aws.extra_str("aws_access_key_id").or_else(|| aws.login.clone()).filter(|s| !s.is_empty());
+    let secret = aws.extra_str("aws_secret_access_key").or_else(|| aws.password.clone()).filter(|s| !s.is_empty());
     let credentials = match (key_id, secret) {
         (Some(access_key_id), Some(secret_access_key)) => Some(Credentials {
             access_key_id,
@@ -151,24 +116,13 @@ mod tests {
                 port: 5439
             }
         );
-        let c = Connection::parse(
-            "r",
-            "postgres://alice@h.x:5440/dev?redshift=true&cluster-identifier=other",
-        )
-        .unwrap();
-        let IamRequest::Redshift {
-            cluster_identifier,
-            port,
-            db_name,
-            ..
-        } = IamRequest::for_connection(&c, Some("hookdb")).unwrap()
+        let c = Connection::parse("r", "postgres://alice@h.x:5440/dev?redshift=true&cluster-identifier=other").unwrap();
+        let IamRequest::Redshift { cluster_identifier, port, db_name, .. } =
+            IamRequest::for_connection(&c, Some("hookdb")).unwrap()
         else {
             panic!()
         };
-        assert_eq!(
-            (cluster_identifier.as_str(), port, db_name.as_deref()),
-            ("other", 5440, Some("hookdb"))
-        );
+        assert_eq!((cluster_identifier.as_str(), port, db_name.as_deref()), ("other", 5440, Some("hookdb")));
     }
 
     #[test]
@@ -185,19 +139,10 @@ mod tests {
         let c = Connection::parse("d", "postgres://u@db.rds.amazonaws.com/app?iam=true").unwrap();
         assert_eq!(
             IamRequest::for_connection(&c, None).unwrap(),
-            IamRequest::Rds {
-                host: "db.rds.amazonaws.com".into(),
-                port: 5432,
-                user: "u".into()
-            }
+            IamRequest::Rds { host: "db.rds.amazonaws.com".into(), port: 5432, user: "u".into() }
         );
         let c = Connection::parse("d", "postgres://db.rds.amazonaws.com/app?iam=true").unwrap();
-        assert!(
-            IamRequest::for_connection(&c, None)
-                .unwrap_err()
-                .message
-                .contains("login")
-        );
+        assert!(IamRequest::for_connection(&c, None).unwrap_err().message.contains("login"));
     }
 
     #[test]

@@ -150,11 +150,7 @@ impl ConnArgs {
     /// hook (an extra overrides a plain field of the same name).
     pub fn build(conn: &Connection, hook: &HookOverrides) -> Result<ConnArgs> {
         let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
-        let dbname = hook
-            .database
-            .clone()
-            .filter(|d| !d.is_empty())
-            .or_else(|| conn.schema.clone());
+        let dbname = hook.database.clone().filter(|d| !d.is_empty()).or_else(|| conn.schema.clone());
         let mut params = Map::new();
         params.insert("host".into(), text(&conn.host));
         params.insert("user".into(), text(&conn.login));
@@ -169,10 +165,7 @@ impl ConnArgs {
                 params.insert(key.clone(), value.clone());
             }
         }
-        let args = ConnArgs {
-            params,
-            shape: row_shape(conn.extra.get("cursor"))?,
-        };
+        let args = ConnArgs { params, shape: row_shape(conn.extra.get("cursor"))? };
         // Fail here, as psycopg2.connect would, rather than at connect time.
         args.connect_config()?;
         Ok(args)
@@ -233,9 +226,7 @@ impl ConnArgs {
             password: self.get("password"),
             dbname: self.get_set("dbname"),
             options: self.get_set("options"),
-            application_name: self
-                .get_set("application_name")
-                .or_else(|| self.get_set("fallback_application_name")),
+            application_name: self.get_set("application_name").or_else(|| self.get_set("fallback_application_name")),
             connect_timeout_seconds: match self.integer("connect_timeout")? {
                 None | Some(..=0) => None,
                 // libpq waits at least two seconds.
@@ -283,9 +274,7 @@ impl ConnArgs {
     fn refuse_unsupported(&self) -> Result<()> {
         for (key, _) in LIBPQ_KEYWORDS.iter().filter(|(_, support)| *support == Support::No) {
             if self.get_set(key).is_some() {
-                return Err(config(format!(
-                    "connection option \"{key}\" is not supported by pghook"
-                )));
+                return Err(config(format!("connection option \"{key}\" is not supported by pghook")));
             }
         }
         if let Some(v) = self.get_set("client_encoding") {
@@ -299,9 +288,7 @@ impl ConnArgs {
         match self.get_set("gssencmode").as_deref() {
             None | Some("disable" | "prefer") => {}
             Some("require") => {
-                return Err(config(
-                    "gssencmode \"require\" is not supported by pghook: it has no GSSAPI",
-                ));
+                return Err(config("gssencmode \"require\" is not supported by pghook: it has no GSSAPI"));
             }
             Some(v) => return Err(config(format!("invalid gssencmode value: \"{v}\""))),
         }
@@ -317,8 +304,7 @@ impl ConnArgs {
 
     fn endpoints(&self) -> Result<Vec<Endpoint>> {
         let split = |v: Option<String>| -> Vec<String> {
-            v.map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
-                .unwrap_or_default()
+            v.map(|v| v.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default()
         };
         let hosts = split(self.get_set("host"));
         let hostaddrs = split(self.get_set("hostaddr"));
@@ -328,10 +314,7 @@ impl ConnArgs {
                 if p.is_empty() {
                     return Ok(5432);
                 }
-                p.parse::<u16>()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| config(format!("invalid port number: \"{p}\"")))
+                p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| config(format!("invalid port number: \"{p}\"")))
             })
             .collect::<Result<Vec<u16>>>()?;
         let count = hosts.len().max(hostaddrs.len());
@@ -343,23 +326,15 @@ impl ConnArgs {
             )));
         }
         if ports.len() > 1 && ports.len() != count.max(1) {
-            return Err(config(format!(
-                "could not match {} port numbers to {} hosts",
-                ports.len(),
-                count.max(1)
-            )));
+            return Err(config(format!("could not match {} port numbers to {} hosts", ports.len(), count.max(1))));
         }
         if count == 0 {
-            // No host: libpq's default local socket, which the host knows.
-            return match ports.as_slice() {
-                [] | [5432] => Ok(Vec::new()),
-                [port] => Ok(vec![Endpoint {
-                    host: String::new(),
-                    hostaddr: None,
-                    port: *port,
-                }]),
-                _ => unreachable!("ports were matched to one host"),
-            };
+            // No host: libpq's default local server, whose socket the host knows.
+            if ports.len() > 1 {
+                return Err(config(format!("could not match {} port numbers to 1 host", ports.len())));
+            }
+            let port = ports.first().copied().unwrap_or(5432);
+            return Ok(vec![Endpoint { host: String::new(), hostaddr: None, port }]);
         }
         Ok((0..count)
             .map(|i| {
@@ -396,18 +371,12 @@ impl ConnArgs {
         };
         let root_cert = self.get_set("sslrootcert");
         if root_cert.as_deref() == Some("system") {
-            return Err(config(
-                "sslrootcert \"system\" is not supported by pghook: name a PEM file",
-            ));
+            return Err(config("sslrootcert \"system\" is not supported by pghook: name a PEM file"));
         }
         if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && root_cert.is_none() {
             return Err(config(format!(
                 "sslmode \"{}\" needs sslrootcert: pghook does not read ~/.postgresql/root.crt",
-                if mode == SslMode::VerifyCa {
-                    "verify-ca"
-                } else {
-                    "verify-full"
-                }
+                if mode == SslMode::VerifyCa { "verify-ca" } else { "verify-full" }
             )));
         }
         let version = |key: &str| -> Result<Option<TlsVersion>> {
@@ -417,9 +386,9 @@ impl ConnArgs {
                 Some("TLSv1" | "TLSv1.1") if key == "ssl_min_protocol_version" => Ok(None),
                 Some("TLSv1.2") => Ok(Some(TlsVersion::Tls12)),
                 Some("TLSv1.3") => Ok(Some(TlsVersion::Tls13)),
-                Some(v @ ("TLSv1" | "TLSv1.1")) => Err(config(format!(
-                    "{key} \"{v}\" is not supported by pghook: rustls speaks TLS 1.2 and 1.3"
-                ))),
+                Some(v @ ("TLSv1" | "TLSv1.1")) => {
+                    Err(config(format!("{key} \"{v}\" is not supported by pghook: rustls speaks TLS 1.2 and 1.3")))
+                }
                 Some(v) => Err(config(format!("invalid {key} value: \"{v}\""))),
             }
         };
@@ -462,14 +431,8 @@ mod tests {
         let c = conn(
             json!({"sslmode": "require", "iam": false, "cursor": "dictcursor", "keepalives_idle": 30, "aws_conn_id": "a"}),
         );
-        let args = ConnArgs::build(
-            &c,
-            &HookOverrides {
-                database: None,
-                options: Some("-c search_path=s".into()),
-            },
-        )
-        .unwrap();
+        let args =
+            ConnArgs::build(&c, &HookOverrides { database: None, options: Some("-c search_path=s".into()) }).unwrap();
         assert_eq!(
             args.explain(),
             r#"{"host":"db.local","user":"u","password":"***","dbname":"app","port":5433,"options":"-c search_path=s","sslmode":"require","keepalives_idle":30}"#
@@ -480,26 +443,10 @@ mod tests {
     #[test]
     fn extras_override_fields_in_place_and_database_overrides_schema() {
         let c = conn(json!({"host": "other", "dbname": "fromextra"}));
-        let args = ConnArgs::build(
-            &c,
-            &HookOverrides {
-                database: Some("hookdb".into()),
-                options: None,
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            args.explain(),
-            r#"{"host":"other","user":"u","password":"***","dbname":"fromextra","port":5433}"#
-        );
-        let args = ConnArgs::build(
-            &conn(json!({})),
-            &HookOverrides {
-                database: Some("hookdb".into()),
-                options: None,
-            },
-        )
-        .unwrap();
+        let args = ConnArgs::build(&c, &HookOverrides { database: Some("hookdb".into()), options: None }).unwrap();
+        assert_eq!(args.explain(), r#"{"host":"other","user":"u","password":"***","dbname":"fromextra","port":5433}"#);
+        let args = ConnArgs::build(&conn(json!({})), &HookOverrides { database: Some("hookdb".into()), options: None })
+            .unwrap();
         assert_eq!(args.params["dbname"], json!("hookdb"));
     }
 
@@ -514,10 +461,7 @@ mod tests {
         let e = ConnArgs::build(&conn(json!({"sslcrl": "/x"})), &HookOverrides::default()).unwrap_err();
         assert!(e.message.contains("sslcrl"));
         let e = ConnArgs::build(&conn(json!({"keepalives_idle": "soon"})), &HookOverrides::default()).unwrap_err();
-        assert_eq!(
-            e.message,
-            "invalid integer value \"soon\" for connection option \"keepalives_idle\""
-        );
+        assert_eq!(e.message, "invalid integer value \"soon\" for connection option \"keepalives_idle\"");
         let e = ConnArgs::build(&conn(json!({"sslmode": "verify-full"})), &HookOverrides::default()).unwrap_err();
         assert!(e.message.contains("needs sslrootcert"));
     }
@@ -529,10 +473,7 @@ mod tests {
             "keepalives": "1", "keepalives_idle": "30", "connect_timeout": 1, "application_name": "app",
             "target_session_attrs": "read-write", "host": "a,b", "port": "5432,5433"
         }));
-        let cfg = ConnArgs::build(&c, &HookOverrides::default())
-            .unwrap()
-            .connect_config()
-            .unwrap();
+        let cfg = ConnArgs::build(&c, &HookOverrides::default()).unwrap().connect_config().unwrap();
         assert_eq!(cfg.endpoints.len(), 2);
         assert_eq!((cfg.endpoints[1].host.as_str(), cfg.endpoints[1].port), ("b", 5433));
         assert_eq!(cfg.tls.mode, SslMode::VerifyCa);
@@ -550,10 +491,9 @@ mod tests {
     fn no_host_means_default_socket() {
         let c = Connection::parse("c", r#"{"login": "u"}"#).unwrap();
         let args = ConnArgs::build(&c, &HookOverrides::default()).unwrap();
-        assert_eq!(
-            args.explain(),
-            r#"{"host":null,"user":"u","password":null,"dbname":null,"port":null}"#
-        );
-        assert!(args.connect_config().unwrap().endpoints.is_empty());
+        assert_eq!(args.explain(), r#"{"host":null,"user":"u","password":null,"dbname":null,"port":null}"#);
+        let endpoints = args.connect_config().unwrap().endpoints;
+        assert_eq!(endpoints.len(), 1);
+        assert_eq!((endpoints[0].host.as_str(), endpoints[0].port), ("", 5432));
     }
 }

@@ -85,9 +85,7 @@ mod tests {
                 state
             };
             let len = next() % 12;
-            (0..len)
-                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
-                .collect()
+            (0..len).map(|_| PIECES[(next() % PIECES.len() as u64) as usize]).collect()
         })
     }
 

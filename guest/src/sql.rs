@@ -143,12 +143,7 @@ pub fn tokenize(sql: &str) -> Vec<Token> {
         } else {
             i += 1;
         }
-        tokens.push(Token {
-            kind,
-            start: offset(start),
-            end: offset(i),
-            unterminated,
-        });
+        tokens.push(Token { kind, start: offset(start), end: offset(i), unterminated });
     }
     tokens
 }
@@ -160,11 +155,7 @@ fn dollar_tag(chars: &[(usize, char)]) -> Option<usize> {
         if c == '$' {
             return Some(n + 1);
         }
-        let ok = if n == 1 {
-            is_ident_start(c) && c != '$'
-        } else {
-            is_ident_char(c) && c != '$'
-        };
+        let ok = if n == 1 { is_ident_start(c) && c != '$' } else { is_ident_char(c) && c != '$' };
         if !ok {
             return None;
         }
@@ -204,9 +195,7 @@ pub fn quote_ident(name: &str) -> String {
 /// Quote a string constant safely whatever `standard_conforming_strings` is.
 pub fn quote_text(text: &str) -> Result<String> {
     if text.contains('\0') {
-        return Err(config(
-            "a text parameter contains a NUL character, which PostgreSQL cannot store",
-        ));
+        return Err(config("a text parameter contains a NUL character, which PostgreSQL cannot store"));
     }
     Ok(format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''")))
 }
@@ -230,11 +219,7 @@ fn is_numeric_literal(s: &str) -> bool {
 /// numbers are parenthesised so that `1-%s` can never become a `--` comment.
 pub fn literal(value: &Value) -> Result<String> {
     let rendered = bare_literal(value)?;
-    Ok(if rendered.starts_with('-') {
-        format!("({rendered})")
-    } else {
-        rendered
-    })
+    Ok(if rendered.starts_with('-') { format!("({rendered})") } else { rendered })
 }
 
 fn bare_literal(value: &Value) -> Result<String> {
@@ -243,12 +228,9 @@ fn bare_literal(value: &Value) -> Result<String> {
         Value::Boolean(b) => if *b { "true" } else { "false" }.into(),
         Value::Int(i) => i.to_string(),
         Value::Float(f) if f.is_nan() => "'NaN'::float8".into(),
-        Value::Float(f) if f.is_infinite() => if *f > 0.0 {
-            "'Infinity'::float8"
-        } else {
-            "'-Infinity'::float8"
+        Value::Float(f) if f.is_infinite() => {
+            if *f > 0.0 { "'Infinity'::float8" } else { "'-Infinity'::float8" }.into()
         }
-        .into(),
         Value::Float(f) => format!("{f:?}::float8"),
         Value::Numeric(n) if matches!(n.as_str(), "NaN" | "Infinity" | "-Infinity") => {
             format!("'{n}'::numeric")
@@ -283,34 +265,24 @@ pub fn interpolate(sql: &str, parameters: Option<&Parameters>) -> Result<String>
                 return Err(config("the query uses %s placeholders but the parameters are named"));
             };
             let value = values.get(next_positional).ok_or_else(|| {
-                config(format!(
-                    "the query has more %s placeholders than the {} parameters given",
-                    values.len()
-                ))
+                config(format!("the query has more %s placeholders than the {} parameters given", values.len()))
             })?;
             out.push_str(&literal(value)?);
             next_positional += 1;
             rest = after;
         } else if let Some(after) = rest.strip_prefix('(') {
-            let (name, after) = after
-                .split_once(")s")
-                .ok_or_else(|| config("a %(name) placeholder must end with )s"))?;
+            let (name, after) =
+                after.split_once(")s").ok_or_else(|| config("a %(name) placeholder must end with )s"))?;
             let Parameters::Named(values) = parameters else {
-                return Err(config(format!(
-                    "the query uses %({name})s but the parameters are positional"
-                )));
+                return Err(config(format!("the query uses %({name})s but the parameters are positional")));
             };
-            let (_, value) = values
-                .iter()
-                .find(|(n, _)| n == name)
-                .ok_or_else(|| config(format!("no parameter named {name:?}")))?;
+            let (_, value) =
+                values.iter().find(|(n, _)| n == name).ok_or_else(|| config(format!("no parameter named {name:?}")))?;
             out.push_str(&literal(value)?);
             rest = after;
         } else {
             let shown: String = rest.chars().take(1).collect();
-            return Err(config(format!(
-                "unsupported placeholder %{shown}: use %s, %(name)s, or %% for a literal %"
-            )));
+            return Err(config(format!("unsupported placeholder %{shown}: use %s, %(name)s, or %% for a literal %")));
         }
     }
     out.push_str(rest);
@@ -350,10 +322,7 @@ mod tests {
     fn literals_are_injection_safe() {
         assert_eq!(literal(&Value::Text("it's \\ ok".into())).unwrap(), "E'it''s \\\\ ok'");
         assert_eq!(literal(&Value::Bytes(vec![0, 255])).unwrap(), "'\\x00ff'::bytea");
-        assert_eq!(
-            literal(&Value::Numeric("-12.50e3".into())).unwrap(),
-            "(-12.50e3::numeric)"
-        );
+        assert_eq!(literal(&Value::Numeric("-12.50e3".into())).unwrap(), "(-12.50e3::numeric)");
         assert!(literal(&Value::Numeric("1; drop table x".into())).is_err());
         assert!(literal(&Value::Text("a\0b".into())).is_err());
         assert_eq!(literal(&Value::Float(1.0)).unwrap(), "1.0::float8");
@@ -364,15 +333,9 @@ mod tests {
     #[test]
     fn interpolates_like_psycopg2() {
         let p = Parameters::Positional(vec![Value::Int(1), Value::Text("x".into())]);
-        assert_eq!(
-            interpolate("select %s, %s, '100%%'", Some(&p)).unwrap(),
-            "select 1, E'x', '100%'"
-        );
+        assert_eq!(interpolate("select %s, %s, '100%%'", Some(&p)).unwrap(), "select 1, E'x', '100%'");
         let named = Parameters::Named(vec![("id".into(), Value::Null)]);
-        assert_eq!(
-            interpolate("where id = %(id)s", Some(&named)).unwrap(),
-            "where id = NULL"
-        );
+        assert_eq!(interpolate("where id = %(id)s", Some(&named)).unwrap(), "where id = NULL");
         assert_eq!(interpolate("select '5%'", None).unwrap(), "select '5%'");
         assert!(interpolate("select %s", Some(&Parameters::Positional(vec![]))).is_err());
         assert!(interpolate("select 1", Some(&p)).is_err());

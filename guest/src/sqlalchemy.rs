@@ -27,9 +27,7 @@ fn quote_plus(s: &str) -> String {
 /// The SQLAlchemy URI of `conn`. The driver is `postgresql` (psycopg2), or
 /// the `sqlalchemy_scheme` extra; `sqlalchemy_query` adds query parameters.
 pub fn uri(conn: &Connection, database: Option<&str>) -> Result<String> {
-    let scheme = conn
-        .extra_str("sqlalchemy_scheme")
-        .unwrap_or_else(|| "postgresql".into());
+    let scheme = conn.extra_str("sqlalchemy_scheme").unwrap_or_else(|| "postgresql".into());
     let mut s = format!("{scheme}://");
     if let Some(login) = &conn.login {
         s += &quote_userinfo(login);
@@ -49,10 +47,7 @@ pub fn uri(conn: &Connection, database: Option<&str>) -> Result<String> {
     if let Some(port) = conn.port {
         s += &format!(":{port}");
     }
-    let database = database
-        .filter(|d| !d.is_empty())
-        .map(str::to_string)
-        .or_else(|| conn.schema.clone());
+    let database = database.filter(|d| !d.is_empty()).map(str::to_string).or_else(|| conn.schema.clone());
     if let Some(database) = database {
         s += "/";
         s += &database;
@@ -98,14 +93,8 @@ mod tests {
             r#"{"host": "h", "login": "us@r", "password": "p:w d", "port": 5432, "schema": "db", "extra": {"sqlalchemy_query": {"sslmode": "require", "a": "x y"}}}"#,
         )
         .unwrap();
-        assert_eq!(
-            uri(&c, None).unwrap(),
-            "postgresql://us%40r:p%3Aw d@h:5432/db?a=x+y&sslmode=require"
-        );
-        assert_eq!(
-            uri(&c, Some("other")).unwrap(),
-            "postgresql://us%40r:p%3Aw d@h:5432/other?a=x+y&sslmode=require"
-        );
+        assert_eq!(uri(&c, None).unwrap(), "postgresql://us%40r:p%3Aw d@h:5432/db?a=x+y&sslmode=require");
+        assert_eq!(uri(&c, Some("other")).unwrap(), "postgresql://us%40r:p%3Aw d@h:5432/other?a=x+y&sslmode=require");
         let c = Connection::parse("c", r#"{"host": "::1", "extra": {"sqlalchemy_query": "x"}}"#).unwrap();
         assert!(uri(&c, None).is_err());
         let c = Connection::parse("c", r#"{"host": "::1"}"#).unwrap();

@@ -40,11 +40,8 @@ fn is_scheme_char(c: char) -> bool {
 /// `urllib.parse.urlsplit(url)` with fragments dropped.
 pub fn urlsplit(url: &str) -> SplitUri {
     // Python strips leading C0 controls and spaces and removes tabs and newlines.
-    let cleaned: String = url
-        .trim_start_matches(|c: char| c <= ' ')
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
-        .collect();
+    let cleaned: String =
+        url.trim_start_matches(|c: char| c <= ' ').chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
     let mut rest = cleaned.as_str();
     let mut scheme = String::new();
     if let Some(colon) = rest.find(':') {
@@ -67,12 +64,7 @@ pub fn urlsplit(url: &str) -> SplitUri {
         Some(q) => (&rest[..q], &rest[q + 1..]),
         None => (rest, ""),
     };
-    SplitUri {
-        scheme,
-        netloc,
-        path: path.to_string(),
-        query: query.to_string(),
-    }
+    SplitUri { scheme, netloc, path: path.to_string(), query: query.to_string() }
 }
 
 impl SplitUri {
@@ -120,11 +112,7 @@ impl SplitUri {
         if digits.len() > 5 {
             return Err(PortError::OutOfRange);
         }
-        let value: u32 = if digits.is_empty() {
-            0
-        } else {
-            digits.parse().unwrap_or(u32::MAX)
-        };
+        let value: u32 = if digits.is_empty() { 0 } else { digits.parse().unwrap_or(u32::MAX) };
         u16::try_from(value).map(Some).map_err(|_| PortError::OutOfRange)
     }
 }
@@ -218,10 +206,7 @@ mod tests {
 
     #[test]
     fn bad_ports() {
-        assert_eq!(
-            urlsplit("postgres://h:abc").port(),
-            Err(PortError::NotInteger("abc".into()))
-        );
+        assert_eq!(urlsplit("postgres://h:abc").port(), Err(PortError::NotInteger("abc".into())));
         assert_eq!(urlsplit("postgres://h:70000").port(), Err(PortError::OutOfRange));
         assert_eq!(urlsplit("postgres://h:00080").port(), Ok(Some(80)));
     }

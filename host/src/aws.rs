@@ -62,16 +62,9 @@ impl State {
             .region
             .clone()
             .or_else(|| {
-                ambient_allowed
-                    .then(|| ambient("AWS_REGION").or_else(|| ambient("AWS_DEFAULT_REGION")))
-                    .flatten()
+                ambient_allowed.then(|| ambient("AWS_REGION").or_else(|| ambient("AWS_DEFAULT_REGION"))).flatten()
             })
-            .ok_or_else(|| {
-                wit(
-                    ErrorKind::Aws,
-                    "no AWS region: set region_name in the AWS connection's extra",
-                )
-            })?;
+            .ok_or_else(|| wit(ErrorKind::Aws, "no AWS region: set region_name in the AWS connection's extra"))?;
         let endpoint_url = client.endpoint_url.clone();
         if !service.is_empty() {
             let host = match &endpoint_url {
@@ -79,17 +72,10 @@ impl State {
                 None => format!("{service}.{region}.amazonaws.com"),
             };
             if !self.policy.host_allowed(&host) {
-                return Err(wit(
-                    ErrorKind::Denied,
-                    format!("host {host} is not allowed by this tenant's policy"),
-                ));
+                return Err(wit(ErrorKind::Denied, format!("host {host} is not allowed by this tenant's policy")));
             }
         }
-        Ok(Resolved {
-            credentials,
-            region: Region::new(region),
-            endpoint_url,
-        })
+        Ok(Resolved { credentials, region: Region::new(region), endpoint_url })
     }
 }
 
@@ -160,17 +146,11 @@ impl Host for State {
             .send()
             .await
             .map_err(|e| {
-                aws_error(
-                    &format!("Redshift GetClusterCredentials for {cluster_identifier}"),
-                    DisplayErrorContext(e),
-                )
+                aws_error(&format!("Redshift GetClusterCredentials for {cluster_identifier}"), DisplayErrorContext(e))
             })?;
         match (out.db_user, out.db_password) {
             (Some(user), Some(password)) => Ok(DbCredentials { user, password }),
-            _ => Err(aws_error(
-                "Redshift GetClusterCredentials",
-                "the answer lacks DbUser or DbPassword",
-            )),
+            _ => Err(aws_error("Redshift GetClusterCredentials", "the answer lacks DbUser or DbPassword")),
         }
     }
 
@@ -195,17 +175,11 @@ impl Host for State {
             .send()
             .await
             .map_err(|e| {
-                aws_error(
-                    &format!("Redshift Serverless GetCredentials for {workgroup_name}"),
-                    DisplayErrorContext(e),
-                )
+                aws_error(&format!("Redshift Serverless GetCredentials for {workgroup_name}"), DisplayErrorContext(e))
             })?;
         match (out.db_user, out.db_password) {
             (Some(user), Some(password)) => Ok(DbCredentials { user, password }),
-            _ => Err(aws_error(
-                "Redshift Serverless GetCredentials",
-                "the answer lacks dbUser or dbPassword",
-            )),
+            _ => Err(aws_error("Redshift Serverless GetCredentials", "the answer lacks dbUser or dbPassword")),
         }
     }
 }

@@ -42,11 +42,7 @@ pub struct Error {
 impl Error {
     /// An error without a SQLSTATE.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error {
-            kind,
-            message: message.into(),
-            sqlstate: None,
-        }
+        Error { kind, message: message.into(), sqlstate: None }
     }
 }
 
@@ -75,19 +71,11 @@ impl From<WitError> for Error {
             WitKind::Aws => ErrorKind::Aws,
             WitKind::Limit => ErrorKind::Limit,
         };
-        Error {
-            kind,
-            message: e.message,
-            sqlstate: e.sqlstate,
-        }
+        Error { kind, message: e.message, sqlstate: e.sqlstate }
     }
 }
 
 /// Build the WIT error a host import returns.
 pub(crate) fn wit(kind: WitKind, message: impl Into<String>) -> WitError {
-    WitError {
-        kind,
-        message: message.into(),
-        sqlstate: None,
-    }
+    WitError { kind, message: message.into(), sqlstate: None }
 }

@@ -20,21 +20,15 @@ fn io_error(path: &Path, e: std::io::Error) -> WitError {
 impl FileRoot {
     /// Confine paths to `root`, which must be an existing directory.
     pub fn new(root: &Path) -> Result<FileRoot, WitError> {
-        let root = root
-            .canonicalize()
-            .map_err(|e| wit(ErrorKind::Denied, format!("file root {}: {e}", root.display())))?;
+        let root =
+            root.canonicalize().map_err(|e| wit(ErrorKind::Denied, format!("file root {}: {e}", root.display())))?;
         Ok(FileRoot { root })
     }
 
     /// Resolve `path` (relative to the root, or absolute inside it). `..` is
     /// refused outright; symbolic links are followed and must stay inside.
     pub fn resolve(&self, path: &str) -> Result<PathBuf, WitError> {
-        let denied = |why: &str| {
-            wit(
-                ErrorKind::Denied,
-                format!("{path}: {why} (file root {})", self.root.display()),
-            )
-        };
+        let denied = |why: &str| wit(ErrorKind::Denied, format!("{path}: {why} (file root {})", self.root.display()));
         if path.is_empty() {
             return Err(denied("an empty file name"));
         }
@@ -42,11 +36,7 @@ impl FileRoot {
         if given.components().any(|c| matches!(c, Component::ParentDir)) {
             return Err(denied("`..` is not allowed"));
         }
-        let joined = if given.is_absolute() {
-            given.to_path_buf()
-        } else {
-            self.root.join(given)
-        };
+        let joined = if given.is_absolute() { given.to_path_buf() } else { self.root.join(given) };
         // Canonicalize the deepest part that exists, so links cannot lead out.
         let mut existing = joined.clone();
         let mut tail = Vec::new();
@@ -88,9 +78,7 @@ impl FileRoot {
     /// Open `path` for reading, with its size.
     pub async fn open_read(&self, path: &str) -> Result<(tokio::fs::File, u64), WitError> {
         let resolved = self.resolve(path)?;
-        let file = tokio::fs::File::open(&resolved)
-            .await
-            .map_err(|e| io_error(&resolved, e))?;
+        let file = tokio::fs::File::open(&resolved).await.map_err(|e| io_error(&resolved, e))?;
         let size = file.metadata().await.map_err(|e| io_error(&resolved, e))?.len();
         Ok((file, size))
     }

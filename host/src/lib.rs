@@ -49,22 +49,14 @@ pub use crate::secrets::{ChainConnections, ConnectionSource, EnvConnections, Map
 impl HookArgs {
     /// Arguments for connection `conn_id`, everything else default.
     pub fn conn_id(conn_id: impl Into<String>) -> HookArgs {
-        HookArgs {
-            conn_id: Some(conn_id.into()),
-            ..HookArgs::default()
-        }
+        HookArgs { conn_id: Some(conn_id.into()), ..HookArgs::default() }
     }
 }
 
 impl Default for HookArgs {
     /// `postgres_default`, no database or options override.
     fn default() -> HookArgs {
-        HookArgs {
-            conn_id: None,
-            database: None,
-            options: None,
-            enable_log_db_messages: false,
-        }
+        HookArgs { conn_id: None, database: None, options: None, enable_log_db_messages: false }
     }
 }
 
@@ -72,22 +64,14 @@ impl Default for RunOptions {
     /// Airflow's `run` defaults: one transaction, statements as given, the
     /// last result, no rows fetched.
     fn default() -> RunOptions {
-        RunOptions {
-            autocommit: false,
-            split_statements: false,
-            return_last: true,
-            fetch: Fetch::None,
-        }
+        RunOptions { autocommit: false, split_statements: false, return_last: true, fetch: Fetch::None }
     }
 }
 
 impl Runtime {
     /// A tenant: hooks that share one sandbox.
     pub fn tenant(&self, policy: Policy) -> Tenant {
-        Tenant {
-            runtime: self.clone(),
-            policy: Arc::new(policy),
-        }
+        Tenant { runtime: self.clone(), policy: Arc::new(policy) }
     }
 }
 
@@ -101,11 +85,7 @@ pub struct Tenant {
 impl Tenant {
     /// A hook, as `PostgresHook(postgres_conn_id=..., database=..., options=...)`.
     pub fn hook(&self, args: HookArgs) -> Hook {
-        Hook {
-            tenant: self.clone(),
-            args,
-            progress: Arc::new(NoProgress),
-        }
+        Hook { tenant: self.clone(), args, progress: Arc::new(NoProgress) }
     }
 
     /// This tenant's policy.
@@ -176,60 +156,38 @@ impl Hook {
         options: RunOptions,
     ) -> Result<Vec<Rowset>, Error> {
         let sql: Vec<String> = sql.iter().map(|s| s.to_string()).collect();
-        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_run(
-            s,
-            &args,
-            &sql,
-            parameters.as_ref(),
-            options
-        ))
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_run(s, &args, &sql, parameters.as_ref(), options))
     }
 
     /// `get_records`: every row of the query.
     pub async fn get_records(&self, sql: &str, parameters: Option<Parameters>) -> Result<Records, Error> {
         let sql = sql.to_string();
-        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_records(
-            s,
-            &args,
-            &sql,
-            parameters.as_ref()
-        ))
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_records(s, &args, &sql, parameters.as_ref()))
     }
 
     /// `get_first`: the first row of the query, if any.
     pub async fn get_first(&self, sql: &str, parameters: Option<Parameters>) -> Result<Records, Error> {
         let sql = sql.to_string();
-        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_first(
-            s,
-            &args,
-            &sql,
-            parameters.as_ref()
-        ))
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_first(s, &args, &sql, parameters.as_ref()))
     }
 
     /// `copy_expert`: `COPY ... FROM STDIN` or `COPY ... TO STDOUT` against a
     /// file under the tenant's root.
     pub async fn copy_expert(&self, sql: &str, filename: &str) -> Result<CopyOutcome, Error> {
         let (sql, filename) = (sql.to_string(), filename.to_string());
-        guest_call!(self, |g, s, args| g
-            .pghook_hook_hook()
-            .call_copy_expert(s, &args, &sql, &filename))
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_copy_expert(s, &args, &sql, &filename))
     }
 
     /// `bulk_load`: a tab-delimited file into `table`; returns the rows loaded.
     pub async fn bulk_load(&self, table: &str, filename: &str) -> Result<u64, Error> {
         let (table, filename) = (table.to_string(), filename.to_string());
-        guest_call!(self, |g, s, args| g
-            .pghook_hook_hook()
-            .call_bulk_load(s, &args, &table, &filename))
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_bulk_load(s, &args, &table, &filename))
     }
 
     /// `bulk_dump`: `table` into a tab-delimited file; returns the lines written.
     pub async fn bulk_dump(&self, table: &str, filename: &str) -> Result<u64, Error> {
         let (table, filename) = (table.to_string(), filename.to_string());
-        guest_call!(self, |g, s, args| g
-            .pghook_hook_hook()
-            .call_bulk_dump(s, &args, &table, &filename))
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_bulk_dump(s, &args, &table, &filename))
     }
 
     /// `get_uri`: the SQLAlchemy URI, password included.

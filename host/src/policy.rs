@@ -138,10 +138,7 @@ mod tests {
 
     #[test]
     fn host_patterns() {
-        let p = Policy::new("/tmp")
-            .allow_host("db.internal")
-            .allow_host("*.example.com")
-            .allow_host("::1");
+        let p = Policy::new("/tmp").allow_host("db.internal").allow_host("*.example.com").allow_host("::1");
         assert!(p.host_allowed("DB.internal"));
         assert!(p.host_allowed("a.b.example.com"));
         assert!(!p.host_allowed("example.com"));

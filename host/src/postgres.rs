@@ -71,11 +71,7 @@ fn pg_error(e: tokio_postgres::Error, during: &str) -> WitError {
             message += &format!(" ({detail})");
         }
         return WitError {
-            kind: if during.starts_with("connect") {
-                ErrorKind::Connect
-            } else {
-                ErrorKind::Database
-            },
+            kind: if during.starts_with("connect") { ErrorKind::Connect } else { ErrorKind::Database },
             message,
             sqlstate: Some(db.code().code().to_string()),
         };
@@ -102,44 +98,32 @@ fn pg_error(e: tokio_postgres::Error, during: &str) -> WitError {
 
 /// The OS user, libpq's default user name.
 fn os_user() -> Option<String> {
-    ["USER", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+    ["USER", "LOGNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
 }
 
 /// Build the tokio-postgres config, checking every endpoint against the policy.
 fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Config, bool, String), WitError> {
     let mut config = tokio_postgres::Config::new();
     let default_dir = policy.default_socket_dir.to_string_lossy().into_owned();
-    let endpoints: Vec<(String, Option<String>, u16)> = if cfg.endpoints.is_empty() {
-        vec![(default_dir.clone(), None, 5432)]
-    } else {
-        cfg.endpoints
-            .iter()
-            .map(|e| {
-                let host = if e.host.is_empty() {
-                    default_dir.clone()
-                } else {
-                    e.host.clone()
-                };
-                (host, e.hostaddr.clone(), e.port)
-            })
-            .collect()
-    };
+    if cfg.endpoints.is_empty() {
+        return Err(wit(ErrorKind::Config, "no server to connect to: the endpoint list is empty"));
+    }
+    let endpoints: Vec<(String, Option<String>, u16)> = cfg
+        .endpoints
+        .iter()
+        .map(|e| {
+            let host = if e.host.is_empty() { default_dir.clone() } else { e.host.clone() };
+            (host, e.hostaddr.clone(), e.port)
+        })
+        .collect();
     if endpoints.iter().any(|(_, a, _)| a.is_some()) && endpoints.iter().any(|(_, a, _)| a.is_none()) {
-        return Err(wit(
-            ErrorKind::Config,
-            "hostaddr must be given for every host or for none",
-        ));
+        return Err(wit(ErrorKind::Config, "hostaddr must be given for every host or for none"));
     }
     let mut all_unix = true;
     for (host, hostaddr, port) in &endpoints {
         for name in std::iter::once(host).chain(hostaddr) {
             if !policy.host_allowed(name) {
-                return Err(wit(
-                    ErrorKind::Denied,
-                    format!("host {name} is not allowed by this tenant's policy"),
-                ));
+                return Err(wit(ErrorKind::Denied, format!("host {name} is not allowed by this tenant's policy")));
             }
         }
         if host.starts_with('/') {
@@ -209,11 +193,7 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Co
         ChannelBinding::Prefer => PgChannelBinding::Prefer,
         ChannelBinding::Require => PgChannelBinding::Require,
     });
-    let target = endpoints
-        .iter()
-        .map(|(h, _, p)| format!("{h}:{p}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let target = endpoints.iter().map(|(h, _, p)| format!("{h}:{p}")).collect::<Vec<_>>().join(",");
     Ok((config, all_unix, target))
 }
 
@@ -221,12 +201,7 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Co
 /// policy.
 pub async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> Result<Session, WitError> {
     let (client, notices, tls) = open(cfg, policy, files).await?;
-    Ok(Session {
-        client,
-        notices,
-        busy: Arc::new(AtomicBool::new(false)),
-        tls,
-    })
+    Ok(Session { client, notices, busy: Arc::new(AtomicBool::new(false)), tls })
 }
 
 /// Open a bare client for an embedder (`get_conn`), under the same checks.
@@ -244,11 +219,7 @@ async fn open(
     let (mut config, all_unix, target) = pg_config(cfg, policy)?;
     let during = format!("connection to {target} failed");
     // libpq never uses TLS on Unix sockets, whatever sslmode says.
-    let tls = if all_unix {
-        None
-    } else {
-        crate::tls::client_config(&cfg.tls, files)?
-    };
+    let tls = if all_unix { None } else { crate::tls::client_config(&cfg.tls, files)? };
     // libpq's connect_timeout bounds each whole attempt, handshake and
     // login included; tokio-postgres' bounds only the TCP connect.
     let limit = cfg.connect_timeout_seconds.map(|s| Duration::from_secs(s.into()));
@@ -339,18 +310,11 @@ impl Session {
     }
 
     async fn query_untracked(&self, sql: &str, max_bytes: usize) -> Result<Rowset, WitError> {
-        let statement = self
-            .client
-            .prepare(sql)
-            .await
-            .map_err(|e| pg_error(e, "statement failed"))?;
+        let statement = self.client.prepare(sql).await.map_err(|e| pg_error(e, "statement failed"))?;
         let columns: Vec<Column> = statement
             .columns()
             .iter()
-            .map(|c| Column {
-                name: c.name().to_string(),
-                type_name: c.type_().name().to_string(),
-            })
+            .map(|c| Column { name: c.name().to_string(), type_name: c.type_().name().to_string() })
             .collect();
         if let Some(c) = statement.columns().iter().find(|c| !supported(c.type_())) {
             return Err(wit(
@@ -374,9 +338,8 @@ impl Session {
         while let Some(row) = stream.try_next().await.map_err(|e| pg_error(e, "statement failed"))? {
             let mut values = Vec::with_capacity(row.len());
             for (i, column) in columns.iter().enumerate() {
-                let Cell(value) = row
-                    .try_get(i)
-                    .map_err(|e| wit(ErrorKind::Database, format!("column \"{}\": {e}", column.name)))?;
+                let Cell(value) =
+                    row.try_get(i).map_err(|e| wit(ErrorKind::Database, format!("column \"{}\": {e}", column.name)))?;
                 bytes += cell_size(&value);
                 values.push(value);
             }
@@ -389,11 +352,7 @@ impl Session {
             rows.push(values);
         }
         let row_count = stream.rows_affected().unwrap_or(rows.len() as u64);
-        Ok(Rowset {
-            columns,
-            rows,
-            row_count,
-        })
+        Ok(Rowset { columns, rows, row_count })
     }
 
     /// Stream `file` into a `COPY ... FROM STDIN`.
@@ -414,27 +373,18 @@ impl Session {
         size: u64,
         progress: &dyn Progress,
     ) -> Result<u64, WitError> {
-        let sink = self
-            .client
-            .copy_in::<_, Bytes>(sql)
-            .await
-            .map_err(|e| pg_error(e, "COPY failed"))?;
+        let sink = self.client.copy_in::<_, Bytes>(sql).await.map_err(|e| pg_error(e, "COPY failed"))?;
         pin_mut!(sink);
         progress.start("loading", Some(size));
         let mut buf = BytesMut::with_capacity(CHUNK);
         loop {
             buf.reserve(CHUNK);
             // On a read error the sink is dropped unfinished, which aborts the COPY.
-            let n = file
-                .read_buf(&mut buf)
-                .await
-                .map_err(|e| wit(ErrorKind::Io, format!("reading the input: {e}")))?;
+            let n = file.read_buf(&mut buf).await.map_err(|e| wit(ErrorKind::Io, format!("reading the input: {e}")))?;
             if n == 0 {
                 break;
             }
-            sink.send(buf.split().freeze())
-                .await
-                .map_err(|e| pg_error(e, "COPY failed"))?;
+            sink.send(buf.split().freeze()).await.map_err(|e| pg_error(e, "COPY failed"))?;
             progress.advance(n as u64);
         }
         let rows = sink.finish().await.map_err(|e| pg_error(e, "COPY failed"))?;
@@ -458,27 +408,17 @@ impl Session {
         out: &crate::files::AtomicFile,
         progress: &dyn Progress,
     ) -> Result<u64, WitError> {
-        let stream = self
-            .client
-            .copy_out(sql)
-            .await
-            .map_err(|e| pg_error(e, "COPY failed"))?;
+        let stream = self.client.copy_out(sql).await.map_err(|e| pg_error(e, "COPY failed"))?;
         pin_mut!(stream);
         progress.start("dumping", None);
         let mut writer = BufWriter::with_capacity(CHUNK, out.writer()?);
         let mut lines = 0u64;
         while let Some(chunk) = stream.try_next().await.map_err(|e| pg_error(e, "COPY failed"))? {
             lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
-            writer
-                .write_all(&chunk)
-                .await
-                .map_err(|e| wit(ErrorKind::Io, format!("writing the output: {e}")))?;
+            writer.write_all(&chunk).await.map_err(|e| wit(ErrorKind::Io, format!("writing the output: {e}")))?;
             progress.advance(chunk.len() as u64);
         }
-        writer
-            .flush()
-            .await
-            .map_err(|e| wit(ErrorKind::Io, format!("writing the output: {e}")))?;
+        writer.flush().await.map_err(|e| wit(ErrorKind::Io, format!("writing the output: {e}")))?;
         progress.finish();
         Ok(lines)
     }
@@ -487,17 +427,13 @@ impl Session {
 impl Host for State {
     async fn connect(&mut self, config: ConnectConfig) -> Result<Resource<Session>, WitError> {
         let session = connect(&config, &self.policy, &self.files).await?;
-        self.table
-            .push(session)
-            .map_err(|e| wit(ErrorKind::Limit, format!("too many sessions: {e}")))
+        self.table.push(session).map_err(|e| wit(ErrorKind::Limit, format!("too many sessions: {e}")))
     }
 }
 
 impl State {
     fn session(&self, handle: &Resource<Session>) -> Result<&Session, WitError> {
-        self.table
-            .get(handle)
-            .map_err(|e| wit(ErrorKind::Config, format!("bad session handle: {e}")))
+        self.table.get(handle).map_err(|e| wit(ErrorKind::Config, format!("bad session handle: {e}")))
     }
 }
 

@@ -81,10 +81,7 @@ pub struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -93,15 +90,9 @@ impl crate::bindings::types::Host for State {}
 impl crate::bindings::secrets::Host for State {
     async fn get_connection(&mut self, conn_id: String) -> Result<Option<String>, WitError> {
         if !self.policy.conn_id_allowed(&conn_id) {
-            return Err(wit(
-                WitKind::Denied,
-                format!("connection `{conn_id}` is not allowed for this tenant"),
-            ));
+            return Err(wit(WitKind::Denied, format!("connection `{conn_id}` is not allowed for this tenant")));
         }
-        self.policy
-            .connections
-            .get(&conn_id)
-            .map_err(|e| wit(WitKind::NotFound, e.message))
+        self.policy.connections.get(&conn_id).map_err(|e| wit(WitKind::NotFound, e.message))
     }
 }
 
@@ -200,11 +191,7 @@ impl Runtime {
     /// The interfaces the guest component imports, as `namespace:package/interface@version`.
     pub fn guest_imports(&self) -> Vec<String> {
         let component = self.pre.instance_pre().component();
-        component
-            .component_type()
-            .imports(&self.engine)
-            .map(|(name, _)| name.to_string())
-            .collect()
+        component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
     }
 
     /// Run one call in a fresh instance under `policy`'s limits.
@@ -216,10 +203,7 @@ impl Runtime {
         let state = State {
             table: ResourceTable::new(),
             wasi: WasiCtx::builder().build(),
-            limiter: MemoryLimiter {
-                limit: policy.memory_limit,
-                hit: false,
-            },
+            limiter: MemoryLimiter { limit: policy.memory_limit, hit: false },
             policy: policy.clone(),
             files,
             progress,

@@ -70,9 +70,7 @@ pub fn file_connections(path: &Path) -> Result<MapConnections, Error> {
             serde_json::Value::String(uri) => uri,
             object @ serde_json::Value::Object(_) => object.to_string(),
             other => {
-                return Err(fail(format!(
-                    "{conn_id}: expected a URI string or an object, got {other}"
-                )));
+                return Err(fail(format!("{conn_id}: expected a URI string or an object, got {other}")));
             }
         };
         connections = connections.with(conn_id, stored);

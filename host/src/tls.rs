@@ -53,23 +53,18 @@ pub fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Option<Arc<Cli
         (SslMode::Require, Some(_)) => Check::Chain,
         _ => Check::Nothing,
     };
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
-        (TlsVersion::Tls12, &rustls::version::TLS12),
-        (TlsVersion::Tls13, &rustls::version::TLS13),
-    ]
-    .into_iter()
-    .filter(|(v, _)| {
-        let rank = |v: TlsVersion| v as u8;
-        tls.min_version.is_none_or(|min| rank(*v) >= rank(min))
-            && tls.max_version.is_none_or(|max| rank(*v) <= rank(max))
-    })
-    .map(|(_, p)| p)
-    .collect();
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        [(TlsVersion::Tls12, &rustls::version::TLS12), (TlsVersion::Tls13, &rustls::version::TLS13)]
+            .into_iter()
+            .filter(|(v, _)| {
+                let rank = |v: TlsVersion| v as u8;
+                tls.min_version.is_none_or(|min| rank(*v) >= rank(min))
+                    && tls.max_version.is_none_or(|max| rank(*v) <= rank(max))
+            })
+            .map(|(_, p)| p)
+            .collect();
     if versions.is_empty() {
-        return Err(tls_error(
-            "ssl_min_protocol_version",
-            "is above ssl_max_protocol_version",
-        ));
+        return Err(tls_error("ssl_min_protocol_version", "is above ssl_max_protocol_version"));
     }
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -83,9 +78,7 @@ pub fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Option<Arc<Cli
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| tls_error(&format!("sslrootcert {path}"), e))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| tls_error(&format!("sslrootcert {path}"), e))?;
+                roots.add(cert).map_err(|e| tls_error(&format!("sslrootcert {path}"), e))?;
             }
             if roots.is_empty() {
                 return Err(tls_error(&format!("sslrootcert {path}"), "holds no certificate"));
@@ -96,11 +89,7 @@ pub fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Option<Arc<Cli
             Some(verifier)
         }
     };
-    let verifier = Arc::new(SslModeVerifier {
-        check,
-        webpki,
-        provider,
-    });
+    let verifier = Arc::new(SslModeVerifier { check, webpki, provider });
     let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
     let mut config = match (&tls.client_cert, &tls.client_key) {
         (Some(cert_path), Some(key_path)) => {
@@ -112,9 +101,7 @@ pub fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Option<Arc<Cli
             }
             let key = PrivateKeyDer::from_pem_slice(&files.read(key_path)?)
                 .map_err(|e| tls_error(&format!("sslkey {key_path}"), e))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| tls_error("sslcert/sslkey", e))?
+            builder.with_client_auth_cert(chain, key).map_err(|e| tls_error("sslcert/sslkey", e))?
         }
         _ => builder.with_no_client_auth(),
     };
@@ -193,10 +180,7 @@ where
         let domain = if domain.is_empty() { "localhost" } else { domain };
         let name = ServerName::try_from(domain.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{domain}: {e}")))?;
-        Ok(RustlsConnect {
-            config: self.0.clone(),
-            name,
-        })
+        Ok(RustlsConnect { config: self.0.clone(), name })
     }
 }
 
@@ -216,9 +200,7 @@ where
 
     fn connect(self, stream: S) -> Self::Future {
         Box::pin(async move {
-            let stream = tokio_rustls::TlsConnector::from(self.config)
-                .connect(self.name, stream)
-                .await?;
+            let stream = tokio_rustls::TlsConnector::from(self.config).connect(self.name, stream).await?;
             Ok(RustlsStream(Box::new(stream)))
         })
     }

@@ -77,10 +77,7 @@ pub fn supported(ty: &Type) -> bool {
 }
 
 fn pg_epoch() -> NaiveDateTime {
-    NaiveDate::from_ymd_opt(2000, 1, 1)
-        .expect("valid date")
-        .and_hms_opt(0, 0, 0)
-        .expect("valid time")
+    NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date").and_hms_opt(0, 0, 0).expect("valid time")
 }
 
 fn text(raw: &[u8]) -> DecodeResult<Value> {
@@ -141,11 +138,7 @@ fn array_json(member: &Type, raw: &[u8]) -> DecodeResult<serde_json::Value> {
     let dims: Vec<usize> = array.dimensions().map(|d| Ok(d.len.max(0) as usize)).collect()?;
     let flat: Vec<serde_json::Value> = array
         .values()
-        .map(|v| {
-            Ok(v.map(|raw| decode(member, raw))
-                .transpose()?
-                .map_or(serde_json::Value::Null, to_json))
-        })
+        .map(|v| Ok(v.map(|raw| decode(member, raw)).transpose()?.map_or(serde_json::Value::Null, to_json)))
         .collect()?;
     fn nest(dims: &[usize], items: &mut std::vec::IntoIter<serde_json::Value>) -> serde_json::Value {
         match dims.split_first() {
@@ -192,16 +185,8 @@ fn numeric(mut raw: &[u8]) -> DecodeResult<String> {
         0xF000 => return Ok("-Infinity".into()),
         _ => {}
     }
-    let digits = (0..ndigits)
-        .map(|_| raw.read_i16::<BigEndian>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let digit = |i: i32| -> i16 {
-        if i >= 0 && (i as usize) < digits.len() {
-            digits[i as usize]
-        } else {
-            0
-        }
-    };
+    let digits = (0..ndigits).map(|_| raw.read_i16::<BigEndian>()).collect::<Result<Vec<_>, _>>()?;
+    let digit = |i: i32| -> i16 { if i >= 0 && (i as usize) < digits.len() { digits[i as usize] } else { 0 } };
     let mut out = String::new();
     if sign == 0x4000 {
         out.push('-');
@@ -236,28 +221,18 @@ fn date(days: i32) -> String {
     match days {
         i32::MAX => "infinity".into(),
         i32::MIN => "-infinity".into(),
-        _ => (pg_epoch().date() + Duration::days(days.into()))
-            .format("%Y-%m-%d")
-            .to_string(),
+        _ => (pg_epoch().date() + Duration::days(days.into())).format("%Y-%m-%d").to_string(),
     }
 }
 
 fn fraction(micros: i64) -> String {
-    if micros == 0 {
-        String::new()
-    } else {
-        format!(".{micros:06}").trim_end_matches('0').to_string()
-    }
+    if micros == 0 { String::new() } else { format!(".{micros:06}").trim_end_matches('0').to_string() }
 }
 
 fn time_of_day(micros: i64) -> String {
     let secs = micros.div_euclid(1_000_000);
     let time = NaiveTime::from_num_seconds_from_midnight_opt((secs % 86_400) as u32, 0).unwrap_or_default();
-    let hour = if secs == 86_400 {
-        "24:00:00".to_string()
-    } else {
-        time.format("%H:%M:%S").to_string()
-    };
+    let hour = if secs == 86_400 { "24:00:00".to_string() } else { time.format("%H:%M:%S").to_string() };
     format!("{hour}{}", fraction(micros.rem_euclid(1_000_000)))
 }
 
@@ -281,11 +256,7 @@ fn timestamp(micros: i64, utc: bool) -> String {
     }
     let at = pg_epoch() + Duration::microseconds(micros);
     let base = at.format("%Y-%m-%d %H:%M:%S").to_string();
-    format!(
-        "{base}{}{}",
-        fraction(micros.rem_euclid(1_000_000)),
-        if utc { "+00" } else { "" }
-    )
+    format!("{base}{}{}", fraction(micros.rem_euclid(1_000_000)), if utc { "+00" } else { "" })
 }
 
 /// intervals print as PostgreSQL's IntervalStyle postgres.
@@ -330,11 +301,7 @@ fn inet(raw: &[u8]) -> DecodeResult<String> {
         _ => return Err("invalid inet value".into()),
     };
     let full = if address.is_ipv4() { 32 } else { 128 };
-    Ok(if *is_cidr != 0 || *bits != full {
-        format!("{address}/{bits}")
-    } else {
-        address.to_string()
-    })
+    Ok(if *is_cidr != 0 || *bits != full { format!("{address}/{bits}") } else { address.to_string() })
 }
 
 #[cfg(test)]
@@ -369,10 +336,7 @@ mod tests {
         assert_eq!(date(0), "2000-01-01");
         assert_eq!(timestamp(1_500_000, true), "2000-01-01 00:00:01.5+00");
         assert_eq!(time_of_day(3_723_000_001), "01:02:03.000001");
-        assert_eq!(
-            interval(14, 3, 4 * 3_600_000_000 + 5_500_000),
-            "1 year 2 mons 3 days 04:00:05.5"
-        );
+        assert_eq!(interval(14, 3, 4 * 3_600_000_000 + 5_500_000), "1 year 2 mons 3 days 04:00:05.5");
         assert_eq!(interval(0, 0, 0), "00:00:00");
         assert_eq!(utc_offset(19_800), "+05:30");
     }

@@ -19,10 +19,7 @@ pub const SUPERUSER: &str = "postgres";
 pub const PASSWORD: &str = "s3cret pw/:@";
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Where the PostgreSQL server binaries are: `PGHOOK_PG_BINDIR`, else the
@@ -67,10 +64,7 @@ fn run(cmd: &mut Command, what: &str) {
 
 fn give_to_postgres(path: &Path) {
     if is_root() {
-        run(
-            Command::new("chown").args(["-R", "postgres:postgres"]).arg(path),
-            "chown",
-        );
+        run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(path), "chown");
     }
 }
 
@@ -102,10 +96,7 @@ fn detach(script: &str) {
 
 /// Run `cleanup` (a shell snippet) once this test process has exited.
 fn on_exit(cleanup: &str) {
-    detach(&format!(
-        "while kill -0 {} 2>/dev/null; do sleep 0.3; done; {cleanup}",
-        std::process::id()
-    ));
+    detach(&format!("while kill -0 {} 2>/dev/null; do sleep 0.3; done; {cleanup}", std::process::id()));
 }
 
 /// Certificates for a TLS cluster, all PEM files in one directory.
@@ -129,11 +120,8 @@ fn make_tls_files(dir: &Path) -> TlsFiles {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let cert = params.self_signed(&key).unwrap();
         (cert, key)
     };
@@ -233,10 +221,7 @@ impl Cluster {
                 "ssl = on\nssl_cert_file = '{0}/server.crt'\nssl_key_file = '{0}/server.key'\nssl_ca_file = '{0}/ca.crt'\n",
                 tls.dir.display()
             );
-            let mut file = std::fs::OpenOptions::new()
-                .append(true)
-                .open(data.join("postgresql.conf"))
-                .unwrap();
+            let mut file = std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
             file.write_all(conf.as_bytes()).unwrap();
             give_to_postgres(&data);
         }
@@ -266,12 +251,7 @@ impl Cluster {
             base.display()
         );
         on_exit(&stop_line);
-        let cluster = Cluster {
-            port,
-            socket_dir,
-            tls,
-            stop_line,
-        };
+        let cluster = Cluster { port, socket_dir, tls, stop_line };
         cluster.psql("CREATE ROLE certuser LOGIN; CREATE ROLE alice LOGIN PASSWORD 'alice pw'");
         cluster
     }
@@ -301,23 +281,10 @@ impl Cluster {
         let out = Command::new(pg_bindir().join("psql"))
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.socket_dir)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                SUPERUSER,
-                "-d",
-                "postgres",
-                "-c",
-                sql,
-            ])
+            .args(["-p", &self.port.to_string(), "-U", SUPERUSER, "-d", "postgres", "-c", sql])
             .output()
             .expect("running psql");
-        assert!(
-            out.status.success(),
-            "psql {sql:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -328,15 +295,8 @@ impl Cluster {
 
     /// [`Cluster::uri`] for database `db`.
     pub fn uri_db(&self, db: &str, extras: &str) -> String {
-        let query = if extras.is_empty() {
-            String::new()
-        } else {
-            format!("?{extras}")
-        };
-        format!(
-            "postgres://{SUPERUSER}:s3cret%20pw%2F%3A%40@127.0.0.1:{}/{db}{query}",
-            self.port
-        )
+        let query = if extras.is_empty() { String::new() } else { format!("?{extras}") };
+        format!("postgres://{SUPERUSER}:s3cret%20pw%2F%3A%40@127.0.0.1:{}/{db}{query}", self.port)
     }
 
     /// A fresh database, for tests that must not see each other's tables.
@@ -438,9 +398,7 @@ impl ServerlessStandIn {
         let head = String::from_utf8_lossy(&data[..header_end]).to_string();
         let header = |name: &str| {
             head.lines().find_map(|l| {
-                l.split_once(':')
-                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.trim().to_string())
+                l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string())
             })
         };
         let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -453,15 +411,9 @@ impl ServerlessStandIn {
         }
         let body = serde_json::from_slice(&data[header_end..]).unwrap_or(serde_json::Value::Null);
         let target = header("x-amz-target").unwrap_or_default();
-        log.lock().unwrap().push(ServerlessRequest {
-            target: target.clone(),
-            body,
-        });
+        log.lock().unwrap().push(ServerlessRequest { target: target.clone(), body });
         let (status, reply) = if target == "RedshiftServerless.GetCredentials" {
-            (
-                "200 OK",
-                serde_json::json!({"dbUser": user, "dbPassword": password, "expiration": 1.9e9}).to_string(),
-            )
+            ("200 OK", serde_json::json!({"dbUser": user, "dbPassword": password, "expiration": 1.9e9}).to_string())
         } else {
             (
                 "400 Bad Request",
@@ -517,14 +469,8 @@ pub fn tenant(root: &Path, connections: &[(&str, &str)]) -> pghook::Tenant {
     for (id, stored) in connections {
         source = source.with(*id, *stored);
     }
-    let mut policy = pghook::Policy::new(root)
-        .allow_host("127.0.0.1")
-        .allow_host("localhost")
-        .with_connections(source);
-    for cluster in [Cluster::plain_if_started(), Cluster::tls_if_started()]
-        .into_iter()
-        .flatten()
-    {
+    let mut policy = pghook::Policy::new(root).allow_host("127.0.0.1").allow_host("localhost").with_connections(source);
+    for cluster in [Cluster::plain_if_started(), Cluster::tls_if_started()].into_iter().flatten() {
         policy = policy.allow_host(cluster.socket_dir.to_string_lossy());
     }
     runtime().tenant(policy)

@@ -6,10 +6,7 @@ use pghook_tests::{Cluster, pghook_binary};
 
 fn pghook(root: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(pghook_binary());
-    cmd.current_dir(root)
-        .args(args)
-        .env_remove("PGHOOK_CONN_ID")
-        .env_remove("PGHOOK_CONNECTIONS");
+    cmd.current_dir(root).args(args).env_remove("PGHOOK_CONN_ID").env_remove("PGHOOK_CONNECTIONS");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -17,11 +14,7 @@ fn pghook(root: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output
 }
 
 fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "pghook failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "pghook failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -29,10 +22,7 @@ fn stdout(out: &Output) -> String {
 fn connections_from_environment_and_file() {
     let root = tempfile::tempdir().unwrap();
     // AIRFLOW_CONN_<CONN_ID>, upper-cased.
-    let env = [(
-        "AIRFLOW_CONN_MY_DB",
-        "postgres://u:p@db.example:5433/app?sslmode=require",
-    )];
+    let env = [("AIRFLOW_CONN_MY_DB", "postgres://u:p@db.example:5433/app?sslmode=require")];
     let out = pghook(root.path(), &env, &["explain", "--conn-id", "my_db"]);
     assert_eq!(
         stdout(&out),
@@ -43,62 +33,30 @@ fn connections_from_environment_and_file() {
         r#"{"from_file": {"conn_type": "postgres", "host": "h", "login": "u", "password": "pw", "schema": "d"}}"#,
     )
     .unwrap();
-    let out = pghook(
-        root.path(),
-        &[],
-        &["--connections", "conns.json", "--conn-id", "from_file", "uri"],
-    );
+    let out = pghook(root.path(), &[], &["--connections", "conns.json", "--conn-id", "from_file", "uri"]);
     assert_eq!(stdout(&out), "postgresql://u:***@h/d");
-    let out = pghook(
-        root.path(),
-        &[],
-        &[
-            "--connections",
-            "conns.json",
-            "--conn-id",
-            "from_file",
-            "uri",
-            "--show-password",
-        ],
-    );
+    let out =
+        pghook(root.path(), &[], &["--connections", "conns.json", "--conn-id", "from_file", "uri", "--show-password"]);
     assert_eq!(stdout(&out), "postgresql://u:pw@h/d");
     // An RDS token is signed offline: no server is needed.
     let env = [
-        (
-            "AIRFLOW_CONN_RDS",
-            "postgres://alice@db.abc.eu-west-1.rds.amazonaws.com/app?iam=true&aws_conn_id=aws_rds",
-        ),
-        (
-            "AIRFLOW_CONN_AWS_RDS",
-            "aws://AKIDEXAMPLE:secret@/?region_name=eu-west-1",
-        ),
+        ("AIRFLOW_CONN_RDS", "postgres://alice@db.abc.eu-west-1.rds.amazonaws.com/app?iam=true&aws_conn_id=aws_rds"),
+        ("AIRFLOW_CONN_AWS_RDS", "aws://AKIDEXAMPLE:secret@/?region_name=eu-west-1"),
     ];
     let token: serde_json::Value =
         serde_json::from_str(&stdout(&pghook(root.path(), &env, &["--conn-id", "rds", "iam-token"]))).unwrap();
-    assert_eq!(
-        (token["user"].as_str(), token["port"].as_u64()),
-        (Some("alice"), Some(5432))
-    );
-    assert!(
-        token["password"].as_str().unwrap().contains("X-Amz-Signature="),
-        "{token}"
-    );
+    assert_eq!((token["user"].as_str(), token["port"].as_u64()), (Some("alice"), Some(5432)));
+    assert!(token["password"].as_str().unwrap().contains("X-Amz-Signature="), "{token}");
     // Failures: non-zero exit, one line naming the problem, no secret.
     let out = pghook(root.path(), &[], &["explain", "--conn-id", "nope"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "pghook: error: The conn_id `nope` isn't defined\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "pghook: error: The conn_id `nope` isn't defined\n");
     let env = [("AIRFLOW_CONN_BAD", "postgres://u:hunter2@h:notaport/db")];
     let out = pghook(root.path(), &env, &["test-connection", "--conn-id", "bad"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("connection `bad`: port") && !err.contains("hunter2"),
-        "{err}"
-    );
+    assert!(err.contains("connection `bad`: port") && !err.contains("hunter2"), "{err}");
 }
 
 #[test]
@@ -113,61 +71,23 @@ fn data_commands_against_a_real_server() {
     stdout(&run(&["run", "--sql", "create table t (id int, name text)"]));
     std::fs::write(root.path().join("in.tsv"), "1\tone\n2\ttwo\n").unwrap();
     let out = run(&["bulk-load", "--table", "t", "--file", "in.tsv"]);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("loaded 2 rows"),
-        "{out:?}"
-    );
-    let out = run(&[
-        "records",
-        "--sql",
-        "select * from t where id > %s order by id",
-        "--params",
-        "[0]",
-    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loaded 2 rows"), "{out:?}");
+    let out = run(&["records", "--sql", "select * from t where id > %s order by id", "--params", "[0]"]);
     assert_eq!(stdout(&out), r#"[[1,"one"],[2,"two"]]"#);
-    let out = run(&[
-        "records",
-        "--sql",
-        "select id, name from t order by id",
-        "--format",
-        "table",
-    ]);
+    let out = run(&["records", "--sql", "select id, name from t order by id", "--format", "table"]);
     assert_eq!(stdout(&out), "id | name\n---+-----\n1  | one \n2  | two \n(2 rows)");
     let out = run(&["records", "--first", "--sql", "select count(*) as n from t"]);
     assert_eq!(stdout(&out), "[[2]]");
     stdout(&run(&["bulk-dump", "--table", "public.t", "--file", "out.tsv"]));
-    assert_eq!(
-        std::fs::read_to_string(root.path().join("out.tsv")).unwrap(),
-        "1\tone\n2\ttwo\n"
-    );
-    stdout(&run(&[
-        "copy-expert",
-        "--sql",
-        "COPY t TO STDOUT WITH CSV",
-        "--file",
-        "out.csv",
-    ]));
-    assert_eq!(
-        std::fs::read_to_string(root.path().join("out.csv")).unwrap(),
-        "1,one\n2,two\n"
-    );
-    let out = run(&[
-        "run",
-        "--sql",
-        "select 1 as a; select 2 as b",
-        "--split-statements",
-        "--fetch",
-        "all",
-    ]);
+    assert_eq!(std::fs::read_to_string(root.path().join("out.tsv")).unwrap(), "1\tone\n2\ttwo\n");
+    stdout(&run(&["copy-expert", "--sql", "COPY t TO STDOUT WITH CSV", "--file", "out.csv"]));
+    assert_eq!(std::fs::read_to_string(root.path().join("out.csv")).unwrap(), "1,one\n2,two\n");
+    let out = run(&["run", "--sql", "select 1 as a; select 2 as b", "--split-statements", "--fetch", "all"]);
     assert_eq!(stdout(&out), r#"{"columns":["b"],"rows":[[2]],"row_count":1}"#);
     // The cursor extra shapes rows; the CLI prints dict rows as objects.
     let dict_uri = pg.uri_db(&db, "cursor=realdictcursor");
     let dict_env = [("AIRFLOW_CONN_DICT", dict_uri.as_str())];
-    let out = pghook(
-        root.path(),
-        &dict_env,
-        &["--conn-id", "dict", "records", "--sql", "select * from t order by id"],
-    );
+    let out = pghook(root.path(), &dict_env, &["--conn-id", "dict", "records", "--sql", "select * from t order by id"]);
     assert_eq!(stdout(&out), r#"[{"id":1,"name":"one"},{"id":2,"name":"two"}]"#);
     // Server notices, on request; parameter values never reach the log.
     let notice = "do $$ begin raise notice 'hello from the server'; end $$";
@@ -177,10 +97,7 @@ fn data_commands_against_a_real_server() {
     let out = run(&["-v", "run", "--sql", "select %s", "--params", r#"["hunter2"]"#]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(
-        err.contains("Running statement: select %s") && !err.contains("hunter2"),
-        "{err}"
-    );
+    assert!(err.contains("Running statement: select %s") && !err.contains("hunter2"), "{err}");
     // A file outside --root is refused.
     let out = run(&["bulk-dump", "--table", "t", "--file", "/tmp/elsewhere.tsv"]);
     assert_eq!(out.status.code(), Some(1));
@@ -197,17 +114,10 @@ fn progress_shows_on_a_terminal_only() {
     let root = tempfile::tempdir().unwrap();
     let uri = pg.uri_db(&db, "");
     let env = [("AIRFLOW_CONN_POSTGRES_DEFAULT", uri.as_str())];
-    stdout(&pghook(
-        root.path(),
-        &env,
-        &["run", "--sql", "create table p (line text)"],
-    ));
+    stdout(&pghook(root.path(), &env, &["run", "--sql", "create table p (line text)"]));
     std::fs::write(root.path().join("p.tsv"), "some line\n".repeat(100_000)).unwrap();
     let plain = pghook(root.path(), &env, &["bulk-load", "--table", "p", "--file", "p.tsv"]);
-    assert_eq!(
-        String::from_utf8_lossy(&plain.stderr),
-        "pghook: loaded 100000 rows into p\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&plain.stderr), "pghook: loaded 100000 rows into p\n");
     // `script` gives the command a terminal.
     let command = format!("{} bulk-load --table p --file p.tsv", pghook_binary().display());
     let out = Command::new("script")

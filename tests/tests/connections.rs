@@ -70,36 +70,16 @@ async fn bad_connections_get_clear_errors() {
             ErrorKind::Config,
             "connection `c`: port: Port could not be cast to integer value as 'port'",
         ),
-        (
-            "postgres://h:99999/db",
-            ErrorKind::Config,
-            "connection `c`: port: Port out of range 0-65535",
-        ),
+        ("postgres://h:99999/db", ErrorKind::Config, "connection `c`: port: Port out of range 0-65535"),
         (
             r#"{"host": "h", "port": "x"}"#,
             ErrorKind::Config,
             "connection `c`: port: Expected integer value for `port`, but got \"x\" instead.",
         ),
-        (
-            r#"{"host": "h", "#,
-            ErrorKind::Config,
-            "connection `c`: json: invalid JSON",
-        ),
-        (
-            r#"{"host": "h", "extra": "{not json"}"#,
-            ErrorKind::Config,
-            "connection `c`: extra: invalid JSON",
-        ),
-        (
-            "postgres://h/db?sslmod=require",
-            ErrorKind::Config,
-            "invalid dsn: invalid connection option \"sslmod\"",
-        ),
-        (
-            "postgres://h/db?sslmode=always",
-            ErrorKind::Config,
-            "invalid sslmode value: \"always\"",
-        ),
+        (r#"{"host": "h", "#, ErrorKind::Config, "connection `c`: json: invalid JSON"),
+        (r#"{"host": "h", "extra": "{not json"}"#, ErrorKind::Config, "connection `c`: extra: invalid JSON"),
+        ("postgres://h/db?sslmod=require", ErrorKind::Config, "invalid dsn: invalid connection option \"sslmod\""),
+        ("postgres://h/db?sslmode=always", ErrorKind::Config, "invalid sslmode value: \"always\""),
         (
             "postgres://h/db?cursor=fancy",
             ErrorKind::Config,
@@ -117,11 +97,7 @@ async fn bad_connections_get_clear_errors() {
         assert!(e.message.starts_with(message), "{stored}: {e}");
     }
     let root = tempfile::tempdir().unwrap();
-    let e = tenant(root.path(), &[])
-        .hook(HookArgs::default())
-        .explain()
-        .await
-        .unwrap_err();
+    let e = tenant(root.path(), &[]).hook(HookArgs::default()).explain().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);
     assert_eq!(e.message, "The conn_id `postgres_default` isn't defined");
 }

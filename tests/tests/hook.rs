@@ -13,10 +13,7 @@ async fn test_connection_and_wrong_password() {
     let root = tempfile::tempdir().unwrap();
     let bad = format!("postgres://postgres:wrong@127.0.0.1:{}/postgres", pg.port);
     let t = tenant(root.path(), &[("good", &pg.uri("")), ("bad", &bad)]);
-    assert_eq!(
-        t.hook(args("good")).test_connection().await.unwrap(),
-        "Connection successfully tested"
-    );
+    assert_eq!(t.hook(args("good")).test_connection().await.unwrap(), "Connection successfully tested");
     let e = t.hook(args("bad")).test_connection().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Connect);
     assert_eq!(e.sqlstate.as_deref(), Some("28P01"));
@@ -31,11 +28,7 @@ async fn unix_socket_connection() {
     let dir = pg.socket_dir.to_string_lossy().replace('/', "%2F");
     let uri = format!("postgres://postgres@{dir}:{}/postgres", pg.port);
     let t = tenant(root.path(), &[("sock", &uri)]);
-    let r = t
-        .hook(args("sock"))
-        .get_first("select current_user", None)
-        .await
-        .unwrap();
+    let r = t.hook(args("sock")).get_first("select current_user", None).await.unwrap();
     assert_eq!(r.rows[0][0], Value::Text("postgres".into()));
 }
 
@@ -47,17 +40,10 @@ async fn run_statements_parameters_and_transactions() {
     let uri = pg.uri_db(&db, "");
     let t = tenant(root.path(), &[("c", &uri)]);
     let hook = t.hook(args("c"));
-    let split = RunOptions {
-        split_statements: true,
-        ..Default::default()
-    };
-    hook.run(
-        &["create table t (id int primary key, name text); insert into t values (1, 'one')"],
-        None,
-        split,
-    )
-    .await
-    .unwrap();
+    let split = RunOptions { split_statements: true, ..Default::default() };
+    hook.run(&["create table t (id int primary key, name text); insert into t values (1, 'one')"], None, split)
+        .await
+        .unwrap();
     // Parameters are quoted as psycopg2 would: injection stays data.
     let evil = Value::Text("x'); drop table t; --".into());
     hook.run(
@@ -68,18 +54,11 @@ async fn run_statements_parameters_and_transactions() {
     .await
     .unwrap();
     let named = Parameters::Named(vec![("id".into(), Value::Int(2))]);
-    let r = hook
-        .get_first("select name from t where id = %(id)s", Some(named))
-        .await
-        .unwrap();
+    let r = hook.get_first("select name from t where id = %(id)s", Some(named)).await.unwrap();
     assert_eq!(r.rows, vec![vec![evil]]);
     // A failing statement rolls the whole run back.
     let e = hook
-        .run(
-            &["insert into t values (3, 'three')", "insert into t values (1, 'dup')"],
-            None,
-            RunOptions::default(),
-        )
+        .run(&["insert into t values (3, 'three')", "insert into t values (1, 'dup')"], None, RunOptions::default())
         .await
         .unwrap_err();
     assert_eq!((e.kind, e.sqlstate.as_deref()), (ErrorKind::Database, Some("23505")));
@@ -90,10 +69,7 @@ async fn run_statements_parameters_and_transactions() {
         .run(
             &["insert into t values (3, 'three')", "insert into t values (1, 'dup')"],
             None,
-            RunOptions {
-                autocommit: true,
-                ..Default::default()
-            },
+            RunOptions { autocommit: true, ..Default::default() },
         )
         .await
         .unwrap_err();
@@ -104,11 +80,7 @@ async fn run_statements_parameters_and_transactions() {
         .run(
             &["select 1 as a", "select 2 as b union all select 3"],
             None,
-            RunOptions {
-                return_last: false,
-                fetch: Fetch::All,
-                ..Default::default()
-            },
+            RunOptions { return_last: false, fetch: Fetch::All, ..Default::default() },
         )
         .await
         .unwrap();
@@ -117,10 +89,7 @@ async fn run_statements_parameters_and_transactions() {
     assert_eq!(all[1].columns[0].name, "b");
     let e = hook.run(&[], None, RunOptions::default()).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Config);
-    let e = hook
-        .get_records("select %s", Some(Parameters::Positional(vec![])))
-        .await
-        .unwrap_err();
+    let e = hook.get_records("select %s", Some(Parameters::Positional(vec![]))).await.unwrap_err();
     assert!(e.message.contains("placeholders"), "{e}");
 }
 
@@ -162,17 +131,9 @@ async fn records_decode_types_and_shapes() {
     let r = t.hook(args("dict")).get_records("select 1 as one", None).await.unwrap();
     assert_eq!(r.shape, RowShape::RealDict);
     // A type pghook cannot decode is refused with a hint, not garbled.
-    let e = t
-        .hook(args("tuple"))
-        .get_records("select point(1, 2) as p", None)
-        .await
-        .unwrap_err();
+    let e = t.hook(args("tuple")).get_records("select point(1, 2) as p", None).await.unwrap_err();
     assert!(e.message.contains("p::text"), "{e}");
-    let none = t
-        .hook(args("tuple"))
-        .get_first("select 1 where false", None)
-        .await
-        .unwrap();
+    let none = t.hook(args("tuple")).get_first("select 1 where false", None).await.unwrap();
     assert!(none.rows.is_empty());
 }
 
@@ -187,10 +148,7 @@ async fn bulk_load_and_dump_round_trip() {
     hook.run(
         &["create schema \"Sales\"; create table \"Sales\".\"Order Lines\" (id int, note text)"],
         None,
-        RunOptions {
-            split_statements: true,
-            ..Default::default()
-        },
+        RunOptions { split_statements: true, ..Default::default() },
     )
     .await
     .unwrap();
@@ -199,16 +157,10 @@ async fn bulk_load_and_dump_round_trip() {
     let table = "\"Sales\".\"Order Lines\" (id, note)";
     assert_eq!(hook.bulk_load(table, "in.tsv").await.unwrap(), 5000);
     assert_eq!(
-        hook.bulk_dump("\"Sales\".\"Order Lines\"", "out/../out.tsv")
-            .await
-            .unwrap_err()
-            .kind,
+        hook.bulk_dump("\"Sales\".\"Order Lines\"", "out/../out.tsv").await.unwrap_err().kind,
         ErrorKind::Denied
     );
-    assert_eq!(
-        hook.bulk_dump("\"Sales\".\"Order Lines\"", "out.tsv").await.unwrap(),
-        5000
-    );
+    assert_eq!(hook.bulk_dump("\"Sales\".\"Order Lines\"", "out.tsv").await.unwrap(), 5000);
     assert_eq!(std::fs::read_to_string(root.path().join("out.tsv")).unwrap(), input);
     // Unquoted names fold to lower case, as PostgreSQL does.
     let e = hook.bulk_dump("Sales.Order", "x.tsv").await.unwrap_err();
@@ -226,26 +178,13 @@ async fn failures_leave_no_half_files_and_no_rows() {
     let uri = pg.uri_db(&db, "");
     let t = tenant(root.path(), &[("c", &uri)]);
     let hook = t.hook(args("c"));
-    hook.run(&["create table n (id int not null)"], None, RunOptions::default())
-        .await
-        .unwrap();
+    hook.run(&["create table n (id int not null)"], None, RunOptions::default()).await.unwrap();
     // Row 3000 is bad: the whole load is refused.
-    let input: String = (0..5000)
-        .map(|i| {
-            if i == 3000 {
-                "oops\n".to_string()
-            } else {
-                format!("{i}\n")
-            }
-        })
-        .collect();
+    let input: String = (0..5000).map(|i| if i == 3000 { "oops\n".to_string() } else { format!("{i}\n") }).collect();
     std::fs::write(root.path().join("bad.tsv"), input).unwrap();
     let e = hook.bulk_load("n", "bad.tsv").await.unwrap_err();
     assert_eq!(e.sqlstate.as_deref(), Some("22P02"), "{e}");
-    assert_eq!(
-        hook.get_first("select count(*) from n", None).await.unwrap().rows[0][0],
-        Value::Int(0)
-    );
+    assert_eq!(hook.get_first("select count(*) from n", None).await.unwrap().rows[0][0], Value::Int(0));
     // A dump that fails midway (division by zero at row 4000) leaves no file,
     // and an existing file keeps its old content.
     std::fs::write(root.path().join("keep.tsv"), "old\n").unwrap();
@@ -255,10 +194,7 @@ async fn failures_leave_no_half_files_and_no_rows() {
     assert_eq!(std::fs::read_to_string(root.path().join("keep.tsv")).unwrap(), "old\n");
     let e = hook.copy_expert(sql, "new.tsv").await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Database);
-    let names: Vec<_> = std::fs::read_dir(root.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let names: Vec<_> = std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 2, "left behind: {names:?}");
 }
 
@@ -270,25 +206,15 @@ async fn copy_expert_directions_and_airflow_quirk() {
     let uri = pg.uri_db(&db, "");
     let t = tenant(root.path(), &[("c", &uri)]);
     let hook = t.hook(args("c"));
-    hook.run(&["create table c (a int, b text)"], None, RunOptions::default())
-        .await
-        .unwrap();
+    hook.run(&["create table c (a int, b text)"], None, RunOptions::default()).await.unwrap();
     std::fs::write(root.path().join("in.csv"), "1,\"x, y\"\n2,z\n").unwrap();
-    let loaded = hook
-        .copy_expert("COPY c FROM STDIN WITH (FORMAT csv)", "in.csv")
-        .await
-        .unwrap();
+    let loaded = hook.copy_expert("COPY c FROM STDIN WITH (FORMAT csv)", "in.csv").await.unwrap();
     assert!(loaded.loaded);
     assert_eq!(loaded.rows, 2);
-    let dumped = hook
-        .copy_expert("COPY (select * from c order by a) TO STDOUT WITH CSV HEADER", "out.csv")
-        .await
-        .unwrap();
+    let dumped =
+        hook.copy_expert("COPY (select * from c order by a) TO STDOUT WITH CSV HEADER", "out.csv").await.unwrap();
     assert!(!dumped.loaded);
-    assert_eq!(
-        std::fs::read_to_string(root.path().join("out.csv")).unwrap(),
-        "a,b\n1,\"x, y\"\n2,z\n"
-    );
+    assert_eq!(std::fs::read_to_string(root.path().join("out.csv")).unwrap(), "a,b\n1,\"x, y\"\n2,z\n");
     // COPY FROM a missing file: Airflow creates it empty and loads nothing.
     let missing = hook.copy_expert("COPY c FROM STDIN", "missing.tsv").await.unwrap();
     assert_eq!(missing.rows, 0);
@@ -317,10 +243,7 @@ async fn get_uri_get_conn_and_database_override() {
     assert!(e.message.contains("sqlalchemy_query"), "{e}");
     assert_eq!(
         t.hook(args("j")).get_uri().await.unwrap(),
-        format!(
-            "postgresql://postgres:s3cret pw%2F%3A%40@127.0.0.1:{}/postgres?sslmode=disable",
-            pg.port
-        )
+        format!("postgresql://postgres:s3cret pw%2F%3A%40@127.0.0.1:{}/postgres?sslmode=disable", pg.port)
     );
     let mut other = args("j");
     other.database = Some(db.clone());
@@ -339,16 +262,10 @@ async fn options_and_notices() {
     a.enable_log_db_messages = true;
     let r = t
         .hook(a)
-        .get_first(
-            "select current_setting('search_path'), current_setting('application_name')",
-            None,
-        )
+        .get_first("select current_setting('search_path'), current_setting('application_name')", None)
         .await
         .unwrap();
-    assert_eq!(
-        r.rows[0],
-        vec![Value::Text("pg_catalog".into()), Value::Text("pghook-test".into())]
-    );
+    assert_eq!(r.rows[0], vec![Value::Text("pg_catalog".into()), Value::Text("pghook-test".into())]);
 }
 
 #[derive(Default, Clone)]
@@ -374,33 +291,18 @@ async fn bulk_operations_report_progress() {
     let t = tenant(root.path(), &[("c", &pg.uri_db(&db, ""))]);
     let recorded = Recorded::default();
     let hook = t.hook(args("c")).with_progress(recorded.clone());
-    hook.run(&["create table p (line text)"], None, RunOptions::default())
-        .await
-        .unwrap();
+    hook.run(&["create table p (line text)"], None, RunOptions::default()).await.unwrap();
     let input = "x\n".repeat(400_000);
     std::fs::write(root.path().join("p.tsv"), &input).unwrap();
     hook.bulk_load("p", "p.tsv").await.unwrap();
     hook.bulk_dump("p", "out.tsv").await.unwrap();
     let events = recorded.0.lock().unwrap().clone();
     let sum = |from: usize, to: usize| -> u64 {
-        events[from..to]
-            .iter()
-            .filter_map(|e| e.strip_prefix("advance "))
-            .map(|n| n.parse::<u64>().unwrap())
-            .sum()
+        events[from..to].iter().filter_map(|e| e.strip_prefix("advance ")).map(|n| n.parse::<u64>().unwrap()).sum()
     };
-    let load_start = events
-        .iter()
-        .position(|e| e == "start loading Some(800000)")
-        .expect("load started");
-    let dump_start = events
-        .iter()
-        .position(|e| e == "start dumping None")
-        .expect("dump started");
-    assert!(
-        events.iter().filter(|e| e.starts_with("advance")).count() > 2,
-        "{events:?}"
-    );
+    let load_start = events.iter().position(|e| e == "start loading Some(800000)").expect("load started");
+    let dump_start = events.iter().position(|e| e == "start dumping None").expect("dump started");
+    assert!(events.iter().filter(|e| e.starts_with("advance")).count() > 2, "{events:?}");
     assert_eq!(sum(load_start, dump_start), 800_000);
     assert_eq!(sum(dump_start, events.len()), 800_000);
     assert_eq!(events.last().unwrap(), "finish");

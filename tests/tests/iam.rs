@@ -15,13 +15,7 @@ fn aws_conn(endpoint: &str) -> String {
 async fn rds_token_is_signed_offline() {
     let root = tempfile::tempdir().unwrap();
     let rds = "postgres://alice@db.abc.us-east-1.rds.amazonaws.com/app?iam=true&aws_conn_id=aws_test";
-    let t = tenant(
-        root.path(),
-        &[
-            ("rds", rds),
-            ("aws_test", "aws://AKIDEXAMPLE:secret@/?region_name=us-east-1"),
-        ],
-    );
+    let t = tenant(root.path(), &[("rds", rds), ("aws_test", "aws://AKIDEXAMPLE:secret@/?region_name=us-east-1")]);
     let token = t.hook(HookArgs::conn_id("rds")).get_iam_token().await.unwrap();
     assert_eq!((token.user.as_str(), token.port), ("alice", 5432));
     let p = &token.password;
@@ -50,10 +44,7 @@ async fn rds_token_is_signed_offline() {
     assert!(e.message.contains("no AWS credentials"), "{e}");
     let t = tenant(
         root.path(),
-        &[
-            ("rds", "postgres://alice@db.example/app?iam=true"),
-            ("aws_default", "aws://AKID:secret@"),
-        ],
+        &[("rds", "postgres://alice@db.example/app?iam=true"), ("aws_default", "aws://AKID:secret@")],
     );
     let e = t.hook(HookArgs::conn_id("rds")).get_iam_token().await.unwrap_err();
     assert!(e.message.contains("region"), "{e}");
@@ -65,13 +56,7 @@ async fn redshift_cluster_credentials_from_moto() {
     let sdk_conf = aws_sdk_redshift::Config::builder()
         .behavior_version(aws_sdk_redshift::config::BehaviorVersion::latest())
         .region(aws_sdk_redshift::config::Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "AKIDEXAMPLE",
-            "x",
-            None,
-            None,
-            "test",
-        ))
+        .credentials_provider(aws_credential_types::Credentials::new("AKIDEXAMPLE", "x", None, None, "test"))
         .endpoint_url(moto.endpoint())
         .build();
     aws_sdk_redshift::Client::from_conf(sdk_conf)
@@ -86,14 +71,7 @@ async fn redshift_cluster_credentials_from_moto() {
     let root = tempfile::tempdir().unwrap();
     let redshift = "postgres://alice@my-cluster.abc123.us-east-1.redshift.amazonaws.com/dev?iam=true&redshift=true&aws_conn_id=moto";
     let other = "postgres://alice@other.abc123.us-east-1.redshift.amazonaws.com:5440/dev?iam=true&redshift=true&aws_conn_id=moto";
-    let t = tenant(
-        root.path(),
-        &[
-            ("rs", redshift),
-            ("other", other),
-            ("moto", &aws_conn(&moto.endpoint())),
-        ],
-    );
+    let t = tenant(root.path(), &[("rs", redshift), ("other", other), ("moto", &aws_conn(&moto.endpoint()))]);
     let token = t.hook(HookArgs::conn_id("rs")).get_iam_token().await.unwrap();
     assert_eq!((token.user.as_str(), token.port), ("IAM:alice", 5439));
     assert!(!token.password.is_empty());
@@ -118,28 +96,18 @@ async fn redshift_serverless_login_reaches_the_database() {
         pg.port
     );
     let t = tenant(root.path(), &[("sls", &aws_conn(&api.endpoint())), ("c", &conn)]);
-    let r = t
-        .hook(HookArgs::conn_id("c"))
-        .get_first("select current_user", None)
-        .await
-        .unwrap();
+    let r = t.hook(HookArgs::conn_id("c")).get_first("select current_user", None).await.unwrap();
     assert_eq!(r.rows[0][0], Value::Text("alice".into()));
     let requests = api.requests.lock().unwrap().clone();
     assert_eq!(requests[0].target, "RedshiftServerless.GetCredentials");
-    assert_eq!(
-        requests[0].body,
-        serde_json::json!({"workgroupName": "wg1", "dbName": "postgres"})
-    );
+    assert_eq!(requests[0].body, serde_json::json!({"workgroupName": "wg1", "dbName": "postgres"}));
 }
 
 #[tokio::test]
 async fn aws_endpoints_obey_the_host_policy() {
     let root = tempfile::tempdir().unwrap();
     let conn = "postgres://u@wg.x.us-east-1.redshift-serverless.amazonaws.com/dev?iam=true&redshift-serverless=true";
-    let t = tenant(
-        root.path(),
-        &[("c", conn), ("aws_default", &aws_conn("http://metadata.example:80"))],
-    );
+    let t = tenant(root.path(), &[("c", conn), ("aws_default", &aws_conn("http://metadata.example:80"))]);
     let e = t.hook(HookArgs::conn_id("c")).get_iam_token().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Denied);
     assert!(e.message.contains("metadata.example"), "{e}");

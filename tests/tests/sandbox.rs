@@ -10,15 +10,9 @@ use pghook_tests::{Cluster, runtime, tenant};
 fn guest_imports_no_sockets_and_no_filesystem() {
     let imports = runtime().guest_imports();
     println!("guest imports: {imports:?}");
-    assert!(
-        imports.iter().any(|i| i.starts_with("pghook:hook/postgres")),
-        "{imports:?}"
-    );
+    assert!(imports.iter().any(|i| i.starts_with("pghook:hook/postgres")), "{imports:?}");
     for forbidden in ["wasi:sockets", "wasi:filesystem", "wasi:http"] {
-        assert!(
-            !imports.iter().any(|i| i.starts_with(forbidden)),
-            "the guest imports {forbidden}: {imports:?}"
-        );
+        assert!(!imports.iter().any(|i| i.starts_with(forbidden)), "the guest imports {forbidden}: {imports:?}");
     }
 }
 
@@ -34,11 +28,7 @@ async fn connections_hosts_and_files_are_confined() {
     let root = tempfile::tempdir().unwrap();
     let only_c = runtime().tenant(policy(root.path(), &pg.uri("")).allow_conn_ids(["c"]));
     assert!(only_c.hook(HookArgs::conn_id("c")).test_connection().await.is_ok());
-    let e = only_c
-        .hook(HookArgs::conn_id("secret"))
-        .test_connection()
-        .await
-        .unwrap_err();
+    let e = only_c.hook(HookArgs::conn_id("secret")).test_connection().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Denied);
     let elsewhere = pg.uri("").replace("127.0.0.1", "localhost");
     let e = runtime()
@@ -69,31 +59,14 @@ async fn a_guest_out_of_memory_fails_only_that_call() {
     let root = tempfile::tempdir().unwrap();
     let small = runtime().tenant(policy(root.path(), &pg.uri("")).with_memory_limit(16 << 20));
     let big = "select repeat('x', 1000) from generate_series(1, 40000)";
-    let e = small
-        .hook(HookArgs::conn_id("c"))
-        .get_records(big, None)
-        .await
-        .unwrap_err();
+    let e = small.hook(HookArgs::conn_id("c")).get_records(big, None).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Trap, "{e}");
     assert!(e.message.contains("out of memory"), "{e}");
     // The same tenant and its neighbours go on.
-    let one = small
-        .hook(HookArgs::conn_id("c"))
-        .get_first("select 1", None)
-        .await
-        .unwrap();
+    let one = small.hook(HookArgs::conn_id("c")).get_first("select 1", None).await.unwrap();
     assert_eq!(one.rows[0][0], Value::Int(1));
     let roomy = tenant(root.path(), &[("c", &pg.uri(""))]);
-    assert_eq!(
-        roomy
-            .hook(HookArgs::conn_id("c"))
-            .get_records(big, None)
-            .await
-            .unwrap()
-            .rows
-            .len(),
-        40000
-    );
+    assert_eq!(roomy.hook(HookArgs::conn_id("c")).get_records(big, None).await.unwrap().rows.len(), 40000);
 }
 
 #[tokio::test]
@@ -110,11 +83,7 @@ async fn result_and_time_limits() {
     let hasty = runtime().tenant(policy(root.path(), &pg.uri("")).with_call_timeout(Duration::from_millis(500)));
     let started = std::time::Instant::now();
     let sleeper = "select pg_sleep(60) /* pghook-cancel-test */";
-    let e = hasty
-        .hook(HookArgs::conn_id("c"))
-        .run(&[sleeper], None, Default::default())
-        .await
-        .unwrap_err();
+    let e = hasty.hook(HookArgs::conn_id("c")).run(&[sleeper], None, Default::default()).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(started.elapsed() < Duration::from_secs(4));
     // The abandoned statement is cancelled on the server, not left running.
@@ -122,10 +91,7 @@ async fn result_and_time_limits() {
         "select count(*) from pg_stat_activity where query like '%pghook-cancel-test%' and pid <> pg_backend_pid()";
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while pg.psql(running) != "0" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the timed-out statement still runs on the server"
-        );
+        assert!(std::time::Instant::now() < deadline, "the timed-out statement still runs on the server");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(hasty.hook(HookArgs::conn_id("c")).test_connection().await.is_ok());
@@ -139,11 +105,7 @@ async fn tenants_run_side_by_side() {
     let setup = tenant(setup_root.path(), &[("c", &pg.uri_db(&db, ""))]);
     setup
         .hook(HookArgs::conn_id("c"))
-        .run(
-            &["create table n as select g from generate_series(1, 2000) g"],
-            None,
-            Default::default(),
-        )
+        .run(&["create table n as select g from generate_series(1, 2000) g"], None, Default::default())
         .await
         .unwrap();
     let roots: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -153,10 +115,7 @@ async fn tenants_run_side_by_side() {
         tasks.push(tokio::spawn(async move {
             let hook = t.hook(HookArgs::conn_id("c"));
             for round in 0..3 {
-                assert_eq!(
-                    hook.bulk_dump("n", &format!("dump-{i}-{round}.tsv")).await.unwrap(),
-                    2000
-                );
+                assert_eq!(hook.bulk_dump("n", &format!("dump-{i}-{round}.tsv")).await.unwrap(), 2000);
             }
         }));
     }
@@ -164,10 +123,8 @@ async fn tenants_run_side_by_side() {
         task.await.unwrap();
     }
     for (i, root) in roots.iter().enumerate() {
-        let names: Vec<_> = std::fs::read_dir(root.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let names: Vec<_> =
+            std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert_eq!(names.len(), 3, "{names:?}");
         assert!(names.iter().all(|n| n.starts_with(&format!("dump-{i}-"))));
     }
@@ -190,14 +147,8 @@ async fn compiled_guest_cache_is_private_and_heals() {
     assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
     assert_eq!(explain(&first).await["dbname"], "db");
     // A second process loads the cached entry; a corrupt one is replaced.
-    assert_eq!(
-        explain(&pghook::Runtime::with_cache(&dir).unwrap()).await["dbname"],
-        "db"
-    );
+    assert_eq!(explain(&pghook::Runtime::with_cache(&dir).unwrap()).await["dbname"], "db");
     std::fs::write(&entries[0], b"not a compiled component").unwrap();
-    assert_eq!(
-        explain(&pghook::Runtime::with_cache(&dir).unwrap()).await["dbname"],
-        "db"
-    );
+    assert_eq!(explain(&pghook::Runtime::with_cache(&dir).unwrap()).await["dbname"], "db");
     assert!(std::fs::read(&entries[0]).unwrap().len() > 1000);
 }

@@ -35,33 +35,18 @@ async fn modes_that_encrypt_without_checking() {
     let pg = Cluster::tls();
     let ca = pg.tls.as_ref().unwrap().other_ca.to_string_lossy().into_owned();
     for mode in ["prefer", "require", "allow"] {
-        assert!(
-            ssl_in_use("127.0.0.1", "postgres", serde_json::json!({"sslmode": mode}))
-                .await
-                .unwrap(),
-            "{mode}"
-        );
+        assert!(ssl_in_use("127.0.0.1", "postgres", serde_json::json!({"sslmode": mode})).await.unwrap(), "{mode}");
     }
     // The default is prefer.
-    assert!(
-        ssl_in_use("127.0.0.1", "postgres", serde_json::json!({}))
-            .await
-            .unwrap()
-    );
+    assert!(ssl_in_use("127.0.0.1", "postgres", serde_json::json!({})).await.unwrap());
     // disable cannot get past a server that insists on TLS.
-    let e = ssl_in_use("127.0.0.1", "postgres", serde_json::json!({"sslmode": "disable"}))
-        .await
-        .unwrap_err();
+    let e = ssl_in_use("127.0.0.1", "postgres", serde_json::json!({"sslmode": "disable"})).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Connect);
     assert!(e.message.contains("no encryption"), "{e}");
     // require with a root certificate checks the chain, as libpq does.
-    let e = ssl_in_use(
-        "127.0.0.1",
-        "postgres",
-        serde_json::json!({"sslmode": "require", "sslrootcert": ca}),
-    )
-    .await
-    .unwrap_err();
+    let e = ssl_in_use("127.0.0.1", "postgres", serde_json::json!({"sslmode": "require", "sslrootcert": ca}))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Tls, "{e}");
 }
 
@@ -73,58 +58,28 @@ async fn verify_ca_and_verify_full() {
     let other = files.other_ca.to_string_lossy().into_owned();
     let verify = |mode: &str, root: &str| serde_json::json!({"sslmode": mode, "sslrootcert": root});
     // verify-ca accepts a name mismatch, verify-full does not.
-    assert!(
-        ssl_in_use("127.0.0.1", "postgres", verify("verify-ca", &ca))
-            .await
-            .unwrap()
-    );
-    let e = ssl_in_use("127.0.0.1", "postgres", verify("verify-full", &ca))
-        .await
-        .unwrap_err();
+    assert!(ssl_in_use("127.0.0.1", "postgres", verify("verify-ca", &ca)).await.unwrap());
+    let e = ssl_in_use("127.0.0.1", "postgres", verify("verify-full", &ca)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Tls, "{e}");
-    assert!(
-        e.message.contains("not valid for name") || e.message.contains("NotValidForName"),
-        "{e}"
-    );
-    assert!(
-        ssl_in_use("localhost", "postgres", verify("verify-full", &ca))
-            .await
-            .unwrap()
-    );
+    assert!(e.message.contains("not valid for name") || e.message.contains("NotValidForName"), "{e}");
+    assert!(ssl_in_use("localhost", "postgres", verify("verify-full", &ca)).await.unwrap());
     // The wrong CA fails both.
     for mode in ["verify-ca", "verify-full"] {
-        let e = ssl_in_use("localhost", "postgres", verify(mode, &other))
-            .await
-            .unwrap_err();
+        let e = ssl_in_use("localhost", "postgres", verify(mode, &other)).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Tls, "{mode}: {e}");
-        assert!(
-            e.message.contains("UnknownIssuer") || e.message.contains("unknown issuer"),
-            "{e}"
-        );
+        assert!(e.message.contains("UnknownIssuer") || e.message.contains("unknown issuer"), "{e}");
     }
     // Relative paths resolve under the tenant's file root.
-    assert!(
-        ssl_in_use("localhost", "postgres", verify("verify-full", "ca.crt"))
-            .await
-            .unwrap()
-    );
+    assert!(ssl_in_use("localhost", "postgres", verify("verify-full", "ca.crt")).await.unwrap());
     // A missing root certificate is a clear error before connecting.
-    let e = ssl_in_use("localhost", "postgres", serde_json::json!({"sslmode": "verify-full"}))
-        .await
-        .unwrap_err();
+    let e = ssl_in_use("localhost", "postgres", serde_json::json!({"sslmode": "verify-full"})).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Config);
-    let e = ssl_in_use("localhost", "postgres", verify("verify-full", "missing.crt"))
-        .await
-        .unwrap_err();
+    let e = ssl_in_use("localhost", "postgres", verify("verify-full", "missing.crt")).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Io, "{e}");
     // Certificates outside the root are refused.
-    let e = ssl_in_use(
-        "localhost",
-        "postgres",
-        verify("verify-full", "/etc/ssl/certs/ca-certificates.crt"),
-    )
-    .await
-    .unwrap_err();
+    let e = ssl_in_use("localhost", "postgres", verify("verify-full", "/etc/ssl/certs/ca-certificates.crt"))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Denied, "{e}");
 }
 
@@ -147,13 +102,7 @@ async fn client_certificate_login() {
     assert_eq!(e.kind, ErrorKind::Connect, "{e}");
     assert_eq!(e.sqlstate.as_deref(), Some("28000"), "{e}");
     // Half a pair is a configuration error.
-    let e = ssl_in_use(
-        "localhost",
-        "certuser",
-        serde_json::json!({"sslcert": files.client_cert}),
-    )
-    .await
-    .unwrap_err();
+    let e = ssl_in_use("localhost", "certuser", serde_json::json!({"sslcert": files.client_cert})).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Config);
 }
 

@@ -13,11 +13,7 @@ use pghook::{
 };
 
 #[derive(Parser)]
-#[command(
-    name = "pghook",
-    version,
-    about = "Apache Airflow's PostgresHook, as a sandboxed WebAssembly component"
-)]
+#[command(name = "pghook", version, about = "Apache Airflow's PostgresHook, as a sandboxed WebAssembly component")]
 struct Cli {
     /// The Airflow connection id (postgres_conn_id).
     #[arg(long, global = true, default_value = "postgres_default", env = "PGHOOK_CONN_ID")]
@@ -172,10 +168,7 @@ fn human(bytes: u64) -> String {
 impl TerminalProgress {
     fn new() -> Self {
         let now = Instant::now();
-        TerminalProgress {
-            state: Mutex::new((String::new(), None, 0, now)),
-            started: now,
-        }
+        TerminalProgress { state: Mutex::new((String::new(), None, 0, now)), started: now }
     }
 
     fn draw(&self, phase: &str, total: Option<u64>, done: u64) {
@@ -232,9 +225,9 @@ fn parse_params(params: Option<&str>) -> Result<Option<Parameters>, String> {
     };
     match serde_json::from_str(text).map_err(|e| format!("--params: invalid JSON: {e}"))? {
         serde_json::Value::Array(items) => Ok(Some(Parameters::Positional(items.into_iter().map(to_value).collect()))),
-        serde_json::Value::Object(map) => Ok(Some(Parameters::Named(
-            map.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
-        ))),
+        serde_json::Value::Object(map) => {
+            Ok(Some(Parameters::Named(map.into_iter().map(|(k, v)| (k, to_value(v))).collect())))
+        }
         _ => Err("--params: expected a JSON array (for %s) or object (for %(name)s)".into()),
     }
 }
@@ -261,30 +254,17 @@ fn cell_text(value: Value) -> String {
 
 fn print_table(records: Records) {
     let header: Vec<String> = records.columns.iter().map(|c| c.name.clone()).collect();
-    let rows: Vec<Vec<String>> = records
-        .rows
-        .into_iter()
-        .map(|row| row.into_iter().map(cell_text).collect())
-        .collect();
+    let rows: Vec<Vec<String>> = records.rows.into_iter().map(|row| row.into_iter().map(cell_text).collect()).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    };
+    let line =
+        |cells: &[String]| cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join(" | ");
     println!("{}", line(&header));
-    println!(
-        "{}",
-        widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-")
-    );
+    println!("{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-"));
     for row in &rows {
         println!("{}", line(row));
     }
@@ -361,14 +341,7 @@ async fn execute(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Explain => println!("{}", hook.explain().await.map_err(err)?),
         Command::TestConnection => println!("{}", hook.test_connection().await.map_err(err)?),
-        Command::Run {
-            sql,
-            params,
-            autocommit,
-            split_statements,
-            fetch,
-            all_results,
-        } => {
+        Command::Run { sql, params, autocommit, split_statements, fetch, all_results } => {
             let params = parse_params(params.as_deref())?;
             let options = RunOptions {
                 autocommit,
@@ -391,19 +364,10 @@ async fn execute(cli: Cli) -> Result<(), String> {
                 }
             }
         }
-        Command::Records {
-            sql,
-            params,
-            format,
-            first,
-        } => {
+        Command::Records { sql, params, format, first } => {
             let params = parse_params(params.as_deref())?;
-            let records = if first {
-                hook.get_first(&sql, params).await
-            } else {
-                hook.get_records(&sql, params).await
-            }
-            .map_err(err)?;
+            let records = if first { hook.get_first(&sql, params).await } else { hook.get_records(&sql, params).await }
+                .map_err(err)?;
             match format {
                 Format::Json => println!("{}", rows_json(records.shape, &records.columns, records.rows)),
                 Format::Table => print_table(records),
@@ -427,10 +391,7 @@ async fn execute(cli: Cli) -> Result<(), String> {
         }
         Command::IamToken => {
             let token = hook.get_iam_token().await.map_err(err)?;
-            println!(
-                "{}",
-                serde_json::json!({"user": token.user, "password": token.password, "port": token.port})
-            );
+            println!("{}", serde_json::json!({"user": token.user, "password": token.password, "port": token.port}));
         }
         Command::Uri { show_password } => {
             let uri = hook.get_uri().await.map_err(err)?;
@@ -443,11 +404,7 @@ async fn execute(cli: Cli) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Notices are info-level, as in Airflow: asking for them shows info.
-    let level = if cli.verbose || cli.log_db_messages {
-        log::LevelFilter::Info
-    } else {
-        log::LevelFilter::Warn
-    };
+    let level = if cli.verbose || cli.log_db_messages { log::LevelFilter::Info } else { log::LevelFilter::Warn };
     log::set_max_level(level);
     let _ = log::set_boxed_logger(Box::new(StderrLogger { level }));
     // One thread: the COPY data plane hands over a message per row, and

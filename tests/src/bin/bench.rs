@@ -23,11 +23,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 fn measure(cmd: &mut Command) -> Measure {
     let started = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning");
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawning");
     let mut peak = 0;
     loop {
         if let Some(kib) = peak_rss_kib(child.id()) {
@@ -39,27 +35,13 @@ fn measure(cmd: &mut Command) -> Measure {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    Measure {
-        seconds: started.elapsed().as_secs_f64(),
-        peak_rss_kib: peak,
-    }
+    Measure { seconds: started.elapsed().as_secs_f64(), peak_rss_kib: peak }
 }
 
 fn psql(cluster: &Cluster, dir: &Path, command: &str) -> Command {
     let mut cmd = Command::new(pg_bindir().join("psql"));
     cmd.current_dir(dir)
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            SUPERUSER,
-            "-d",
-            "postgres",
-        ])
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", SUPERUSER, "-d", "postgres"])
         .args(["-p", &cluster.port.to_string(), "-c", command])
         .env("PGPASSWORD", pghook_tests::PASSWORD)
         .env("PGSSLMODE", "disable");
@@ -68,9 +50,7 @@ fn psql(cluster: &Cluster, dir: &Path, command: &str) -> Command {
 
 fn pghook(cluster: &Cluster, dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(pghook_binary());
-    cmd.current_dir(dir)
-        .env("AIRFLOW_CONN_POSTGRES_DEFAULT", cluster.uri("sslmode=disable"))
-        .args(args);
+    cmd.current_dir(dir).env("AIRFLOW_CONN_POSTGRES_DEFAULT", cluster.uri("sslmode=disable")).args(args);
     cmd
 }
 
@@ -90,10 +70,7 @@ fn main() -> ExitCode {
     println!("{megabytes} MB, {rows} rows, PostgreSQL from {}", pg_bindir().display());
 
     let mut results = Vec::new();
-    for (what, sql) in [
-        ("load", "\\copy t from 'in.tsv'"),
-        ("dump", "\\copy t to 'out-psql.tsv'"),
-    ] {
+    for (what, sql) in [("load", "\\copy t from 'in.tsv'"), ("dump", "\\copy t to 'out-psql.tsv'")] {
         cluster.psql("truncate t");
         if what == "dump" {
             measure(&mut psql(&cluster, dir.path(), "\\copy t from 'in.tsv'"));
@@ -101,18 +78,10 @@ fn main() -> ExitCode {
         let peer = measure(&mut psql(&cluster, dir.path(), sql));
         cluster.psql("truncate t");
         let ours = if what == "load" {
-            measure(&mut pghook(
-                &cluster,
-                dir.path(),
-                &["bulk-load", "--table", "t", "--file", "in.tsv"],
-            ))
+            measure(&mut pghook(&cluster, dir.path(), &["bulk-load", "--table", "t", "--file", "in.tsv"]))
         } else {
             measure(&mut psql(&cluster, dir.path(), "\\copy t from 'in.tsv'"));
-            measure(&mut pghook(
-                &cluster,
-                dir.path(),
-                &["bulk-dump", "--table", "t", "--file", "out-pghook.tsv"],
-            ))
+            measure(&mut pghook(&cluster, dir.path(), &["bulk-dump", "--table", "t", "--file", "out-pghook.tsv"]))
         };
         results.push((what, peer, ours));
     }

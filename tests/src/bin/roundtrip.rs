@@ -10,14 +10,8 @@ use std::time::Instant;
 use pghook_tests::{Cluster, pghook_binary};
 
 fn main() -> ExitCode {
-    let rows: usize = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000);
-    println!(
-        "starting a throwaway PostgreSQL cluster from {}",
-        pghook_tests::pg_bindir().display()
-    );
+    let rows: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    println!("starting a throwaway PostgreSQL cluster from {}", pghook_tests::pg_bindir().display());
     let cluster = Cluster::start_plain();
     let result = round_trip(&cluster, rows);
     cluster.stop();
@@ -60,15 +54,7 @@ fn round_trip(cluster: &Cluster, rows: usize) -> Result<(), String> {
     };
     let input = work.path().join("orders.tsv");
     let text: String = (0..rows)
-        .map(|i| {
-            format!(
-                "{i}\tcustomer {}\t{}.{:02}\t2024-01-{:02}\n",
-                i % 997,
-                i % 500,
-                i % 100,
-                i % 28 + 1
-            )
-        })
+        .map(|i| format!("{i}\tcustomer {}\t{}.{:02}\t2024-01-{:02}\n", i % 997, i % 500, i % 100, i % 28 + 1))
         .collect();
     std::fs::write(&input, &text).map_err(|e| e.to_string())?;
     println!("generated {} rows ({} bytes) in orders.tsv", rows, text.len());
@@ -88,13 +74,7 @@ fn round_trip(cluster: &Cluster, rows: usize) -> Result<(), String> {
     if count != expected {
         return Err(format!("query returned {count}, expected {expected}"));
     }
-    pghook(&[
-        "records",
-        "--format",
-        "table",
-        "--sql",
-        "select * from orders order by id limit 3",
-    ])?;
+    pghook(&["records", "--format", "table", "--sql", "select * from orders order by id limit 3"])?;
     let started = Instant::now();
     pghook(&["bulk-dump", "--table", "orders", "--file", "orders.out.tsv"])?;
     let dump = started.elapsed();
