@@ -30,6 +30,15 @@ async fn unix_socket_connection() {
     let t = tenant(root.path(), &[("sock", &uri)]);
     let r = t.hook(args("sock")).get_first("select current_user", None).await.unwrap();
     assert_eq!(r.rows[0][0], Value::Text("postgres".into()));
+    // No host at all: libpq's default local server, whose socket directory
+    // the host's policy names.
+    let no_host = format!(r#"{{"login": "postgres", "port": {}, "schema": "postgres"}}"#, pg.port);
+    let policy = pghook::Policy::new(root.path())
+        .with_default_socket_dir(&pg.socket_dir)
+        .allow_host(pg.socket_dir.to_string_lossy())
+        .with_connections(pghook::MapConnections::new().with("local", no_host));
+    let r = pghook_tests::runtime().tenant(policy).hook(args("local")).get_first("select 1", None).await.unwrap();
+    assert_eq!(r.rows[0][0], Value::Int(1));
 }
 
 #[tokio::test]
