@@ -39,7 +39,7 @@ pub struct Session {
     /// Set while a statement runs. A call abandoned mid-statement (a
     /// timeout) never clears it, so dropping the session cancels the
     /// statement on the server.
-    busy: Arc<AtomicBool>,
+    busy: AtomicBool,
     tls: Option<crate::tls::MakeRustls>,
 }
 
@@ -62,19 +62,15 @@ impl Drop for Session {
     }
 }
 
-/// Map a tokio-postgres error to a WIT error, keeping the server's message
-/// and SQLSTATE.
-fn pg_error(e: tokio_postgres::Error, during: &str) -> WitError {
+/// Map a tokio-postgres error to a WIT error of `kind` (`tls` when TLS
+/// failed), keeping the server's message and SQLSTATE.
+fn pg_error(e: tokio_postgres::Error, kind: ErrorKind, during: &str) -> WitError {
     if let Some(db) = e.as_db_error() {
         let mut message = format!("{during}: {}: {}", db.severity(), db.message());
         if let Some(detail) = db.detail() {
             message += &format!(" ({detail})");
         }
-        return WitError {
-            kind: if during.starts_with("connect") { ErrorKind::Connect } else { ErrorKind::Database },
-            message,
-            sqlstate: Some(db.code().code().to_string()),
-        };
+        return WitError { kind, message, sqlstate: Some(db.code().code().to_string()) };
     }
     let mut chain = e.to_string();
     let mut source = std::error::Error::source(&e);
@@ -86,14 +82,16 @@ fn pg_error(e: tokio_postgres::Error, during: &str) -> WitError {
                 .is_some_and(|io| io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()));
         source = s.source();
     }
-    let kind = if tls {
-        ErrorKind::Tls
-    } else if during.starts_with("connect") {
-        ErrorKind::Connect
-    } else {
-        ErrorKind::Database
-    };
+    let kind = if tls { ErrorKind::Tls } else { kind };
     wit(kind, format!("{during}: {chain}"))
+}
+
+fn statement_error(e: tokio_postgres::Error) -> WitError {
+    pg_error(e, ErrorKind::Database, "statement failed")
+}
+
+fn copy_error(e: tokio_postgres::Error) -> WitError {
+    pg_error(e, ErrorKind::Database, "COPY failed")
 }
 
 /// The OS user, libpq's default user name.
@@ -201,7 +199,7 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Co
 /// policy.
 pub async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> Result<Session, WitError> {
     let (client, notices, tls) = open(cfg, policy, files).await?;
-    Ok(Session { client, notices, busy: Arc::new(AtomicBool::new(false)), tls })
+    Ok(Session { client, notices, busy: AtomicBool::new(false), tls })
 }
 
 /// Open a bare client for an embedder (`get_conn`), under the same checks.
@@ -232,7 +230,7 @@ async fn open(
             Some(limit) => tokio::time::timeout(limit, connecting).await.map_err(|_| timed_out())?,
             None => connecting.await,
         };
-        let (client, connection) = connected.map_err(|e| pg_error(e, &during))?;
+        let (client, connection) = connected.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?;
         spawn_driver(connection, notices.clone());
         return Ok((client, notices, None));
     };
@@ -257,7 +255,8 @@ async fn open(
         SslMode::Prefer => attempt(PgSslMode::Prefer).await,
         _ => attempt(PgSslMode::Require).await,
     };
-    let (client, connection) = connected.ok_or_else(timed_out)?.map_err(|e| pg_error(e, &during))?;
+    let (client, connection) =
+        connected.ok_or_else(timed_out)?.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?;
     spawn_driver(connection, notices.clone());
     Ok((client, notices, Some(make)))
 }
@@ -310,7 +309,7 @@ impl Session {
     }
 
     async fn query_untracked(&self, sql: &str, max_bytes: usize) -> Result<Rowset, WitError> {
-        let statement = self.client.prepare(sql).await.map_err(|e| pg_error(e, "statement failed"))?;
+        let statement = self.client.prepare(sql).await.map_err(statement_error)?;
         let columns: Vec<Column> = statement
             .columns()
             .iter()
@@ -331,11 +330,11 @@ impl Session {
             .client
             .query_raw(&statement, std::iter::empty::<&(dyn ToSql + Sync)>())
             .await
-            .map_err(|e| pg_error(e, "statement failed"))?;
+            .map_err(statement_error)?;
         pin_mut!(stream);
         let mut rows = Vec::new();
         let mut bytes = 0usize;
-        while let Some(row) = stream.try_next().await.map_err(|e| pg_error(e, "statement failed"))? {
+        while let Some(row) = stream.try_next().await.map_err(statement_error)? {
             let mut values = Vec::with_capacity(row.len());
             for (i, column) in columns.iter().enumerate() {
                 let Cell(value) =
@@ -373,7 +372,7 @@ impl Session {
         size: u64,
         progress: &dyn Progress,
     ) -> Result<u64, WitError> {
-        let sink = self.client.copy_in::<_, Bytes>(sql).await.map_err(|e| pg_error(e, "COPY failed"))?;
+        let sink = self.client.copy_in::<_, Bytes>(sql).await.map_err(copy_error)?;
         pin_mut!(sink);
         progress.start("loading", Some(size));
         let mut buf = BytesMut::with_capacity(CHUNK);
@@ -384,10 +383,10 @@ impl Session {
             if n == 0 {
                 break;
             }
-            sink.send(buf.split().freeze()).await.map_err(|e| pg_error(e, "COPY failed"))?;
+            sink.send(buf.split().freeze()).await.map_err(copy_error)?;
             progress.advance(n as u64);
         }
-        let rows = sink.finish().await.map_err(|e| pg_error(e, "COPY failed"))?;
+        let rows = sink.finish().await.map_err(copy_error)?;
         progress.finish();
         Ok(rows)
     }
@@ -408,12 +407,12 @@ impl Session {
         out: &crate::files::AtomicFile,
         progress: &dyn Progress,
     ) -> Result<u64, WitError> {
-        let stream = self.client.copy_out(sql).await.map_err(|e| pg_error(e, "COPY failed"))?;
+        let stream = self.client.copy_out(sql).await.map_err(copy_error)?;
         pin_mut!(stream);
         progress.start("dumping", None);
         let mut writer = BufWriter::with_capacity(CHUNK, out.writer()?);
         let mut lines = 0u64;
-        while let Some(chunk) = stream.try_next().await.map_err(|e| pg_error(e, "COPY failed"))? {
+        while let Some(chunk) = stream.try_next().await.map_err(copy_error)? {
             lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
             writer.write_all(&chunk).await.map_err(|e| wit(ErrorKind::Io, format!("writing the output: {e}")))?;
             progress.advance(chunk.len() as u64);
