@@ -36,13 +36,23 @@ fn engine() -> Result<Engine, Error> {
     Engine::new(&config).map_err(setup_error)
 }
 
+/// Whether `path` exists, belongs to this process's user, and nobody else
+/// may write to it.
+fn private(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(meta), Ok(me)) = (std::fs::symlink_metadata(path), std::fs::metadata("/proc/self")) else {
+        return false;
+    };
+    meta.uid() == me.uid() && meta.mode() & 0o022 == 0
+}
+
 /// Write a compiled guest into the cache: a private directory, and a rename
 /// so no reader sees half a file.
 fn store_compiled(dir: &Path, path: &Path, compiled: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    if std::fs::metadata(dir)?.permissions().mode() & 0o022 != 0 {
-        return Err(std::io::Error::other("the cache directory is writable by others"));
+    if !private(dir) {
+        return Err(std::io::Error::other("the cache directory is not private to this user"));
     }
     let mut temp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut temp, compiled)?;
@@ -151,12 +161,17 @@ impl Runtime {
         GUEST_COMPONENT.hash(&mut hasher);
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let path = cache_dir.join(format!("guest-{:016x}.cwasm", hasher.finish()));
-        // SAFETY: the entry was written by `store_compiled` below, into a
-        // directory only this user can write; wasmtime checks its header.
-        let cached = unsafe { Component::deserialize_file(&engine, &path) };
+        let cached = if private(cache_dir) && private(&path) {
+            // SAFETY: the entry is native code; it is loaded only from a
+            // file and directory this user owns and nobody else can write,
+            // as `store_compiled` leaves them, and wasmtime checks its header.
+            unsafe { Component::deserialize_file(&engine, &path) }.ok()
+        } else {
+            None
+        };
         let component = match cached {
-            Ok(component) => component,
-            Err(_) => {
+            Some(component) => component,
+            None => {
                 let compiled = engine.precompile_component(GUEST_COMPONENT).map_err(setup_error)?;
                 // A cache that cannot be written only costs time.
                 let _ = store_compiled(cache_dir, &path, &compiled);

@@ -151,4 +151,10 @@ async fn compiled_guest_cache_is_private_and_heals() {
     std::fs::write(&entries[0], b"not a compiled component").unwrap();
     assert_eq!(explain(&pghook::Runtime::with_cache(&dir).unwrap()).await["dbname"], "db");
     assert!(std::fs::read(&entries[0]).unwrap().len() > 1000);
+    // A cache others can write to is not trusted: it is neither read nor
+    // written, and the guest is compiled in memory.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(&entries[0], b"planted").unwrap();
+    assert_eq!(explain(&pghook::Runtime::with_cache(&dir).unwrap()).await["dbname"], "db");
+    assert_eq!(std::fs::read(&entries[0]).unwrap(), b"planted");
 }
