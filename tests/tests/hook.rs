@@ -7,6 +7,14 @@ fn args(conn_id: &str) -> HookArgs {
     HookArgs::conn_id(conn_id)
 }
 
+/// A new database `name`, and a hook on it whose file root is a new directory.
+fn fresh_database(pg: &Cluster, name: &str) -> (tempfile::TempDir, pghook::Hook) {
+    let db = pg.create_database(name);
+    let root = tempfile::tempdir().unwrap();
+    let hook = tenant(root.path(), &[("c", &pg.uri_db(&db, ""))]).hook(args("c"));
+    (root, hook)
+}
+
 #[tokio::test]
 async fn test_connection_and_wrong_password() {
     let pg = Cluster::plain();
@@ -44,11 +52,7 @@ async fn unix_socket_connection() {
 #[tokio::test]
 async fn run_statements_parameters_and_transactions() {
     let pg = Cluster::plain();
-    let db = pg.create_database("hook_run");
-    let root = tempfile::tempdir().unwrap();
-    let uri = pg.uri_db(&db, "");
-    let t = tenant(root.path(), &[("c", &uri)]);
-    let hook = t.hook(args("c"));
+    let (_root, hook) = fresh_database(pg, "hook_run");
     let split = RunOptions { split_statements: true, ..Default::default() };
     hook.run(&["create table t (id int primary key, name text); insert into t values (1, 'one')"], None, split)
         .await
@@ -149,11 +153,7 @@ async fn records_decode_types_and_shapes() {
 #[tokio::test]
 async fn bulk_load_and_dump_round_trip() {
     let pg = Cluster::plain();
-    let db = pg.create_database("hook_bulk");
-    let root = tempfile::tempdir().unwrap();
-    let uri = pg.uri_db(&db, "");
-    let t = tenant(root.path(), &[("c", &uri)]);
-    let hook = t.hook(args("c"));
+    let (root, hook) = fresh_database(pg, "hook_bulk");
     hook.run(
         &["create schema \"Sales\"; create table \"Sales\".\"Order Lines\" (id int, note text)"],
         None,
@@ -182,11 +182,7 @@ async fn bulk_load_and_dump_round_trip() {
 #[tokio::test]
 async fn failures_leave_no_half_files_and_no_rows() {
     let pg = Cluster::plain();
-    let db = pg.create_database("hook_atomic");
-    let root = tempfile::tempdir().unwrap();
-    let uri = pg.uri_db(&db, "");
-    let t = tenant(root.path(), &[("c", &uri)]);
-    let hook = t.hook(args("c"));
+    let (root, hook) = fresh_database(pg, "hook_atomic");
     hook.run(&["create table n (id int not null)"], None, RunOptions::default()).await.unwrap();
     // Row 3000 is bad: the whole load is refused.
     let input: String = (0..5000).map(|i| if i == 3000 { "oops\n".to_string() } else { format!("{i}\n") }).collect();
@@ -210,11 +206,7 @@ async fn failures_leave_no_half_files_and_no_rows() {
 #[tokio::test]
 async fn copy_expert_directions_and_airflow_quirk() {
     let pg = Cluster::plain();
-    let db = pg.create_database("hook_copy");
-    let root = tempfile::tempdir().unwrap();
-    let uri = pg.uri_db(&db, "");
-    let t = tenant(root.path(), &[("c", &uri)]);
-    let hook = t.hook(args("c"));
+    let (root, hook) = fresh_database(pg, "hook_copy");
     hook.run(&["create table c (a int, b text)"], None, RunOptions::default()).await.unwrap();
     std::fs::write(root.path().join("in.csv"), "1,\"x, y\"\n2,z\n").unwrap();
     let loaded = hook.copy_expert("COPY c FROM STDIN WITH (FORMAT csv)", "in.csv").await.unwrap();
@@ -295,11 +287,9 @@ impl pghook::Progress for Recorded {
 #[tokio::test]
 async fn bulk_operations_report_progress() {
     let pg = Cluster::plain();
-    let db = pg.create_database("hook_progress");
-    let root = tempfile::tempdir().unwrap();
-    let t = tenant(root.path(), &[("c", &pg.uri_db(&db, ""))]);
+    let (root, hook) = fresh_database(pg, "hook_progress");
     let recorded = Recorded::default();
-    let hook = t.hook(args("c")).with_progress(recorded.clone());
+    let hook = hook.with_progress(recorded.clone());
     hook.run(&["create table p (line text)"], None, RunOptions::default()).await.unwrap();
     let input = "x\n".repeat(400_000);
     std::fs::write(root.path().join("p.tsv"), &input).unwrap();
