@@ -91,7 +91,7 @@ impl Hook {
 
     fn connect(&self) -> Result<(Session, RowShape)> {
         let args = self.conn_args()?;
-        let session = postgres::connect(&args.connect_config()?)?;
+        let session = postgres::connect(args.connect_config())?;
         Ok((session, args.shape))
     }
 
@@ -187,7 +187,7 @@ impl Guest for Component {
     }
 
     fn get_conn(args: HookArgs) -> std::result::Result<ConnectConfig, Error> {
-        Hook::new(args)?.conn_args()?.connect_config()
+        Ok(Hook::new(args)?.conn_args()?.connect_config().clone())
     }
 
     fn test_connection(args: HookArgs) -> std::result::Result<String, Error> {

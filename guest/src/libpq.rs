@@ -101,14 +101,19 @@ const LIBPQ_KEYWORDS: &[(&str, Support)] = {
 
 /// The keyword arguments Airflow's `get_conn` hands to `psycopg2.connect`,
 /// in the same order, with the cursor extra read off.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct ConnArgs {
     /// libpq keyword -> value, as Airflow builds it (values as the connection
     /// stores them; `null` means "not passed").
     pub params: Map<String, Value>,
     /// The row type the `cursor` extra asks for.
     pub shape: RowShape,
+    /// `params` in the typed form the host connects with.
+    config: ConnectConfig,
 }
+
+/// Reads libpq parameters as libpq would.
+struct Params<'a>(&'a Map<String, Value>);
 
 impl std::fmt::Debug for ConnArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -165,10 +170,15 @@ impl ConnArgs {
                 params.insert(key.clone(), value.clone());
             }
         }
-        let args = ConnArgs { params, shape: row_shape(conn.extra.get("cursor"))? };
-        // Fail here, as psycopg2.connect would, rather than at connect time.
-        args.connect_config()?;
-        Ok(args)
+        let shape = row_shape(conn.extra.get("cursor"))?;
+        // Invalid parameters fail here, as psycopg2.connect would.
+        let config = Params(&params).connect_config()?;
+        Ok(ConnArgs { params, shape, config })
+    }
+
+    /// The typed settings the host connects with.
+    pub fn connect_config(&self) -> &ConnectConfig {
+        &self.config
     }
 
     /// The arguments as one JSON object, the password shown as `***`.
@@ -181,10 +191,12 @@ impl ConnArgs {
         }
         Value::Object(shown).to_string()
     }
+}
 
+impl Params<'_> {
     /// A parameter as libpq would see it: `None` when absent or null.
     fn get(&self, key: &str) -> Option<String> {
-        match self.params.get(key)? {
+        match self.0.get(key)? {
             Value::Null => None,
             Value::String(s) => Some(s.clone()),
             Value::Bool(b) => Some(if *b { "1" } else { "0" }.into()),
@@ -213,8 +225,8 @@ impl ConnArgs {
     }
 
     /// The typed settings the host connects with.
-    pub fn connect_config(&self) -> Result<ConnectConfig> {
-        for key in self.params.keys() {
+    fn connect_config(&self) -> Result<ConnectConfig> {
+        for key in self.0.keys() {
             if !LIBPQ_KEYWORDS.iter().any(|(known, _)| known == key) {
                 return Err(config(format!("invalid dsn: invalid connection option \"{key}\"")));
             }
@@ -473,7 +485,7 @@ mod tests {
             "keepalives": "1", "keepalives_idle": "30", "connect_timeout": 1, "application_name": "app",
             "target_session_attrs": "read-write", "host": "a,b", "port": "5432,5433"
         }));
-        let cfg = ConnArgs::build(&c, &HookOverrides::default()).unwrap().connect_config().unwrap();
+        let cfg = ConnArgs::build(&c, &HookOverrides::default()).unwrap().connect_config().clone();
         assert_eq!(cfg.endpoints.len(), 2);
         assert_eq!((cfg.endpoints[1].host.as_str(), cfg.endpoints[1].port), ("b", 5433));
         assert_eq!(cfg.tls.mode, SslMode::VerifyCa);
@@ -484,7 +496,7 @@ mod tests {
         assert_eq!(cfg.target_session, TargetSession::ReadWrite);
         assert_eq!(cfg.password.as_deref(), Some("secret"));
         let off = ConnArgs::build(&conn(json!({"keepalives": 0})), &HookOverrides::default()).unwrap();
-        assert!(off.connect_config().unwrap().keepalives.is_none());
+        assert!(off.connect_config().keepalives.is_none());
     }
 
     #[test]
@@ -492,7 +504,7 @@ mod tests {
         let c = Connection::parse("c", r#"{"login": "u"}"#).unwrap();
         let args = ConnArgs::build(&c, &HookOverrides::default()).unwrap();
         assert_eq!(args.explain(), r#"{"host":null,"user":"u","password":null,"dbname":null,"port":null}"#);
-        let endpoints = args.connect_config().unwrap().endpoints;
+        let endpoints = &args.connect_config().endpoints;
         assert_eq!(endpoints.len(), 1);
         assert_eq!((endpoints[0].host.as_str(), endpoints[0].port), ("", 5432));
     }
