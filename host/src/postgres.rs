@@ -225,11 +225,7 @@ async fn open(
     let notices = Arc::new(Mutex::new(Vec::new()));
     let Some(tls) = tls else {
         config.ssl_mode(PgSslMode::Disable);
-        let connecting = config.connect(NoTls);
-        let connected = match limit {
-            Some(limit) => tokio::time::timeout(limit, connecting).await.map_err(|_| timed_out())?,
-            None => connecting.await,
-        };
+        let connected = within(limit, config.connect(NoTls)).await.ok_or_else(timed_out)?;
         let (client, connection) = connected.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?;
         spawn_driver(connection, notices.clone());
         return Ok((client, notices, None));
@@ -239,12 +235,7 @@ async fn open(
         let mut config = config.clone();
         config.ssl_mode(mode);
         let make = make.clone();
-        async move {
-            match limit {
-                Some(limit) => tokio::time::timeout(limit, config.connect(make)).await.ok(),
-                None => Some(config.connect(make).await),
-            }
-        }
+        async move { within(limit, config.connect(make)).await }
     };
     let connected = match cfg.tls.mode {
         // libpq's allow: plain first, TLS if the server insists.
@@ -259,6 +250,14 @@ async fn open(
         connected.ok_or_else(timed_out)?.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?;
     spawn_driver(connection, notices.clone());
     Ok((client, notices, Some(make)))
+}
+
+/// Run `work` to completion, or `None` once `limit` (if any) has passed.
+async fn within<T>(limit: Option<Duration>, work: impl Future<Output = T>) -> Option<T> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, work).await.ok(),
+        None => Some(work.await),
+    }
 }
 
 /// Drive a connection in the background, collecting the server's notices.
