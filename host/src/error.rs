@@ -28,6 +28,8 @@ pub enum ErrorKind {
     Trap,
     /// The call ran over its time limit and was stopped.
     Timeout,
+    /// The call was stopped through an [`crate::Interrupt`].
+    Interrupted,
 }
 
 /// A failed hook call, with a one-line message naming what is wrong.
@@ -39,10 +41,34 @@ pub struct Error {
     pub sqlstate: Option<String>,
 }
 
+/// The longest message an error keeps, in characters: a 10 MB host name
+/// must not become a 10 MB log line.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// A message fit for one log line: control characters escaped (a newline or
+/// a terminal escape from a server or a connection string stays visible and
+/// inert) and the length capped at [`MAX_MESSAGE_CHARS`].
+pub fn one_line(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE_CHARS + 32));
+    for (count, c) in message.chars().enumerate() {
+        if count == MAX_MESSAGE_CHARS {
+            let rest = message.chars().count() - count;
+            out.push_str(&format!("... ({rest} more characters)"));
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl Error {
     /// An error without a SQLSTATE.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, message: message.into(), sqlstate: None }
+        Error { kind, message: one_line(&message.into()), sqlstate: None }
     }
 }
 
@@ -71,11 +97,25 @@ impl From<WitError> for Error {
             WitKind::Aws => ErrorKind::Aws,
             WitKind::Limit => ErrorKind::Limit,
         };
-        Error { kind, message: e.message, sqlstate: e.sqlstate }
+        Error { kind, message: one_line(&e.message), sqlstate: e.sqlstate }
     }
 }
 
 /// Build the WIT error a host import returns.
 pub(crate) fn wit(kind: WitKind, message: impl Into<String>) -> WitError {
     WitError { kind, message: message.into(), sqlstate: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_one_capped_line() {
+        assert_eq!(one_line("a\nb\r\u{1b}[31mc\td"), "a\\nb\\r\\u{1b}[31mc\\td");
+        let long = one_line(&"é".repeat(5000));
+        assert!(long.starts_with(&"é".repeat(MAX_MESSAGE_CHARS)));
+        assert!(long.ends_with("... (4000 more characters)"), "{long}");
+        assert_eq!(one_line("plain, ünïcode"), "plain, ünïcode");
+    }
 }

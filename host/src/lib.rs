@@ -27,6 +27,7 @@ pub mod aws;
 pub mod bindings;
 pub mod error;
 pub mod files;
+pub mod interrupt;
 pub mod policy;
 pub mod postgres;
 pub mod progress;
@@ -41,6 +42,7 @@ pub use crate::bindings::hook::{CopyOutcome, Fetch, HookArgs, IamToken, Paramete
 pub use crate::bindings::postgres::ConnectConfig;
 pub use crate::bindings::types::{Column, Rowset, Value};
 pub use crate::error::{Error, ErrorKind};
+pub use crate::interrupt::Interrupt;
 pub use crate::policy::Policy;
 pub use crate::progress::{NoProgress, Progress};
 pub use crate::runtime::Runtime;
@@ -85,7 +87,7 @@ pub struct Tenant {
 impl Tenant {
     /// A hook, as `PostgresHook(postgres_conn_id=..., database=..., options=...)`.
     pub fn hook(&self, args: HookArgs) -> Hook {
-        Hook { tenant: self.clone(), args, progress: Arc::new(NoProgress) }
+        Hook { tenant: self.clone(), args, progress: Arc::new(NoProgress), interrupt: Interrupt::new() }
     }
 
     /// This tenant's policy.
@@ -100,6 +102,7 @@ pub struct Hook {
     tenant: Tenant,
     args: HookArgs,
     progress: Arc<dyn Progress>,
+    interrupt: Interrupt,
 }
 
 macro_rules! guest_call {
@@ -108,7 +111,7 @@ macro_rules! guest_call {
         $hook
             .tenant
             .runtime
-            .call(&$hook.tenant.policy, $hook.progress.clone(), move |$guest, $store| {
+            .call(&$hook.tenant.policy, $hook.progress.clone(), &$hook.interrupt, move |$guest, $store| {
                 Box::pin(async move { $call.await })
             })
             .await
@@ -119,6 +122,14 @@ impl Hook {
     /// Report COPY progress to `progress`.
     pub fn with_progress(mut self, progress: impl Progress + 'static) -> Hook {
         self.progress = Arc::new(progress);
+        self
+    }
+
+    /// Stop this hook's calls when `interrupt` is thrown, as on a timeout:
+    /// the running statement is cancelled on the server before the call
+    /// returns [`ErrorKind::Interrupted`].
+    pub fn with_interrupt(mut self, interrupt: Interrupt) -> Hook {
+        self.interrupt = interrupt;
         self
     }
 

@@ -11,11 +11,12 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt, TryStreamExt, pin_mut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::task::JoinHandle;
 use tokio_postgres::config::{
     ChannelBinding as PgChannelBinding, LoadBalanceHosts, SslMode as PgSslMode, TargetSessionAttrs,
 };
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, CancelToken, Client, NoTls};
 use wasmtime::component::Resource;
 
 use crate::bindings::postgres::{ChannelBinding, ConnectConfig, Host, HostSession, SslMode, TargetSession};
@@ -36,28 +37,71 @@ const MAX_NOTICES: usize = 50;
 pub struct Session {
     client: Client,
     notices: Arc<Mutex<Vec<String>>>,
-    /// Set while a statement runs. A call abandoned mid-statement (a
-    /// timeout) never clears it, so dropping the session cancels the
-    /// statement on the server.
+    stopper: Arc<Stopper>,
+}
+
+/// What it takes to stop a session's statement after its call was abandoned
+/// (a timeout, an interrupt): kept by the call's store apart from the
+/// session, so the call can stop the statement and wait for the server.
+pub(crate) struct Stopper {
+    /// Set while a statement runs. An abandoned call never clears it.
     busy: AtomicBool,
+    cancel: CancelToken,
     tls: Option<crate::tls::MakeRustls>,
+    /// The task driving the connection: it ends once the client is gone and
+    /// the server has answered every statement sent, i.e. nothing runs.
+    driver: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// How long a stopped call waits for the server to confirm its statement ended.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+impl Stopper {
+    /// Whether a statement was running, clearing the mark.
+    pub(crate) fn take_busy(&self) -> bool {
+        self.busy.swap(false, Ordering::SeqCst)
+    }
+
+    /// Ask the server to cancel the running statement.
+    async fn cancel(&self) {
+        let sent = match self.tls.clone() {
+            Some(tls) => self.cancel.cancel_query(tls).await,
+            None => self.cancel.cancel_query(NoTls).await,
+        };
+        if let Err(e) = sent {
+            log::warn!(target: "pghook", "could not cancel an abandoned statement: {e}");
+        }
+    }
+
+    /// Cancel the statement of an abandoned call (`was_busy`) and wait, at
+    /// most [`STOP_GRACE`], until the server has ended it and the connection
+    /// is closed. Call after the session itself was dropped. Returns whether
+    /// the server confirmed in time.
+    pub(crate) async fn stop(&self, was_busy: bool) -> bool {
+        let driver = self.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
+        tokio::time::timeout(STOP_GRACE, async {
+            if was_busy {
+                self.cancel().await;
+            }
+            if let Some(driver) = driver {
+                let _ = driver.await;
+            }
+        })
+        .await
+        .is_ok()
+    }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if !self.busy.load(Ordering::SeqCst) {
+        if !self.stopper.take_busy() {
             return;
         }
-        // Ask the server to stop the statement nobody waits for any more.
-        let token = self.client.cancel_token();
-        let tls = self.tls.clone();
+        // Dropped mid-statement outside a call's own stop (the embedder
+        // dropped the call): ask the server to stop, without waiting.
+        let stopper = self.stopper.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = match tls {
-                    Some(tls) => token.cancel_query(tls).await,
-                    None => token.cancel_query(NoTls).await,
-                };
-            });
+            runtime.spawn(async move { stopper.cancel().await });
         }
     }
 }
@@ -198,22 +242,32 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Co
 /// Open a session, checking every endpoint and file against the tenant's
 /// policy.
 pub async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> Result<Session, WitError> {
-    let (client, notices, tls) = open(cfg, policy, files).await?;
-    Ok(Session { client, notices, busy: AtomicBool::new(false), tls })
+    let Opened { client, notices, tls, driver } = open(cfg, policy, files).await?;
+    let stopper = Arc::new(Stopper {
+        busy: AtomicBool::new(false),
+        cancel: client.cancel_token(),
+        tls,
+        driver: Mutex::new(Some(driver)),
+    });
+    Ok(Session { client, notices, stopper })
 }
 
 /// Open a bare client for an embedder (`get_conn`), under the same checks.
 pub async fn connect_client(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> Result<Client, WitError> {
-    Ok(open(cfg, policy, files).await?.0)
+    Ok(open(cfg, policy, files).await?.client)
 }
 
 type Notices = Arc<Mutex<Vec<String>>>;
 
-async fn open(
-    cfg: &ConnectConfig,
-    policy: &Policy,
-    files: &FileRoot,
-) -> Result<(Client, Notices, Option<crate::tls::MakeRustls>), WitError> {
+/// A freshly opened connection and what drives it.
+struct Opened {
+    client: Client,
+    notices: Notices,
+    tls: Option<crate::tls::MakeRustls>,
+    driver: JoinHandle<()>,
+}
+
+async fn open(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> Result<Opened, WitError> {
     let (mut config, all_unix, target) = pg_config(cfg, policy)?;
     let during = format!("connection to {target} failed");
     // libpq never uses TLS on Unix sockets, whatever sslmode says.
@@ -227,8 +281,8 @@ async fn open(
         config.ssl_mode(PgSslMode::Disable);
         let connected = within(limit, config.connect(NoTls)).await.ok_or_else(timed_out)?;
         let (client, connection) = connected.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?;
-        spawn_driver(connection, notices.clone());
-        return Ok((client, notices, None));
+        let driver = spawn_driver(connection, notices.clone());
+        return Ok(Opened { client, notices, tls: None, driver });
     };
     let make = crate::tls::MakeRustls(tls);
     let attempt = |mode: PgSslMode| {
@@ -248,8 +302,8 @@ async fn open(
     };
     let (client, connection) =
         connected.ok_or_else(timed_out)?.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?;
-    spawn_driver(connection, notices.clone());
-    Ok((client, notices, Some(make)))
+    let driver = spawn_driver(connection, notices.clone());
+    Ok(Opened { client, notices, tls: Some(make), driver })
 }
 
 /// Run `work` to completion, or `None` once `limit` (if any) has passed.
@@ -261,7 +315,7 @@ async fn within<T>(limit: Option<Duration>, work: impl Future<Output = T>) -> Op
 }
 
 /// Drive a connection in the background, collecting the server's notices.
-fn spawn_driver<S, T>(mut connection: tokio_postgres::Connection<S, T>, notices: Arc<Mutex<Vec<String>>>)
+fn spawn_driver<S, T>(mut connection: tokio_postgres::Connection<S, T>, notices: Notices) -> JoinHandle<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -281,33 +335,49 @@ where
                 Err(_) => break,
             }
         }
-    });
+    })
 }
 
+/// What a cell costs to hand to the guest, counted as wasmtime counts the
+/// bytes a guest hands back (its hostcall fuel), so the tenant's result
+/// limit is reached before wasmtime's own cap.
 fn cell_size(value: &Value) -> usize {
-    16 + match value {
-        Value::Numeric(s) | Value::Text(s) | Value::Json(s) => s.len(),
-        Value::Bytes(b) => b.len(),
-        _ => 0,
-    }
+    std::mem::size_of::<Value>()
+        + match value {
+            Value::Numeric(s) | Value::Text(s) | Value::Json(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            _ => 0,
+        }
+}
+
+/// The result-limit error.
+pub(crate) fn over_limit(limit: usize) -> WitError {
+    wit(
+        ErrorKind::Limit,
+        format!(
+            "the result is over this tenant's result limit of {} MiB: fetch fewer rows, or raise the limit",
+            limit.div_ceil(1 << 20)
+        ),
+    )
 }
 
 impl Session {
     /// Run `work`, marking the session busy until it completes. Cleared only
     /// on completion: a dropped future leaves the mark for [`Session`]'s drop.
     async fn tracked<T>(&self, work: impl Future<Output = T>) -> T {
-        self.busy.store(true, Ordering::SeqCst);
+        self.stopper.busy.store(true, Ordering::SeqCst);
         let outcome = work.await;
-        self.busy.store(false, Ordering::SeqCst);
+        self.stopper.busy.store(false, Ordering::SeqCst);
         outcome
     }
 
-    /// Run one statement and collect its rows, up to `max_bytes` of them.
-    pub async fn query(&self, sql: &str, max_bytes: usize) -> Result<Rowset, WitError> {
-        self.tracked(self.query_untracked(sql, max_bytes)).await
+    /// Run one statement and collect its rows, spending `budget` bytes (as
+    /// [`cell_size`] counts them) of the call's result limit `limit`.
+    pub async fn query(&self, sql: &str, budget: &mut usize, limit: usize) -> Result<Rowset, WitError> {
+        self.tracked(self.query_untracked(sql, budget, limit)).await
     }
 
-    async fn query_untracked(&self, sql: &str, max_bytes: usize) -> Result<Rowset, WitError> {
+    async fn query_untracked(&self, sql: &str, budget: &mut usize, limit: usize) -> Result<Rowset, WitError> {
         let statement = self.client.prepare(sql).await.map_err(statement_error)?;
         let columns: Vec<Column> = statement
             .columns()
@@ -332,21 +402,16 @@ impl Session {
             .map_err(statement_error)?;
         pin_mut!(stream);
         let mut rows = Vec::new();
-        let mut bytes = 0usize;
         while let Some(row) = stream.try_next().await.map_err(statement_error)? {
             let mut values = Vec::with_capacity(row.len());
+            let mut bytes = std::mem::size_of::<Vec<Value>>();
             for (i, column) in columns.iter().enumerate() {
                 let Cell(value) =
                     row.try_get(i).map_err(|e| wit(ErrorKind::Database, format!("column \"{}\": {e}", column.name)))?;
                 bytes += cell_size(&value);
                 values.push(value);
             }
-            if bytes > max_bytes {
-                return Err(wit(
-                    ErrorKind::Limit,
-                    format!("the result is over this tenant's limit of {max_bytes} bytes: fetch fewer rows"),
-                ));
-            }
+            *budget = budget.checked_sub(bytes).ok_or_else(|| over_limit(limit))?;
             rows.push(values);
         }
         let row_count = stream.rows_affected().unwrap_or(rows.len() as u64);
@@ -425,6 +490,7 @@ impl Session {
 impl Host for State {
     async fn connect(&mut self, config: ConnectConfig) -> Result<Resource<Session>, WitError> {
         let session = connect(&config, &self.policy, &self.files).await?;
+        self.stoppers.push(session.stopper.clone());
         self.table.push(session).map_err(|e| wit(ErrorKind::Limit, format!("too many sessions: {e}")))
     }
 }
@@ -437,8 +503,10 @@ impl State {
 
 impl HostSession for State {
     async fn query(&mut self, handle: Resource<Session>, sql: String) -> Result<Rowset, WitError> {
-        let max = self.policy.max_result_bytes;
-        self.session(&handle)?.query(&sql, max).await
+        let limit = self.policy.max_result_bytes;
+        let session =
+            self.table.get(&handle).map_err(|e| wit(ErrorKind::Config, format!("bad session handle: {e}")))?;
+        session.query(&sql, &mut self.result_budget, limit).await
     }
 
     async fn copy_from_file(&mut self, handle: Resource<Session>, sql: String, path: String) -> Result<u64, WitError> {

@@ -17,7 +17,9 @@ use crate::bindings::types::{Error as WitError, ErrorKind as WitKind};
 use crate::bindings::{Pghook, PghookPre};
 use crate::error::{Error, ErrorKind, wit};
 use crate::files::FileRoot;
+use crate::interrupt::Interrupt;
 use crate::policy::Policy;
+use crate::postgres::Stopper;
 use crate::progress::Progress;
 
 /// The guest component built from guest/ and embedded at compile time.
@@ -87,6 +89,10 @@ pub struct State {
     pub(crate) policy: Arc<Policy>,
     pub(crate) files: FileRoot,
     pub(crate) progress: Arc<dyn Progress>,
+    /// How to stop each session this call opened, should the call be abandoned.
+    pub(crate) stoppers: Vec<Arc<Stopper>>,
+    /// What is left of the tenant's result limit for this call.
+    pub(crate) result_budget: usize,
 }
 
 impl WasiView for State {
@@ -209,8 +215,16 @@ impl Runtime {
         component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
     }
 
-    /// Run one call in a fresh instance under `policy`'s limits.
-    pub(crate) async fn call<R, F>(&self, policy: &Arc<Policy>, progress: Arc<dyn Progress>, f: F) -> Result<R, Error>
+    /// Run one call in a fresh instance under `policy`'s limits. A call over
+    /// its time limit, or interrupted, is stopped: its statements are
+    /// cancelled on the server, and it returns once the server is done.
+    pub(crate) async fn call<R, F>(
+        &self,
+        policy: &Arc<Policy>,
+        progress: Arc<dyn Progress>,
+        interrupt: &Interrupt,
+        f: F,
+    ) -> Result<R, Error>
     where
         F: for<'a> FnOnce(&'a Pghook, &'a mut Store<State>) -> GuestCall<'a, R>,
     {
@@ -222,32 +236,76 @@ impl Runtime {
             policy: policy.clone(),
             files,
             progress,
+            stoppers: Vec::new(),
+            result_budget: policy.max_result_bytes,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
+        // Rows the guest hands back count against the tenant's result limit
+        // first; wasmtime's own cap stays above it.
+        store.set_hostcall_fuel(HOSTCALL_FUEL.max(policy.max_result_bytes.saturating_mul(2)));
         // Yield to tokio at every tick so the call's timeout can fire even
         // while guest code spins.
         store.epoch_deadline_async_yield_and_update(1);
         let limit = policy.call_timeout;
-        let outcome = tokio::time::timeout(limit, async {
-            let guest = self.pre.instantiate_async(&mut store).await?;
-            f(&guest, &mut store).await
-        })
-        .await;
+        let stop = async {
+            tokio::select! {
+                _ = tokio::time::sleep(limit) => Stop::Timeout,
+                _ = interrupt.thrown() => Stop::Interrupted,
+            }
+        };
+        let outcome = tokio::select! {
+            biased;
+            outcome = async {
+                let guest = self.pre.instantiate_async(&mut store).await?;
+                f(&guest, &mut store).await
+            } => outcome,
+            stop = stop => return Err(abandon(store, stop, limit).await),
+        };
         match outcome {
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!("the call ran over this tenant's limit of {limit:?} and was stopped"),
-            )),
-            Ok(Err(trap)) if store.data().limiter.hit => Err(Error::new(
+            Err(_) if store.data().limiter.hit => Err(Error::new(
                 ErrorKind::Trap,
-                format!(
-                    "the guest ran out of memory (this tenant's limit is {} MiB): {trap}",
-                    policy.memory_limit >> 20
-                ),
+                format!("the guest ran out of memory (this tenant's limit is {} MiB)", policy.memory_limit >> 20),
             )),
-            Ok(Err(trap)) => Err(Error::new(ErrorKind::Trap, format!("the guest failed: {trap:#}"))),
-            Ok(Ok(result)) => result.map_err(Error::from),
+            Err(trap) if trap.root_cause().to_string().contains("fuel allocated for hostcalls") => {
+                Err(Error::from(crate::postgres::over_limit(policy.max_result_bytes)))
+            }
+            Err(trap) => {
+                // The wasm backtrace is for developers: logged, not returned.
+                log::debug!(target: "pghook", "guest trap: {trap:?}");
+                Err(Error::new(ErrorKind::Trap, format!("the guest failed: {}", trap.root_cause())))
+            }
+            Ok(result) => result.map_err(Error::from),
         }
+    }
+}
+
+/// wasmtime's default cap on the bytes a guest hands the host in one call.
+const HOSTCALL_FUEL: usize = 128 << 20;
+
+/// Why a call was abandoned.
+enum Stop {
+    Timeout,
+    Interrupted,
+}
+
+/// Stop an abandoned call: drop its instance and sessions, cancel the
+/// statements still running and wait until the server has ended them, so
+/// nothing of the call runs or commits after it returns.
+async fn abandon(mut store: Store<State>, stop: Stop, limit: Duration) -> Error {
+    let stoppers = std::mem::take(&mut store.data_mut().stoppers);
+    let busy: Vec<bool> = stoppers.iter().map(|s| s.take_busy()).collect();
+    drop(store);
+    let mut confirmed = true;
+    for (stopper, was_busy) in stoppers.iter().zip(busy) {
+        confirmed &= stopper.stop(was_busy).await;
+    }
+    let unconfirmed = if confirmed { "" } else { "; the server did not confirm the statement ended" };
+    match stop {
+        Stop::Timeout => Error::new(
+            ErrorKind::Timeout,
+            format!("the call ran over this tenant's limit of {limit:?} and was stopped{unconfirmed}"),
+        ),
+        Stop::Interrupted => Error::new(ErrorKind::Interrupted, format!("the call was interrupted{unconfirmed}")),
     }
 }

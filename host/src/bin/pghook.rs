@@ -7,9 +7,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use pghook::error::one_line;
 use pghook::{
-    ChainConnections, EnvConnections, Fetch, Hook, HookArgs, Parameters, Policy, Progress, Records, RowShape, Rowset,
-    RunOptions, Runtime, Value, file_connections,
+    ChainConnections, EnvConnections, ErrorKind, Fetch, Hook, HookArgs, Interrupt, Parameters, Policy, Progress,
+    Records, RowShape, Rowset, RunOptions, Runtime, Value, file_connections,
 };
 
 #[derive(Parser)]
@@ -34,9 +35,12 @@ struct Cli {
     /// Hosts the hook may reach: "*", "*.example.com" or exact names (repeatable).
     #[arg(long = "allow-host", global = true, default_value = "*")]
     allow_hosts: Vec<String>,
-    /// Stop a call after this many seconds.
+    /// Stop a call after this many seconds (its statement is cancelled on the server).
     #[arg(long, global = true, default_value_t = 86_400)]
     timeout: u64,
+    /// The most result rows one call may return, in MiB (as counted in memory).
+    #[arg(long, global = true, default_value_t = 1024)]
+    max_result_mb: usize,
     /// Log the server's notices (and, as they are info-level, each statement).
     #[arg(long, global = true)]
     log_db_messages: bool,
@@ -209,24 +213,40 @@ impl Progress for TerminalProgress {
     }
 }
 
+/// One `--params` value. Numbers keep every digit: an integer that fits in
+/// 64 bits is an int, any other number travels as exact numeric text.
+fn param_value(raw: &serde_json::value::RawValue) -> Result<Value, String> {
+    let text = raw.get();
+    if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return Ok(match text.parse::<i64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Numeric(text.to_string()),
+        });
+    }
+    Ok(match serde_json::from_str(text).map_err(|e| format!("--params: {e}"))? {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Boolean(b),
+        serde_json::Value::String(s) => Value::Text(s),
+        // Arrays and objects as their JSON text, numbers inside kept as written.
+        _ => Value::Json(text.to_string()),
+    })
+}
+
 fn parse_params(params: Option<&str>) -> Result<Option<Parameters>, String> {
+    use serde_json::value::RawValue;
     let Some(text) = params else {
         return Ok(None);
     };
-    let to_value = |v: serde_json::Value| match v {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Boolean(b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        serde_json::Value::String(s) => Value::Text(s),
-        other => Value::Json(other.to_string()),
-    };
-    match serde_json::from_str(text).map_err(|e| format!("--params: invalid JSON: {e}"))? {
-        serde_json::Value::Array(items) => Ok(Some(Parameters::Positional(items.into_iter().map(to_value).collect()))),
-        serde_json::Value::Object(map) => {
-            Ok(Some(Parameters::Named(map.into_iter().map(|(k, v)| (k, to_value(v))).collect())))
+    let invalid = |e: serde_json::Error| format!("--params: invalid JSON: {e}");
+    match text.trim_start().chars().next() {
+        Some('[') => {
+            let items: Vec<Box<RawValue>> = serde_json::from_str(text).map_err(invalid)?;
+            Ok(Some(Parameters::Positional(items.iter().map(|v| param_value(v)).collect::<Result<_, _>>()?)))
+        }
+        Some('{') => {
+            let map: std::collections::BTreeMap<String, Box<RawValue>> = serde_json::from_str(text).map_err(invalid)?;
+            let named = map.into_iter().map(|(k, v)| Ok((k, param_value(&v)?))).collect::<Result<_, String>>()?;
+            Ok(Some(Parameters::Named(named)))
         }
         _ => Err("--params: expected a JSON array (for %s) or object (for %(name)s)".into()),
     }
@@ -306,7 +326,7 @@ fn cache_dir() -> Option<PathBuf> {
     Some(base.join("pghook"))
 }
 
-async fn execute(cli: Cli) -> Result<(), String> {
+async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
     let root = match cli.root {
         Some(root) => root,
         None => std::env::current_dir().map_err(|e| format!("current directory: {e}"))?,
@@ -318,6 +338,7 @@ async fn execute(cli: Cli) -> Result<(), String> {
     let mut policy = Policy::new(root)
         .with_connections(connections.then(EnvConnections))
         .with_call_timeout(Duration::from_secs(cli.timeout))
+        .with_max_result_bytes(cli.max_result_mb.saturating_mul(1 << 20))
         .with_ambient_aws(true);
     for host in cli.allow_hosts {
         policy = policy.allow_host(host);
@@ -333,11 +354,15 @@ async fn execute(cli: Cli) -> Result<(), String> {
         options: cli.options,
         enable_log_db_messages: cli.log_db_messages,
     };
-    let mut hook: Hook = runtime.tenant(policy).hook(args);
+    let mut hook: Hook = runtime.tenant(policy).hook(args).with_interrupt(interrupt);
     if std::io::stderr().is_terminal() {
         hook = hook.with_progress(TerminalProgress::new());
     }
-    let err = |e: pghook::Error| e.to_string();
+    let err = Failure::from;
+    // A test seam: proves a panic becomes one error line (see tests/limits.rs).
+    if cfg!(debug_assertions) && std::env::var_os("PGHOOK_DEBUG_PANIC").is_some() {
+        panic!("PGHOOK_DEBUG_PANIC is set");
+    }
     match cli.command {
         Command::Explain => println!("{}", hook.explain().await.map_err(err)?),
         Command::TestConnection => println!("{}", hook.test_connection().await.map_err(err)?),
@@ -401,6 +426,45 @@ async fn execute(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
+/// Why the CLI exits unsuccessfully.
+struct Failure {
+    message: String,
+    interrupted: bool,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure { message, interrupted: false }
+    }
+}
+
+impl From<pghook::Error> for Failure {
+    fn from(e: pghook::Error) -> Failure {
+        Failure { interrupted: e.kind == ErrorKind::Interrupted, message: e.to_string() }
+    }
+}
+
+/// Throw `interrupt` on SIGINT or SIGTERM, so the running call stops its
+/// statement on the server and removes a half-written dump before exiting;
+/// a second signal exits at once.
+fn interrupt_on_signals(interrupt: Interrupt) -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("watching for signals: {e}"))?;
+    std::thread::Builder::new()
+        .name("pghook-signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                if interrupt.is_interrupted() {
+                    std::process::exit(130);
+                }
+                interrupt.interrupt();
+            }
+        })
+        .map_err(|e| format!("watching for signals: {e}"))?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Notices are info-level, as in Airflow: asking for them shows info.
@@ -416,11 +480,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(execute(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("pghook: error: {}", message.replace('\n', " "));
-            ExitCode::FAILURE
+    // A panic is a bug: one error line (the backtrace with -v), exit 1.
+    let verbose = cli.verbose;
+    std::panic::set_hook(Box::new(move |info| {
+        let what = info.payload_as_str().unwrap_or("a panic");
+        eprintln!("pghook: error: internal error, please report it: {}", one_line(what));
+        if verbose {
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
         }
+    }));
+    let interrupt = Interrupt::new();
+    if let Err(message) = interrupt_on_signals(interrupt.clone()) {
+        eprintln!("pghook: error: {message}");
+        return ExitCode::FAILURE;
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(execute(cli, interrupt))));
+    match outcome {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(failure)) => {
+            eprintln!("pghook: error: {}", one_line(&failure.message));
+            // 130: the shell's code for a command stopped by Ctrl-C.
+            if failure.interrupted { ExitCode::from(130) } else { ExitCode::FAILURE }
+        }
+        Err(_) => ExitCode::FAILURE,
     }
 }
