@@ -271,8 +271,8 @@ impl Runtime {
                 Err(Error::from(crate::postgres::over_limit(policy.max_result_bytes)))
             }
             Err(trap) => {
-                // The wasm backtrace is for developers: logged, not returned.
-                log::debug!(target: "pghook", "guest trap: {trap:?}");
+                // The wasm backtrace is for developers: logged (-v), not returned.
+                log::info!(target: "pghook", "guest trap: {trap:?}");
                 Err(Error::new(ErrorKind::Trap, format!("the guest failed: {}", trap.root_cause())))
             }
             Ok(result) => result.map_err(Error::from),
