@@ -1,10 +1,13 @@
 //! Airflow connections: the URI form, the JSON form, and how a stored value
 //! becomes a [`Connection`].
+//!
+//! No error quotes a password: errors name the field and the problem, and the
+//! one that shows a URI shows it through [`mask_password`].
 
 use serde_json::{Map, Value};
 
 use crate::error::{Result, config};
-use crate::uri::{unquote, urlsplit};
+use crate::uri::{mask_password, unquote, urlsplit};
 
 /// The connection id a hook uses when none is given.
 pub const DEFAULT_CONN_ID: &str = "postgres_default";
@@ -76,6 +79,18 @@ impl Connection {
             (None, format!("//{after_scheme}"))
         };
         let parts = urlsplit(&rest);
+        if parts.password_spills {
+            // Python would split such a password at its `#`, `?` or `/` and
+            // read the rest as port, database or extras: refuse to guess.
+            return Err(fail(
+                "uri",
+                format!(
+                    "an unencoded `@`, `#`, `?` or `/` in the login or password, or an `@` after the host, makes \
+                     it ambiguous: percent-encode them as %40, %23, %3F and %2F ({})",
+                    mask_password(uri)
+                ),
+            ));
+        }
         let port = parts.port().map_err(|e| fail("port", e.to_string()))?;
         let mut host = unquote(&parts.hostname().unwrap_or_default());
         if host.contains('/') {
@@ -140,7 +155,8 @@ impl Connection {
                 match &value {
                     Value::Null => Ok(None),
                     Value::String(s) => Ok(Some(s.clone())),
-                    other => Err(fail(&key, format!("expected a string, got {other}"))),
+                    // The value is not quoted: it may be a password.
+                    other => Err(fail(&key, format!("must be a string or null, not {}", json_type(other)))),
                 }
             };
             match key.as_str() {
@@ -158,7 +174,10 @@ impl Connection {
                         Value::String(s) => parse_extra(conn_id, &s)?,
                         Value::Object(map) => map,
                         other => {
-                            return Err(fail("extra", format!("expected an object or a JSON string, got {other}")));
+                            return Err(fail(
+                                "extra",
+                                format!("must be an object or a JSON string, not {}", json_type(&other)),
+                            ));
                         }
                     }
                 }
@@ -217,10 +236,26 @@ fn json_port(value: &Value) -> std::result::Result<Option<u16>, String> {
     u16::try_from(n).map(Some).map_err(|_| format!("{n} is out of range 1-65535"))
 }
 
+/// A JSON value's kind, for errors that must not quote the value itself.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Extras as JSON text. Errors quote neither the text nor the value (serde's
+/// messages give only a position): extras may hold a password.
 fn parse_extra(conn_id: &str, raw: &str) -> Result<Map<String, Value>> {
     match serde_json::from_str(raw) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(config(format!("connection `{conn_id}`: extra: expected a JSON object, got {other}"))),
+        Ok(other) => {
+            Err(config(format!("connection `{conn_id}`: extra: must be a JSON object, not {}", json_type(&other))))
+        }
         Err(e) => Err(config(format!("connection `{conn_id}`: extra: invalid JSON: {e}"))),
     }
 }
@@ -264,7 +299,7 @@ mod tests {
     #[test]
     fn uri_errors_name_connection_and_field() {
         let e = Connection::parse("warehouse", "postgres://h:port/db").unwrap_err();
-        assert_eq!(e.message, "connection `warehouse`: port: Port could not be cast to integer value as 'port'");
+        assert_eq!(e.message, "connection `warehouse`: port: Port could not be cast to integer value");
         let e = Connection::parse("w", "postgres://h/db?__extra__=%7Bnope").unwrap_err();
         assert!(e.message.starts_with("connection `w`: extra: invalid JSON"), "{}", e.message);
         let e = Connection::parse("w", "just-a-host").unwrap_err();
@@ -292,6 +327,23 @@ mod tests {
         assert!(e.message.starts_with("connection `j`: json: invalid JSON"), "{}", e.message);
         let e = Connection::parse("j", r#"{"hots": "h"}"#).unwrap_err();
         assert!(e.message.starts_with("connection `j`: hots: unknown field"), "{}", e.message);
+        let e = Connection::parse("j", r#"{"password": 12345}"#).unwrap_err();
+        assert_eq!(e.message, "connection `j`: password: must be a string or null, not a number");
+        let e = Connection::parse("j", r#"{"extra": "[1]"}"#).unwrap_err();
+        assert_eq!(e.message, "connection `j`: extra: must be a JSON object, not an array");
+    }
+
+    #[test]
+    fn ambiguous_uris_are_refused_with_the_password_masked() {
+        let e = Connection::parse("w", "postgres://user:pa#ss@host:5432/db").unwrap_err();
+        assert_eq!(
+            e.message,
+            "connection `w`: uri: an unencoded `@`, `#`, `?` or `/` in the login or password, or an `@` after the \
+             host, makes it ambiguous: percent-encode them as %40, %23, %3F and %2F (postgres://user:***@host:5432/db)"
+        );
+        // An `@` in the password is not ambiguous: the host follows the last one, as in Python.
+        let c = Connection::parse("w", "postgres://u:x@y:z@host/db").unwrap();
+        assert_eq!((c.password.as_deref(), c.host.as_deref()), (Some("x@y:z"), Some("host")));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod hook;
 pub mod iam;
 pub mod libpq;
+mod no_secrets;
 mod robustness;
 pub mod sql;
 pub mod sqlalchemy;

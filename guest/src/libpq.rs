@@ -26,6 +26,11 @@ pub const CONSUMED_EXTRAS: &[&str] = &[
     "enable_log_db_messages",
 ];
 
+/// libpq keywords whose value is a secret: `explain` shows them as `***`.
+/// pghook refuses all but `password`; they are masked all the same.
+const SECRET_KEYWORDS: &[&str] =
+    &["password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key"];
+
 /// How pghook treats a libpq keyword.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Support {
@@ -181,13 +186,14 @@ impl ConnArgs {
         &self.config
     }
 
-    /// The arguments as one JSON object, the password shown as `***`.
+    /// The arguments as one JSON object, every secret ([`SECRET_KEYWORDS`])
+    /// shown as `***`, whichever field or extra it came from.
     pub fn explain(&self) -> String {
         let mut shown = self.params.clone();
-        if let Some(pw) = shown.get_mut("password")
-            && !pw.is_null()
-        {
-            *pw = Value::String("***".into());
+        for (key, value) in &mut shown {
+            if SECRET_KEYWORDS.contains(&key.as_str()) && !value.is_null() {
+                *value = Value::String("***".into());
+            }
         }
         Value::Object(shown).to_string()
     }

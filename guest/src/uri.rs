@@ -1,5 +1,9 @@
 //! The parts of Python's `urllib.parse` that Airflow's connection URIs rely
-//! on, reproduced exactly: `urlsplit`, `unquote` and `parse_qsl`.
+//! on, reproduced exactly: `urlsplit`, `unquote` and `parse_qsl`; and where a
+//! password sits in a URI's text ([`password_span`]), the one rule for
+//! masking it ([`mask_password`]).
+
+use std::ops::Range;
 
 /// The pieces of a URI, as `urllib.parse.urlsplit` returns them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,13 +14,18 @@ pub struct SplitUri {
     pub netloc: String,
     pub path: String,
     pub query: String,
+    /// Whether the text's password region ([`password_span`]) reaches past
+    /// the netloc: an unencoded `#`, `?`, `/` or `@` in a password, or an
+    /// `@` after the host, so that the split may have cut a password apart.
+    pub password_spills: bool,
 }
 
 /// A port that `urlsplit(...).port` rejects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortError {
-    /// Not all ASCII digits.
-    NotInteger(String),
+    /// Not all ASCII digits. The text is not kept: it may be a piece of a
+    /// password whose unencoded `:` was read as the port's.
+    NotInteger,
     /// Above 65535.
     OutOfRange,
 }
@@ -24,10 +33,8 @@ pub enum PortError {
 impl std::fmt::Display for PortError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            // Python's own wording, so Airflow users recognise it.
-            PortError::NotInteger(p) => {
-                write!(f, "Port could not be cast to integer value as '{p}'")
-            }
+            // Python's own wording, so Airflow users recognise it, less the value.
+            PortError::NotInteger => f.write_str("Port could not be cast to integer value"),
             PortError::OutOfRange => f.write_str("Port out of range 0-65535"),
         }
     }
@@ -57,6 +64,8 @@ pub fn urlsplit(url: &str) -> SplitUri {
         netloc = after[..end].to_string();
         rest = &after[end..];
     }
+    let netloc_end = cleaned.len() - rest.len();
+    let password_spills = password_span(&cleaned).is_some_and(|span| span.end > netloc_end);
     if let Some(hash) = rest.find('#') {
         rest = &rest[..hash];
     }
@@ -64,7 +73,28 @@ pub fn urlsplit(url: &str) -> SplitUri {
         Some(q) => (&rest[..q], &rest[q + 1..]),
         None => (rest, ""),
     };
-    SplitUri { scheme, netloc, path: path.to_string(), query: query.to_string() }
+    SplitUri { scheme, netloc, path: path.to_string(), query: query.to_string(), password_spills }
+}
+
+/// Where a password may sit in a URI's text: from the first `:` after
+/// `scheme://` (or after the start, without a scheme) to the last `@`. It
+/// over-reaches on purpose: an unencoded `#`, `?`, `/` or `@` can be inside a
+/// password, and what follows the last `@` is the host. `None` without such
+/// a `:` before an `@`.
+pub fn password_span(text: &str) -> Option<Range<usize>> {
+    let after_scheme = text.find("://").map_or(0, |i| i + 3);
+    let at = text.rfind('@').filter(|at| *at >= after_scheme)?;
+    let colon = text[after_scheme..at].find(':')? + after_scheme;
+    Some(colon + 1..at)
+}
+
+/// `text` with its password region ([`password_span`]) shown as `***`: the
+/// one form in which an error may quote a connection URI.
+pub fn mask_password(text: &str) -> String {
+    match password_span(text) {
+        Some(span) => format!("{}***{}", &text[..span.start], &text[span.end..]),
+        None => text.to_string(),
+    }
 }
 
 impl SplitUri {
@@ -106,7 +136,7 @@ impl SplitUri {
             return Ok(None);
         };
         if !port.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(PortError::NotInteger(port.to_string()));
+            return Err(PortError::NotInteger);
         }
         let digits = port.trim_start_matches('0');
         if digits.len() > 5 {
@@ -206,7 +236,7 @@ mod tests {
 
     #[test]
     fn bad_ports() {
-        assert_eq!(urlsplit("postgres://h:abc").port(), Err(PortError::NotInteger("abc".into())));
+        assert_eq!(urlsplit("postgres://h:abc").port(), Err(PortError::NotInteger));
         assert_eq!(urlsplit("postgres://h:70000").port(), Err(PortError::OutOfRange));
         assert_eq!(urlsplit("postgres://h:00080").port(), Ok(Some(80)));
     }
@@ -226,5 +256,36 @@ mod tests {
             ]
         );
         assert_eq!(quote("a b/@:"), "a%20b%2F%40%3A");
+    }
+
+    #[test]
+    fn password_region_runs_to_the_last_at() {
+        assert_eq!(mask_password("postgres://user:pa#ss@host:5432/db"), "postgres://user:***@host:5432/db");
+        assert_eq!(mask_password("postgres://u:x@y:z@host/db"), "postgres://u:***@host/db");
+        assert_eq!(mask_password("postgres://user:a/b@host/db"), "postgres://user:***@host/db");
+        assert_eq!(mask_password("user:p?w@host"), "user:***@host");
+        // No `:` before an `@`, or no `@`: no password to mask.
+        assert_eq!(mask_password("postgres://u@host:5432/db"), "postgres://u@host:5432/db");
+        assert_eq!(mask_password("postgres://host:5432/db"), "postgres://host:5432/db");
+        assert_eq!(mask_password("postgres://@h"), "postgres://@h");
+        assert_eq!(password_span("é:ü@h"), Some(3..5));
+    }
+
+    #[test]
+    fn spills_past_the_netloc() {
+        for spilled in [
+            "//user:pa#ss@host",
+            "//user:p?w@host/db",
+            "//user:a/b@host/db",
+            "//user:12/b@host/db",
+            "//u:x@y?z@host/db",
+            "//dom/user:pw@host",
+            "//host:5432/db?application_name=me@corp",
+        ] {
+            assert!(urlsplit(spilled).password_spills, "{spilled}");
+        }
+        for whole in ["//u:x@y:z@host/db", "//u:p%23w@host/db?a=b", "//u@host/db?a=me@corp", "//host:5432/db"] {
+            assert!(!urlsplit(whole).password_spills, "{whole}");
+        }
     }
 }

@@ -59,6 +59,31 @@ fn connections_from_environment_and_file() {
     assert!(err.contains("connection `bad`: port") && !err.contains("hunter2"), "{err}");
 }
 
+/// `explain` and `test-connection` print no password on stdout or stderr,
+/// however the URI in AIRFLOW_CONN_X writes it.
+#[test]
+fn passwords_are_never_printed() {
+    let root = tempfile::tempdir().unwrap();
+    for (uri, explains) in [
+        ("postgres://user:Pa55word#x@127.0.0.1:5432/db", false),
+        ("postgres://user:p?Pa55word@127.0.0.1/db", false),
+        ("postgres://user:a/Pa55word@127.0.0.1/db", false),
+        ("postgres://user:12/Pa55word@127.0.0.1/db", false),
+        ("postgres://user:Pa55word", false),
+        ("postgres://u:x@y:Pa55word@127.0.0.1:1/db", true),
+        (r#"{"conn_type": "postgres", "host": "127.0.0.1", "password": 55512345}"#, false),
+    ] {
+        for (command, succeeds) in [("explain", explains), ("test-connection", false)] {
+            let out = pghook(root.path(), &[("AIRFLOW_CONN_X", uri)], &["--conn-id", "x", command]);
+            assert_eq!(out.status.success(), succeeds, "{uri} {command}: {out:?}");
+            for printed in [&out.stdout, &out.stderr] {
+                let printed = String::from_utf8_lossy(printed);
+                assert!(!printed.contains("Pa55word") && !printed.contains("5551234"), "{uri} {command}: {printed}");
+            }
+        }
+    }
+}
+
 #[test]
 fn data_commands_against_a_real_server() {
     let pg = Cluster::plain();

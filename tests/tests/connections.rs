@@ -65,11 +65,7 @@ async fn explain_matches_airflow_key_for_key() {
 #[tokio::test]
 async fn bad_connections_get_clear_errors() {
     let cases = [
-        (
-            "postgres://h:port/db",
-            ErrorKind::Config,
-            "connection `c`: port: Port could not be cast to integer value as 'port'",
-        ),
+        ("postgres://h:port/db", ErrorKind::Config, "connection `c`: port: Port could not be cast to integer value"),
         ("postgres://h:99999/db", ErrorKind::Config, "connection `c`: port: Port out of range 0-65535"),
         (
             r#"{"host": "h", "port": "x"}"#,
@@ -100,4 +96,48 @@ async fn bad_connections_get_clear_errors() {
     let e = tenant(root.path(), &[]).hook(HookArgs::default()).explain().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);
     assert_eq!(e.message, "The conn_id `postgres_default` isn't defined");
+}
+
+/// A password, however it is (mis)written, never reaches an error or
+/// `explain`, from the connection itself or from the AWS connection it names.
+#[tokio::test]
+async fn passwords_never_reach_errors_or_explain() {
+    const SECRET: &str = "Pa55word";
+    let iam = "postgres://alice@db.abc.eu-west-1.rds.amazonaws.com/app?iam=true&aws_conn_id=aws_bad";
+    let cases: &[&[(&str, &str)]] = &[
+        // Unencoded `#`, `?`, `/` cut the password apart: refused, masked.
+        &[("c", "postgres://user:Pa55word#x@127.0.0.1:5432/db")],
+        &[("c", "postgres://user:x#Pa55word@127.0.0.1:5432/db")],
+        &[("c", "postgres://user:p?Pa55word@127.0.0.1/db")],
+        &[("c", "postgres://user:1?sslmode=Pa55word@127.0.0.1/db")],
+        &[("c", "postgres://user:a/Pa55word@127.0.0.1/db")],
+        &[("c", "postgres://user:123/Pa55word@127.0.0.1/db")],
+        &[("c", "postgres://u:x@y?Pa55word@127.0.0.1/db")],
+        &[("c", "postgres://user:Pa55word")],
+        // An `@` in the password parses; the connection attempt fails.
+        &[("c", "postgres://u:x@y:Pa55word@127.0.0.1:1/db")],
+        &[("c", "postgres://u@127.0.0.1:1/db?password=Pa55word")],
+        // JSON: a password that is not a string is not quoted.
+        &[("c", r#"{"conn_type": "postgres", "host": "127.0.0.1", "password": 55512345}"#)],
+        &[("c", r#"{"conn_type": "postgres", "host": "127.0.0.1", "password": ["Pa55word"]}"#)],
+        &[("c", r#"{"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "extra": {"password": "Pa55word"}}"#)],
+        // The AWS connection behind IAM: a secret key with `/`, a lone secret with a session token.
+        &[("c", iam), ("aws_bad", "aws://AKID:Pa55word/x+y@/?region_name=eu-west-1")],
+        &[("c", iam), ("aws_bad", "aws://:Pa55word@/?region_name=eu-west-1&aws_session_token=Pa55wordToken")],
+    ];
+    for connections in cases {
+        let root = tempfile::tempdir().unwrap();
+        let hook = tenant(root.path(), connections).hook(HookArgs::conn_id("c"));
+        let explained = match hook.explain().await {
+            Ok(params) => {
+                assert!(params["password"].is_null() || params["password"] == "***", "{connections:?}: {params}");
+                params.to_string()
+            }
+            Err(e) => e.to_string(),
+        };
+        let tested = hook.test_connection().await.expect_err("no server listens there").to_string();
+        for shown in [explained, tested] {
+            assert!(!shown.contains(SECRET) && !shown.contains("5551234"), "{connections:?}: {shown}");
+        }
+    }
 }
