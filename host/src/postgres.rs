@@ -361,6 +361,13 @@ pub(crate) fn over_limit(limit: usize) -> WitError {
     )
 }
 
+/// A cell that is not a value of its column's type, as PostgreSQL sends it:
+/// the column and the reason (tokio-postgres keeps that as the source).
+fn decode_error(column: &str, e: &tokio_postgres::Error) -> WitError {
+    let reason = std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string);
+    wit(ErrorKind::Database, format!("column \"{column}\": invalid value from the server: {reason}"))
+}
+
 impl Session {
     /// Run `work`, marking the session busy until it completes. Cleared only
     /// on completion: a dropped future leaves the mark for [`Session`]'s drop.
@@ -406,8 +413,7 @@ impl Session {
             let mut values = Vec::with_capacity(row.len());
             let mut bytes = std::mem::size_of::<Vec<Value>>();
             for (i, column) in columns.iter().enumerate() {
-                let Cell(value) =
-                    row.try_get(i).map_err(|e| wit(ErrorKind::Database, format!("column \"{}\": {e}", column.name)))?;
+                let Cell(value) = row.try_get(i).map_err(|e| decode_error(&column.name, &e))?;
                 bytes += cell_size(&value);
                 values.push(value);
             }

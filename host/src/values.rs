@@ -7,11 +7,12 @@
 use std::error::Error as StdError;
 
 use byteorder::{BigEndian, ReadBytesExt};
-use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use fallible_iterator::FallibleIterator;
 use postgres_types::{FromSql, Kind, Type};
 
 use crate::bindings::types::Value;
+
+mod temporal;
 
 type DecodeResult<T> = Result<T, Box<dyn StdError + Sync + Send>>;
 
@@ -76,16 +77,28 @@ pub fn supported(ty: &Type) -> bool {
     }
 }
 
-fn pg_epoch() -> NaiveDateTime {
-    NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date").and_hms_opt(0, 0, 0).expect("valid time")
-}
-
 fn text(raw: &[u8]) -> DecodeResult<Value> {
     Ok(Value::Text(std::str::from_utf8(raw)?.to_string()))
 }
 
-/// Decode one non-null cell of type `ty`.
-pub fn decode(ty: &Type, mut raw: &[u8]) -> DecodeResult<Value> {
+/// `raw`, if it is exactly `len` bytes: the size of every `what` value.
+fn sized<'a>(raw: &'a [u8], len: usize, what: &str) -> DecodeResult<&'a [u8]> {
+    if raw.len() == len { Ok(raw) } else { Err(format!("a {what} value is {len} bytes, got {}", raw.len()).into()) }
+}
+
+/// PostgreSQL 15's text for a `"char"`: the byte itself, or `\ooo` when its
+/// high bit is set (it is not a character of any encoding then).
+fn single_char(raw: &[u8]) -> DecodeResult<String> {
+    Ok(match sized(raw, 1, "\"char\"")?[0] {
+        0 => String::new(),
+        byte if byte.is_ascii() => char::from(byte).to_string(),
+        byte => format!("\\{byte:03o}"),
+    })
+}
+
+/// Decode one non-null cell of type `ty`. Bytes that are not a value of
+/// `ty` as PostgreSQL sends it are an error, never a panic.
+pub fn decode(ty: &Type, raw: &[u8]) -> DecodeResult<Value> {
     if let Kind::Array(member) = ty.kind() {
         return Ok(Value::Json(array_json(member, raw)?.to_string()));
     }
@@ -104,7 +117,7 @@ pub fn decode(ty: &Type, mut raw: &[u8]) -> DecodeResult<Value> {
         Type::FLOAT4 => Value::Float(f32::from_sql(ty, raw)?.into()),
         Type::FLOAT8 => Value::Float(f64::from_sql(ty, raw)?),
         Type::NUMERIC => Value::Numeric(numeric(raw)?),
-        Type::MONEY => Value::Numeric(scaled(raw.read_i64::<BigEndian>()?, 2)),
+        Type::MONEY => Value::Numeric(scaled(sized(raw, 8, "money")?.read_i64::<BigEndian>()?, 2)),
         Type::BYTEA => Value::Bytes(raw.to_vec()),
         Type::JSON => Value::Json(std::str::from_utf8(raw)?.to_string()),
         Type::JSONB => match raw.split_first() {
@@ -112,20 +125,27 @@ pub fn decode(ty: &Type, mut raw: &[u8]) -> DecodeResult<Value> {
             _ => return Err("unsupported jsonb version".into()),
         },
         Type::UUID => Value::Text(uuid::Uuid::from_slice(raw)?.to_string()),
-        Type::DATE => Value::Text(date(raw.read_i32::<BigEndian>()?)),
-        Type::TIME => Value::Text(time_of_day(raw.read_i64::<BigEndian>()?)),
+        Type::CHAR => Value::Text(single_char(raw)?),
+        Type::DATE => Value::Text(temporal::date(sized(raw, 4, "date")?.read_i32::<BigEndian>()?)?),
+        Type::TIME => Value::Text(temporal::time_of_day(sized(raw, 8, "time")?.read_i64::<BigEndian>()?)?),
         Type::TIMETZ => {
+            let mut raw = sized(raw, 12, "timetz")?;
             let micros = raw.read_i64::<BigEndian>()?;
-            let west = raw.read_i32::<BigEndian>()?;
-            Value::Text(format!("{}{}", time_of_day(micros), utc_offset(-west)))
+            let seconds_west = raw.read_i32::<BigEndian>()?;
+            Value::Text(temporal::time_with_zone(micros, seconds_west)?)
         }
-        Type::TIMESTAMP => Value::Text(timestamp(raw.read_i64::<BigEndian>()?, false)),
-        Type::TIMESTAMPTZ => Value::Text(timestamp(raw.read_i64::<BigEndian>()?, true)),
+        Type::TIMESTAMP => {
+            Value::Text(temporal::timestamp(sized(raw, 8, "timestamp")?.read_i64::<BigEndian>()?, false)?)
+        }
+        Type::TIMESTAMPTZ => {
+            Value::Text(temporal::timestamp(sized(raw, 8, "timestamptz")?.read_i64::<BigEndian>()?, true)?)
+        }
         Type::INTERVAL => {
+            let mut raw = sized(raw, 16, "interval")?;
             let micros = raw.read_i64::<BigEndian>()?;
             let days = raw.read_i32::<BigEndian>()?;
             let months = raw.read_i32::<BigEndian>()?;
-            Value::Text(interval(months, days, micros))
+            Value::Text(temporal::interval(months, days, micros))
         }
         Type::INET | Type::CIDR => Value::Text(inet(raw)?),
         Type::VOID => Value::Null,
@@ -133,9 +153,16 @@ pub fn decode(ty: &Type, mut raw: &[u8]) -> DecodeResult<Value> {
     })
 }
 
+/// PostgreSQL's limit on array dimensions (MAXDIM).
+const MAX_ARRAY_DIMENSIONS: usize = 6;
+
 fn array_json(member: &Type, raw: &[u8]) -> DecodeResult<serde_json::Value> {
     let array = postgres_protocol::types::array_from_sql(raw)?;
-    let dims: Vec<usize> = array.dimensions().map(|d| Ok(d.len.max(0) as usize)).collect()?;
+    let dims: Vec<usize> = array.dimensions().map(|d| Ok(usize::try_from(d.len)?)).collect()?;
+    if dims.len() > MAX_ARRAY_DIMENSIONS {
+        return Err(format!("an array of {} dimensions (PostgreSQL allows {MAX_ARRAY_DIMENSIONS})", dims.len()).into());
+    }
+    // array_from_sql checked that the elements fill the dimensions exactly.
     let flat: Vec<serde_json::Value> = array
         .values()
         .map(|v| Ok(v.map(|raw| decode(member, raw)).transpose()?.map_or(serde_json::Value::Null, to_json)))
@@ -147,7 +174,9 @@ fn array_json(member: &Type, raw: &[u8]) -> DecodeResult<serde_json::Value> {
             Some((len, rest)) => (0..*len).map(|_| nest(rest, items)).collect(),
         }
     }
-    if dims.is_empty() {
+    // PostgreSQL stores every empty array with no dimensions; a zero-length
+    // dimension must not make nest build the others' worth of empty lists.
+    if flat.is_empty() {
         return Ok(serde_json::Value::Array(Vec::new()));
     }
     Ok(nest(&dims, &mut flat.into_iter()))
@@ -178,14 +207,18 @@ fn numeric(mut raw: &[u8]) -> DecodeResult<String> {
     let ndigits = raw.read_i16::<BigEndian>()?;
     let weight = raw.read_i16::<BigEndian>()?;
     let sign = raw.read_u16::<BigEndian>()?;
-    let dscale = raw.read_i16::<BigEndian>()?.max(0) as usize;
+    let dscale = usize::try_from(raw.read_i16::<BigEndian>()?).map_err(|_| "negative numeric scale")?;
     match sign {
         0xC000 => return Ok("NaN".into()),
         0xD000 => return Ok("Infinity".into()),
         0xF000 => return Ok("-Infinity".into()),
-        _ => {}
+        0 | 0x4000 => {}
+        _ => return Err(format!("invalid numeric sign {sign:#06x}").into()),
     }
     let digits = (0..ndigits).map(|_| raw.read_i16::<BigEndian>()).collect::<Result<Vec<_>, _>>()?;
+    if !raw.is_empty() || digits.iter().any(|d| !(0..10_000).contains(d)) {
+        return Err("invalid numeric digits".into());
+    }
     let digit = |i: i32| -> i16 { if i >= 0 && (i as usize) < digits.len() { digits[i as usize] } else { 0 } };
     let mut out = String::new();
     if sign == 0x4000 {
@@ -217,77 +250,6 @@ fn numeric(mut raw: &[u8]) -> DecodeResult<String> {
     Ok(out)
 }
 
-fn date(days: i32) -> String {
-    match days {
-        i32::MAX => "infinity".into(),
-        i32::MIN => "-infinity".into(),
-        _ => (pg_epoch().date() + Duration::days(days.into())).format("%Y-%m-%d").to_string(),
-    }
-}
-
-fn fraction(micros: i64) -> String {
-    if micros == 0 { String::new() } else { format!(".{micros:06}").trim_end_matches('0').to_string() }
-}
-
-fn time_of_day(micros: i64) -> String {
-    let secs = micros.div_euclid(1_000_000);
-    let time = NaiveTime::from_num_seconds_from_midnight_opt((secs % 86_400) as u32, 0).unwrap_or_default();
-    let hour = if secs == 86_400 { "24:00:00".to_string() } else { time.format("%H:%M:%S").to_string() };
-    format!("{hour}{}", fraction(micros.rem_euclid(1_000_000)))
-}
-
-fn utc_offset(east_seconds: i32) -> String {
-    let sign = if east_seconds < 0 { '-' } else { '+' };
-    let abs = east_seconds.unsigned_abs();
-    let (h, m, s) = (abs / 3600, abs / 60 % 60, abs % 60);
-    match (m, s) {
-        (0, 0) => format!("{sign}{h:02}"),
-        (_, 0) => format!("{sign}{h:02}:{m:02}"),
-        _ => format!("{sign}{h:02}:{m:02}:{s:02}"),
-    }
-}
-
-/// Timestamps print as PostgreSQL does with DateStyle ISO; timestamptz in UTC.
-fn timestamp(micros: i64, utc: bool) -> String {
-    match micros {
-        i64::MAX => return "infinity".into(),
-        i64::MIN => return "-infinity".into(),
-        _ => {}
-    }
-    let at = pg_epoch() + Duration::microseconds(micros);
-    let base = at.format("%Y-%m-%d %H:%M:%S").to_string();
-    format!("{base}{}{}", fraction(micros.rem_euclid(1_000_000)), if utc { "+00" } else { "" })
-}
-
-/// intervals print as PostgreSQL's IntervalStyle postgres.
-fn interval(months: i32, days: i32, micros: i64) -> String {
-    let mut parts = Vec::new();
-    let plural = |n: i64, one: &str, many: &str| format!("{n} {}", if n.abs() == 1 { one } else { many });
-    let (years, months) = (months / 12, months % 12);
-    if years != 0 {
-        parts.push(plural(years.into(), "year", "years"));
-    }
-    if months != 0 {
-        parts.push(plural(months.into(), "mon", "mons"));
-    }
-    if days != 0 {
-        parts.push(plural(days.into(), "day", "days"));
-    }
-    if micros != 0 || parts.is_empty() {
-        let sign = if micros < 0 { "-" } else { "" };
-        let abs = micros.unsigned_abs();
-        let secs = abs / 1_000_000;
-        parts.push(format!(
-            "{sign}{:02}:{:02}:{:02}{}",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60,
-            fraction((abs % 1_000_000) as i64)
-        ));
-    }
-    parts.join(" ")
-}
-
 fn inet(raw: &[u8]) -> DecodeResult<String> {
     let [family, bits, is_cidr, len, addr @ ..] = raw else {
         return Err("short inet value".into());
@@ -301,6 +263,9 @@ fn inet(raw: &[u8]) -> DecodeResult<String> {
         _ => return Err("invalid inet value".into()),
     };
     let full = if address.is_ipv4() { 32 } else { 128 };
+    if *bits > full {
+        return Err(format!("invalid inet mask length {bits}").into());
+    }
     Ok(if *is_cidr != 0 || *bits != full { format!("{address}/{bits}") } else { address.to_string() })
 }
 
@@ -331,13 +296,94 @@ mod tests {
         assert_eq!(scaled(-1234, 2), "-12.34");
     }
 
+    /// Decode `raw` as `ty`, which must fail cleanly.
+    fn refused(ty: &Type, raw: &[u8]) -> String {
+        match decode(ty, raw) {
+            Ok(v) => panic!("{ty} {raw:?} decoded to {v:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn text_of(ty: &Type, raw: &[u8]) -> String {
+        match decode(ty, raw).unwrap() {
+            Value::Text(t) => t,
+            other => panic!("{ty}: {other:?}"),
+        }
+    }
+
     #[test]
-    fn temporal() {
-        assert_eq!(date(0), "2000-01-01");
-        assert_eq!(timestamp(1_500_000, true), "2000-01-01 00:00:01.5+00");
-        assert_eq!(time_of_day(3_723_000_001), "01:02:03.000001");
-        assert_eq!(interval(14, 3, 4 * 3_600_000_000 + 5_500_000), "1 year 2 mons 3 days 04:00:05.5");
-        assert_eq!(interval(0, 0, 0), "00:00:00");
-        assert_eq!(utc_offset(19_800), "+05:30");
+    fn temporal_values_from_the_wire() {
+        // Past chrono's range, which used to panic the host.
+        let days_to_300000 = 108_842_265i32;
+        assert_eq!(text_of(&Type::DATE, &days_to_300000.to_be_bytes()), "300000-01-01");
+        assert_eq!(text_of(&Type::DATE, &i32::MAX.to_be_bytes()), "infinity");
+        let last = 9_223_371_331_199_999_999i64;
+        assert_eq!(text_of(&Type::TIMESTAMP, &last.to_be_bytes()), "294276-12-31 23:59:59.999999");
+        assert_eq!(text_of(&Type::TIMESTAMPTZ, &last.to_be_bytes()), "294276-12-31 23:59:59.999999+00");
+        assert_eq!(text_of(&Type::TIMESTAMPTZ, &i64::MIN.to_be_bytes()), "-infinity");
+        let timetz = [3_723_000_001i64.to_be_bytes().as_slice(), &(-19_800i32).to_be_bytes()].concat();
+        assert_eq!(text_of(&Type::TIMETZ, &timetz), "01:02:03.000001+05:30");
+        let interval = [(-1i64).to_be_bytes().as_slice(), &1i32.to_be_bytes(), &(-12i32).to_be_bytes()].concat();
+        assert_eq!(text_of(&Type::INTERVAL, &interval), "-1 years +1 day -00:00:00.000001");
+        let dates = array_bytes(1082, &[Some(&days_to_300000.to_be_bytes()), None]);
+        assert_eq!(decode(&Type::DATE_ARRAY, &dates).unwrap(), Value::Json(r#"["300000-01-01",null]"#.into()));
+    }
+
+    #[test]
+    fn malformed_values_are_errors_not_panics() {
+        assert!(refused(&Type::DATE, &(i32::MAX - 1).to_be_bytes()).contains("out of range"));
+        assert!(refused(&Type::DATE, &[0, 0, 0]).contains("4 bytes"));
+        assert!(refused(&Type::DATE, &[0; 5]).contains("4 bytes"));
+        assert!(refused(&Type::TIMESTAMP, &(i64::MIN + 1).to_be_bytes()).contains("out of range"));
+        assert!(refused(&Type::TIMESTAMPTZ, &(-211_813_488_000_000_001i64).to_be_bytes()).contains("out of range"));
+        assert!(refused(&Type::TIME, &(-1i64).to_be_bytes()).contains("out of range"));
+        let west_min = [0i64.to_be_bytes().as_slice(), &i32::MIN.to_be_bytes()].concat();
+        assert!(refused(&Type::TIMETZ, &west_min).contains("out of range"));
+        refused(&Type::INTERVAL, &[0; 15]);
+        refused(&Type::MONEY, &[0; 7]);
+        refused(&Type::CHAR, &[]);
+        refused(&Type::NUMERIC, &numeric_bytes(1, 0, 0, 0, &[10_000]));
+        refused(&Type::NUMERIC, &numeric_bytes(1, 0, 0, -1, &[1]));
+        refused(&Type::NUMERIC, &numeric_bytes(1, 0, 0x1234, 0, &[1]));
+        refused(&Type::NUMERIC, &numeric_bytes(2, 0, 0, 0, &[1]));
+        refused(&Type::INET, &[2, 33, 0, 4, 10, 0, 0, 1]);
+        refused(&Type::DATE_ARRAY, &array_bytes(1082, &[Some(&[1, 2])]));
+        // Seven dimensions of one element: more than PostgreSQL ever sends.
+        let mut deep = [7i32, 0, 1082].iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
+        deep.extend((0..7).flat_map(|_| [1i32, 1]).flat_map(i32::to_be_bytes));
+        deep.extend([4i32, 0].iter().flat_map(|x| x.to_be_bytes()));
+        assert!(refused(&Type::DATE_ARRAY, &deep).contains("dimensions"));
+    }
+
+    #[test]
+    fn an_empty_dimension_builds_no_lists() {
+        // [i32::MAX][0]: no elements, and no two billion empty lists either.
+        let raw = [2i32, 0, 1082, i32::MAX, 1, 0, 1].iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
+        assert_eq!(decode(&Type::DATE_ARRAY, &raw).unwrap(), Value::Json("[]".into()));
+        let empty = [0i32, 0, 1082].iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
+        assert_eq!(decode(&Type::DATE_ARRAY, &empty).unwrap(), Value::Json("[]".into()));
+    }
+
+    #[test]
+    fn single_chars_print_as_postgresql_15() {
+        assert_eq!(text_of(&Type::CHAR, b"a"), "a");
+        assert_eq!(text_of(&Type::CHAR, &[0]), "");
+        assert_eq!(text_of(&Type::CHAR, &[0xe9]), "\\351");
+    }
+
+    /// A one-dimensional array in the binary format.
+    fn array_bytes(element_oid: i32, items: &[Option<&[u8]>]) -> Vec<u8> {
+        let header = [1, i32::from(items.iter().any(Option::is_none)), element_oid, items.len() as i32, 1];
+        let mut raw: Vec<u8> = header.iter().flat_map(|x| x.to_be_bytes()).collect();
+        for item in items {
+            match item {
+                Some(bytes) => {
+                    raw.extend((bytes.len() as i32).to_be_bytes());
+                    raw.extend_from_slice(bytes);
+                }
+                None => raw.extend((-1i32).to_be_bytes()),
+            }
+        }
+        raw
     }
 }
