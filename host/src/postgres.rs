@@ -120,24 +120,30 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Co
             Destination::parse(&endpoint.host)
         };
         let destination = policy.check(destination).map_err(denied)?;
-        match &destination {
-            Destination::Socket(dir) => config.host_path(dir),
-            Destination::Ip(ip) => config.host(ip.to_string()),
-            Destination::Name(name) => config.host(name),
+        let hostaddr = match &endpoint.hostaddr {
+            Some(addr) => {
+                let ip: IpAddr = addr
+                    .parse()
+                    .map_err(|_| wit(ErrorKind::Config, format!("could not parse network address \"{addr}\"")))?;
+                policy.check(Destination::Ip(ip)).map_err(denied)?;
+                config.hostaddr(ip);
+                Some(ip)
+            }
+            None => None,
+        };
+        match (&destination, hostaddr) {
+            (Destination::Socket(dir), None) => config.host_path(dir),
+            // libpq reaches a hostaddr over TCP whatever the host says, and
+            // sslmode applies; the address is then the only name TLS has.
+            (Destination::Socket(_), Some(ip)) | (&Destination::Ip(ip), _) => config.host(ip.to_string()),
+            (Destination::Name(name), _) => config.host(name),
         };
         targets.push(match &destination {
             Destination::Socket(dir) => format!("{}:{}", dir.display(), endpoint.port),
             Destination::Ip(ip) => std::net::SocketAddr::new(*ip, endpoint.port).to_string(),
             Destination::Name(name) => format!("{name}:{}", endpoint.port),
         });
-        if let Some(addr) = &endpoint.hostaddr {
-            let ip: IpAddr = addr
-                .parse()
-                .map_err(|_| wit(ErrorKind::Config, format!("could not parse network address \"{addr}\"")))?;
-            policy.check(Destination::Ip(ip)).map_err(denied)?;
-            config.hostaddr(ip);
-        }
-        all_unix &= matches!(destination, Destination::Socket(_));
+        all_unix &= matches!(destination, Destination::Socket(_)) && hostaddr.is_none();
         config.port(endpoint.port);
     }
     let user = cfg
