@@ -1,10 +1,19 @@
 //! AWS calls for IAM logins: the `aws` import. RDS tokens are signed offline;
 //! Redshift and Redshift Serverless are asked over HTTPS (or the endpoint the
-//! AWS connection names), subject to the tenant's host policy.
+//! AWS connection names), subject to the tenant's host policy: the host each
+//! request is about to be sent to, after the SDK resolved its endpoint, is
+//! checked just before it leaves.
+
+use std::sync::Arc;
 
 use aws_credential_types::Credentials as AwsCredentials;
 use aws_sdk_rds::config::{BehaviorVersion, Region};
 use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_types::SdkConfig;
 use aws_types::sdk_config::SharedCredentialsProvider;
@@ -12,13 +21,70 @@ use aws_types::sdk_config::SharedCredentialsProvider;
 use crate::bindings::aws::{ClientConfig, DbCredentials, Host};
 use crate::bindings::types::{Error as WitError, ErrorKind};
 use crate::error::wit;
+use crate::policy::{Destination, Policy};
 use crate::runtime::State;
 
 fn aws_error(what: &str, e: impl std::fmt::Display) -> WitError {
     wit(ErrorKind::Aws, format!("{what}: {e}"))
 }
 
-/// Credentials, region and endpoint for one call, after the policy's say.
+/// A failed SDK call: `Denied` if [`HostGuard`] stopped it, else an AWS error.
+fn sdk_error(what: &str, e: impl std::error::Error + 'static) -> WitError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if let Some(denied) = s.downcast_ref::<HostDenied>() {
+            return wit(ErrorKind::Denied, format!("{what}: {denied}"));
+        }
+        source = s.source();
+    }
+    aws_error(what, DisplayErrorContext(e))
+}
+
+/// An SDK interceptor that lets a request leave only for a host the tenant's
+/// policy allows. It reads the URI the HTTP client will connect to, so every
+/// partition (`amazonaws.com.cn`, ...) and every `endpoint_url` is judged by
+/// where it really leads.
+#[derive(Debug)]
+struct HostGuard(Arc<Policy>);
+
+/// The refusal [`HostGuard`] hands back through the SDK.
+#[derive(Debug)]
+struct HostDenied(String);
+
+impl std::fmt::Display for HostDenied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HostDenied {}
+
+impl Intercept for HostGuard {
+    fn name(&self) -> &'static str {
+        "pghook host policy"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let uri = context.request().uri();
+        // The same parse the HTTP client does before it connects.
+        let parsed: http::Uri = uri.parse().map_err(|e| HostDenied(format!("AWS endpoint {uri:?}: {e}")))?;
+        let host = parsed
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| HostDenied(format!("AWS endpoint {uri:?} has no host")))?;
+        match self.0.check(Destination::parse(host)) {
+            Ok(_) => Ok(()),
+            Err(refusal) => Err(HostDenied(format!("AWS endpoint {refusal}")).into()),
+        }
+    }
+}
+
+/// Credentials, region and endpoint for one call.
 struct Resolved {
     credentials: AwsCredentials,
     region: Region,
@@ -30,7 +96,7 @@ fn ambient(name: &str) -> Option<String> {
 }
 
 impl State {
-    fn resolve_aws(&self, client: &ClientConfig, service: &str) -> Result<Resolved, WitError> {
+    fn resolve_aws(&self, client: &ClientConfig) -> Result<Resolved, WitError> {
         let ambient_allowed = self.policy.ambient_aws;
         let credentials = match &client.credentials {
             Some(c) => AwsCredentials::new(
@@ -65,31 +131,8 @@ impl State {
                 ambient_allowed.then(|| ambient("AWS_REGION").or_else(|| ambient("AWS_DEFAULT_REGION"))).flatten()
             })
             .ok_or_else(|| wit(ErrorKind::Aws, "no AWS region: set region_name in the AWS connection's extra"))?;
-        let endpoint_url = client.endpoint_url.clone();
-        if !service.is_empty() {
-            let host = match &endpoint_url {
-                Some(url) => url_host(url).ok_or_else(|| aws_error("endpoint_url", format!("{url:?} has no host")))?,
-                None => format!("{service}.{region}.amazonaws.com"),
-            };
-            if !self.policy.host_allowed(&host) {
-                return Err(wit(ErrorKind::Denied, format!("host {host} is not allowed by this tenant's policy")));
-            }
-        }
-        Ok(Resolved { credentials, region: Region::new(region), endpoint_url })
+        Ok(Resolved { credentials, region: Region::new(region), endpoint_url: client.endpoint_url.clone() })
     }
-}
-
-/// The host part of an `http(s)://host[:port]/...` URL.
-fn url_host(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if host.starts_with('[') {
-        host.split_once(']').map(|(h, _)| h.trim_start_matches('['))?
-    } else {
-        host.split(':').next()?
-    };
-    (!host.is_empty()).then(|| host.to_string())
 }
 
 impl Host for State {
@@ -101,7 +144,7 @@ impl Host for State {
         user: String,
     ) -> Result<String, WitError> {
         // Signing is offline: no endpoint is reached, so no host check.
-        let resolved = self.resolve_aws(&client, "")?;
+        let resolved = self.resolve_aws(&client)?;
         let sdk = SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .credentials_provider(SharedCredentialsProvider::new(resolved.credentials))
@@ -129,11 +172,12 @@ impl Host for State {
         db_name: Option<String>,
         auto_create: bool,
     ) -> Result<DbCredentials, WitError> {
-        let resolved = self.resolve_aws(&client, "redshift")?;
+        let resolved = self.resolve_aws(&client)?;
         let mut config = aws_sdk_redshift::Config::builder()
             .behavior_version(aws_sdk_redshift::config::BehaviorVersion::latest())
             .credentials_provider(resolved.credentials)
-            .region(resolved.region);
+            .region(resolved.region)
+            .interceptor(HostGuard(self.policy.clone()));
         if let Some(url) = resolved.endpoint_url {
             config = config.endpoint_url(url);
         }
@@ -145,9 +189,7 @@ impl Host for State {
             .auto_create(auto_create)
             .send()
             .await
-            .map_err(|e| {
-                aws_error(&format!("Redshift GetClusterCredentials for {cluster_identifier}"), DisplayErrorContext(e))
-            })?;
+            .map_err(|e| sdk_error(&format!("Redshift GetClusterCredentials for {cluster_identifier}"), e))?;
         match (out.db_user, out.db_password) {
             (Some(user), Some(password)) => Ok(DbCredentials { user, password }),
             _ => Err(aws_error("Redshift GetClusterCredentials", "the answer lacks DbUser or DbPassword")),
@@ -160,11 +202,12 @@ impl Host for State {
         workgroup_name: String,
         db_name: Option<String>,
     ) -> Result<DbCredentials, WitError> {
-        let resolved = self.resolve_aws(&client, "redshift-serverless")?;
+        let resolved = self.resolve_aws(&client)?;
         let mut config = aws_sdk_redshiftserverless::Config::builder()
             .behavior_version(aws_sdk_redshiftserverless::config::BehaviorVersion::latest())
             .credentials_provider(resolved.credentials)
-            .region(resolved.region);
+            .region(resolved.region)
+            .interceptor(HostGuard(self.policy.clone()));
         if let Some(url) = resolved.endpoint_url {
             config = config.endpoint_url(url);
         }
@@ -174,28 +217,10 @@ impl Host for State {
             .set_db_name(db_name)
             .send()
             .await
-            .map_err(|e| {
-                aws_error(&format!("Redshift Serverless GetCredentials for {workgroup_name}"), DisplayErrorContext(e))
-            })?;
+            .map_err(|e| sdk_error(&format!("Redshift Serverless GetCredentials for {workgroup_name}"), e))?;
         match (out.db_user, out.db_password) {
             (Some(user), Some(password)) => Ok(DbCredentials { user, password }),
             _ => Err(aws_error("Redshift Serverless GetCredentials", "the answer lacks dbUser or dbPassword")),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::url_host;
-
-    #[test]
-    fn url_hosts() {
-        assert_eq!(url_host("http://127.0.0.1:5000").as_deref(), Some("127.0.0.1"));
-        assert_eq!(
-            url_host("https://redshift.eu-west-1.amazonaws.com/").as_deref(),
-            Some("redshift.eu-west-1.amazonaws.com")
-        );
-        assert_eq!(url_host("http://[::1]:80/x").as_deref(), Some("::1"));
-        assert_eq!(url_host("http://"), None);
     }
 }

@@ -2,7 +2,8 @@
 //! hooks may touch, and how much memory and time each call gets.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::net::IpAddr;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +14,13 @@ use crate::secrets::{ConnectionSource, EnvConnections};
 pub struct Policy {
     /// The directory every file path is confined to.
     pub file_root: PathBuf,
-    /// Host patterns a session or AWS call may reach: `*` (any), `*.suffix`,
-    /// or an exact host name, address or Unix socket directory.
+    /// Host patterns a session or AWS call may reach: `*` (any host name or
+    /// address), `*.suffix`, or an exact host name or IP address. They never
+    /// match a Unix socket directory.
     pub allowed_hosts: Vec<String>,
+    /// Unix socket directories a session may reach, each matched exactly
+    /// after lexical normalization (no patterns).
+    pub allowed_socket_dirs: Vec<PathBuf>,
     /// Where connections come from.
     pub connections: Arc<dyn ConnectionSource>,
     /// If set, the only connection ids the guest may read.
@@ -38,36 +43,52 @@ impl std::fmt::Debug for Policy {
         f.debug_struct("Policy")
             .field("file_root", &self.file_root)
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("allowed_socket_dirs", &self.allowed_socket_dirs)
             .field("allowed_conn_ids", &self.allowed_conn_ids)
             .field("memory_limit", &self.memory_limit)
             .field("call_timeout", &self.call_timeout)
             .field("max_result_bytes", &self.max_result_bytes)
             .field("ambient_aws", &self.ambient_aws)
+            .field("default_socket_dir", &self.default_socket_dir)
             .finish_non_exhaustive()
     }
 }
 
 impl Policy {
-    /// A policy confined to `file_root`, reaching no host, reading
+    /// libpq's standard Unix socket directory: the default local server's.
+    pub const STANDARD_SOCKET_DIR: &'static str = "/var/run/postgresql";
+
+    /// A policy confined to `file_root`, reaching no host and no socket, reading
     /// connections from `AIRFLOW_CONN_*`, with 256 MiB of guest memory,
     /// 64 MiB of rows per statement and an hour per call.
     pub fn new(file_root: impl AsRef<Path>) -> Policy {
         Policy {
             file_root: file_root.as_ref().to_path_buf(),
             allowed_hosts: Vec::new(),
+            allowed_socket_dirs: Vec::new(),
             connections: Arc::new(EnvConnections),
             allowed_conn_ids: None,
             memory_limit: 256 << 20,
             call_timeout: Duration::from_secs(3600),
             max_result_bytes: 64 << 20,
             ambient_aws: false,
-            default_socket_dir: PathBuf::from("/var/run/postgresql"),
+            default_socket_dir: PathBuf::from(Policy::STANDARD_SOCKET_DIR),
         }
     }
 
-    /// Allow sessions and AWS calls to hosts matching `pattern`.
+    /// Allow sessions and AWS calls to hosts matching `pattern`: `*`,
+    /// `*.suffix`, or an exact host name or IP address (`::1` and `[::1]`
+    /// alike). Socket directories need [`Policy::allow_socket_dir`].
     pub fn allow_host(mut self, pattern: impl Into<String>) -> Policy {
         self.allowed_hosts.push(pattern.into());
+        self
+    }
+
+    /// Allow sessions over the Unix sockets in `dir`, and only that directory
+    /// (compared after lexical normalization: `//`, `.` and `..` resolved).
+    /// The default local server's directory needs this rule too.
+    pub fn allow_socket_dir(mut self, dir: impl AsRef<Path>) -> Policy {
+        self.allowed_socket_dirs.push(dir.as_ref().to_path_buf());
         self
     }
 
@@ -115,21 +136,104 @@ impl Policy {
 
     /// Whether `host` (a name, an address or a socket directory) may be reached.
     pub fn host_allowed(&self, host: &str) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        self.allowed_hosts.iter().any(|pattern| {
-            let pattern = pattern.to_ascii_lowercase();
-            match pattern.strip_prefix("*.") {
-                _ if pattern == "*" => true,
-                Some(suffix) => host.ends_with(&format!(".{suffix}")),
-                None => host == pattern,
+        self.allows(&Destination::parse(host))
+    }
+
+    /// Whether `destination` may be reached.
+    pub fn allows(&self, destination: &Destination) -> bool {
+        match destination {
+            Destination::Socket(dir) => {
+                self.allowed_socket_dirs.iter().any(|allowed| allowed.is_absolute() && normalize(allowed) == *dir)
             }
-        })
+            Destination::Ip(ip) => self.allowed_hosts.iter().any(|pattern| {
+                pattern == "*" || unbracket(pattern).is_some_and(|allowed| allowed.to_canonical() == ip.to_canonical())
+            }),
+            Destination::Name(name) => self.allowed_hosts.iter().any(|pattern| {
+                let pattern = pattern.to_ascii_lowercase();
+                match pattern.strip_prefix("*.") {
+                    _ if pattern == "*" => true,
+                    Some(suffix) => name.strip_suffix(suffix).is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+                    None => *name == pattern,
+                }
+            }),
+        }
+    }
+
+    /// `destination` back if the policy lets it be reached, else a message
+    /// naming it.
+    pub fn check(&self, destination: Destination) -> Result<Destination, String> {
+        if self.allows(&destination) { Ok(destination) } else { Err(destination.refusal()) }
     }
 
     /// Whether the guest may read connection `conn_id`.
     pub fn conn_id_allowed(&self, conn_id: &str) -> bool {
         self.allowed_conn_ids.as_ref().is_none_or(|ids| ids.contains(conn_id))
     }
+}
+
+/// Where a connection endpoint or an AWS call leads, as the policy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A Unix socket directory (a host starting with `/`), lexically normalized.
+    Socket(PathBuf),
+    /// An IP address, written bare or in brackets.
+    Ip(IpAddr),
+    /// A host name, lower-cased.
+    Name(String),
+}
+
+impl Destination {
+    /// Classify `host`: a socket directory, an IP address or a host name.
+    pub fn parse(host: &str) -> Destination {
+        if host.starts_with('/') {
+            Destination::socket(Path::new(host))
+        } else if let Some(ip) = unbracket(host) {
+            Destination::Ip(ip)
+        } else {
+            Destination::Name(host.to_ascii_lowercase())
+        }
+    }
+
+    /// The socket directory `dir`, lexically normalized.
+    pub fn socket(dir: &Path) -> Destination {
+        Destination::Socket(normalize(dir))
+    }
+
+    /// Why the policy refuses this destination, naming it.
+    pub fn refusal(&self) -> String {
+        match self {
+            Destination::Socket(dir) => format!(
+                "Unix socket directory {} is not allowed by this tenant's policy \
+                 (socket directories need their own rule: allow_socket_dir, or --allow-socket)",
+                dir.display()
+            ),
+            Destination::Ip(ip) => format!("host {ip} is not allowed by this tenant's policy"),
+            Destination::Name(name) => format!("host {name} is not allowed by this tenant's policy"),
+        }
+    }
+}
+
+/// `host` as an IP address, bare (`::1`) or bracketed (`[::1]`).
+fn unbracket(host: &str) -> Option<IpAddr> {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    bare.parse().ok()
+}
+
+/// An absolute path with `//`, `.` and `..` resolved lexically. The caller
+/// connects to this very path, so a symbolic link under a `..` cannot lead
+/// somewhere other than what was checked.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => out.push(part),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -143,8 +247,45 @@ mod tests {
         assert!(p.host_allowed("a.b.example.com"));
         assert!(!p.host_allowed("example.com"));
         assert!(!p.host_allowed("evil.com"));
+        assert!(!p.host_allowed("evilexample.com"));
         assert!(p.host_allowed("[::1]"));
         assert!(Policy::new("/").allow_host("*").host_allowed("anything"));
         assert!(!Policy::new("/").host_allowed("localhost"));
+    }
+
+    #[test]
+    fn addresses_compare_as_addresses() {
+        for pattern in ["::1", "[::1]", "0:0:0:0:0:0:0:1"] {
+            let p = Policy::new("/").allow_host(pattern);
+            for host in ["::1", "[::1]", "0:0:0:0:0:0:0:1", "[0::1]"] {
+                assert!(p.host_allowed(host), "{pattern} should allow {host}");
+            }
+            assert!(!p.host_allowed("::2"));
+            assert!(!p.host_allowed("[::1"));
+        }
+        let v4 = Policy::new("/").allow_host("127.0.0.1");
+        assert!(v4.host_allowed("::ffff:127.0.0.1"));
+        assert!(!v4.host_allowed("127.1"), "inet_aton shorthand is a name here, not 127.0.0.1");
+        // Suffix patterns are for names: they never match an address.
+        assert!(!Policy::new("/").allow_host("*.0.0.1").host_allowed("127.0.0.1"));
+        assert!(Policy::new("/").allow_host("*").host_allowed("[::1]"));
+    }
+
+    #[test]
+    fn socket_dirs_need_their_own_rule() {
+        let p = Policy::new("/").allow_host("*").allow_host("*.example.com").allow_host("/srv/evil.example.com");
+        assert!(!p.host_allowed("/srv/evil.example.com"));
+        assert!(!p.host_allowed("/tmp"));
+        let p = Policy::new("/").allow_socket_dir("/srv/pg/").allow_socket_dir("relative/dir");
+        for host in ["/srv/pg", "/srv/pg/", "//srv//pg", "/srv/./pg", "/srv/x/../pg", "/../srv/pg"] {
+            assert_eq!(Destination::parse(host), Destination::Socket("/srv/pg".into()));
+            assert!(p.host_allowed(host), "{host}");
+        }
+        for host in ["/srv", "/srv/pg/sub", "/srv/pg/..", "/srv/pgx", "/relative/dir"] {
+            assert!(!p.host_allowed(host), "{host}");
+        }
+        let refusal = p.check(Destination::parse("/srv/evil")).unwrap_err();
+        assert!(refusal.contains("Unix socket directory /srv/evil is not allowed"), "{refusal}");
+        assert_eq!(p.check(Destination::parse("/srv//pg/.")).unwrap(), Destination::Socket("/srv/pg".into()));
     }
 }

@@ -23,7 +23,7 @@ use crate::bindings::postgres::{ChannelBinding, ConnectConfig, Host, HostSession
 use crate::bindings::types::{Column, Error as WitError, ErrorKind, Rowset, Value};
 use crate::error::wit;
 use crate::files::FileRoot;
-use crate::policy::Policy;
+use crate::policy::{Destination, Policy};
 use crate::progress::Progress;
 use crate::runtime::State;
 use crate::values::{Cell, supported};
@@ -143,44 +143,52 @@ fn os_user() -> Option<String> {
     ["USER", "LOGNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
 }
 
-/// Build the tokio-postgres config, checking every endpoint against the policy.
+/// Build the tokio-postgres config, checking every endpoint against the
+/// policy: the config is built from the checked, parsed endpoints.
 fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Config, bool, String), WitError> {
     let mut config = tokio_postgres::Config::new();
-    let default_dir = policy.default_socket_dir.to_string_lossy().into_owned();
     if cfg.endpoints.is_empty() {
         return Err(wit(ErrorKind::Config, "no server to connect to: the endpoint list is empty"));
     }
-    let endpoints: Vec<(String, Option<String>, u16)> = cfg
-        .endpoints
-        .iter()
-        .map(|e| {
-            let host = if e.host.is_empty() { default_dir.clone() } else { e.host.clone() };
-            (host, e.hostaddr.clone(), e.port)
-        })
-        .collect();
-    if endpoints.iter().any(|(_, a, _)| a.is_some()) && endpoints.iter().any(|(_, a, _)| a.is_none()) {
+    if cfg.endpoints.iter().any(|e| e.hostaddr.is_some()) && cfg.endpoints.iter().any(|e| e.hostaddr.is_none()) {
         return Err(wit(ErrorKind::Config, "hostaddr must be given for every host or for none"));
     }
+    let denied = |refusal: String| wit(ErrorKind::Denied, refusal);
     let mut all_unix = true;
-    for (host, hostaddr, port) in &endpoints {
-        for name in std::iter::once(host).chain(hostaddr) {
-            if !policy.host_allowed(name) {
-                return Err(wit(ErrorKind::Denied, format!("host {name} is not allowed by this tenant's policy")));
-            }
-        }
-        if host.starts_with('/') {
-            config.host_path(host);
+    let mut targets = Vec::new();
+    for endpoint in &cfg.endpoints {
+        let destination = if endpoint.host.is_empty() {
+            // No host: libpq's default local server.
+            Destination::socket(&policy.default_socket_dir)
         } else {
-            all_unix = false;
-            config.host(host);
-        }
-        if let Some(addr) = hostaddr {
-            let ip: IpAddr = addr
-                .parse()
-                .map_err(|_| wit(ErrorKind::Config, format!("could not parse network address \"{addr}\"")))?;
-            config.hostaddr(ip);
-        }
-        config.port(*port);
+            Destination::parse(&endpoint.host)
+        };
+        let destination = policy.check(destination).map_err(denied)?;
+        let hostaddr = match &endpoint.hostaddr {
+            Some(addr) => {
+                let ip: IpAddr = addr
+                    .parse()
+                    .map_err(|_| wit(ErrorKind::Config, format!("could not parse network address \"{addr}\"")))?;
+                policy.check(Destination::Ip(ip)).map_err(denied)?;
+                config.hostaddr(ip);
+                Some(ip)
+            }
+            None => None,
+        };
+        match (&destination, hostaddr) {
+            (Destination::Socket(dir), None) => config.host_path(dir),
+            // libpq reaches a hostaddr over TCP whatever the host says, and
+            // sslmode applies; the address is then the only name TLS has.
+            (Destination::Socket(_), Some(ip)) | (&Destination::Ip(ip), _) => config.host(ip.to_string()),
+            (Destination::Name(name), _) => config.host(name),
+        };
+        targets.push(match &destination {
+            Destination::Socket(dir) => format!("{}:{}", dir.display(), endpoint.port),
+            Destination::Ip(ip) => std::net::SocketAddr::new(*ip, endpoint.port).to_string(),
+            Destination::Name(name) => format!("{name}:{}", endpoint.port),
+        });
+        all_unix &= matches!(destination, Destination::Socket(_)) && hostaddr.is_none();
+        config.port(endpoint.port);
     }
     let user = cfg
         .user
@@ -235,8 +243,7 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Co
         ChannelBinding::Prefer => PgChannelBinding::Prefer,
         ChannelBinding::Require => PgChannelBinding::Require,
     });
-    let target = endpoints.iter().map(|(h, _, p)| format!("{h}:{p}")).collect::<Vec<_>>().join(",");
-    Ok((config, all_unix, target))
+    Ok((config, all_unix, targets.join(",")))
 }
 
 /// Open a session, checking every endpoint and file against the tenant's

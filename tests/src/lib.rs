@@ -471,7 +471,7 @@ pub fn tenant(root: &Path, connections: &[(&str, &str)]) -> pghook::Tenant {
     }
     let mut policy = pghook::Policy::new(root).allow_host("127.0.0.1").allow_host("localhost").with_connections(source);
     for cluster in [Cluster::plain_if_started(), Cluster::tls_if_started()].into_iter().flatten() {
-        policy = policy.allow_host(cluster.socket_dir.to_string_lossy());
+        policy = policy.allow_socket_dir(&cluster.socket_dir);
     }
     runtime().tenant(policy)
 }

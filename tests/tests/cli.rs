@@ -156,3 +156,26 @@ fn progress_shows_on_a_terminal_only() {
     assert!(screen.contains("loading 976.6 KiB / 976.6 KiB (100%)"), "{screen:?}");
     assert!(screen.contains("loaded 100000 rows"), "{screen:?}");
 }
+
+#[test]
+fn socket_directories_only_by_allow_socket() {
+    let pg = Cluster::plain();
+    let root = tempfile::tempdir().unwrap();
+    let dir = pg.socket_dir.to_str().unwrap();
+    let uri = format!("postgres://postgres@{}:{}/postgres", dir.replace('/', "%2F"), pg.port);
+    let env = [("AIRFLOW_CONN_POSTGRES_DEFAULT", uri.as_str())];
+    // `--allow-host *` (the default) reaches hosts, never socket directories.
+    let out = pghook(root.path(), &env, &["test-connection"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("Unix socket directory {dir} is not allowed")), "{err}");
+    let out = pghook(root.path(), &env, &["--allow-socket", dir, "test-connection"]);
+    assert_eq!(stdout(&out), "Connection successfully tested");
+    // The standard directory is allowed by default: a connection without a
+    // host gets past the policy (and finds no server there).
+    let env = [("AIRFLOW_CONN_POSTGRES_DEFAULT", r#"{"conn_type": "postgres", "login": "u", "port": 1}"#)];
+    let out = pghook(root.path(), &env, &["test-connection"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("/var/run/postgresql") && !err.contains("not allowed"), "{err}");
+}

@@ -43,7 +43,7 @@ async fn unix_socket_connection() {
     let no_host = format!(r#"{{"login": "postgres", "port": {}, "schema": "postgres"}}"#, pg.port);
     let policy = pghook::Policy::new(root.path())
         .with_default_socket_dir(&pg.socket_dir)
-        .allow_host(pg.socket_dir.to_string_lossy())
+        .allow_socket_dir(&pg.socket_dir)
         .with_connections(pghook::MapConnections::new().with("local", no_host));
     let r = pghook_tests::runtime().tenant(policy).hook(args("local")).get_first("select 1", None).await.unwrap();
     assert_eq!(r.rows[0][0], Value::Int(1));

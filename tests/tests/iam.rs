@@ -1,8 +1,8 @@
 //! IAM logins: RDS tokens signed offline, Redshift against moto's server,
 //! Redshift Serverless against a local stand-in of its API.
 
-use pghook::{ErrorKind, HookArgs, Value};
-use pghook_tests::{Cluster, Moto, ServerlessStandIn, tenant};
+use pghook::{ErrorKind, HookArgs, MapConnections, Policy, Value};
+use pghook_tests::{Cluster, Moto, ServerlessStandIn, runtime, tenant};
 
 fn aws_conn(endpoint: &str) -> String {
     format!(
@@ -111,4 +111,44 @@ async fn aws_endpoints_obey_the_host_policy() {
     let e = t.hook(HookArgs::conn_id("c")).get_iam_token().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Denied);
     assert!(e.message.contains("metadata.example"), "{e}");
+}
+
+/// A tenant that may reach only `pattern`, with an AWS connection `aws` and
+/// Redshift (`rs`) and Redshift Serverless (`sls`) connections using it.
+fn aws_tenant(pattern: &str, aws: &str) -> pghook::Tenant {
+    let rs = "postgres://alice@my-cluster.abc.cn-north-1.redshift.amazonaws.com.cn/dev?iam=true&redshift=true&aws_conn_id=aws";
+    let sls = "postgres://u@wg.x.cn-north-1.redshift-serverless.amazonaws.com.cn/dev?iam=true&redshift-serverless=true&aws_conn_id=aws";
+    let connections = MapConnections::new().with("aws", aws).with("rs", rs).with("sls", sls);
+    let root = std::env::temp_dir();
+    runtime().tenant(Policy::new(root).allow_host(pattern).with_connections(connections))
+}
+
+#[tokio::test]
+async fn aws_calls_are_checked_where_the_sdk_really_sends_them() {
+    // The China partition is not under amazonaws.com: the SDK's own endpoint
+    // is judged, and refused before any request leaves.
+    let china = aws_tenant("*.amazonaws.com", "aws://AKIDEXAMPLE:secret@/?region_name=cn-north-1");
+    for (conn, host) in
+        [("rs", "redshift.cn-north-1.amazonaws.com.cn"), ("sls", "redshift-serverless.cn-north-1.amazonaws.com.cn")]
+    {
+        let e = china.hook(HookArgs::conn_id(conn)).get_iam_token().await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Denied, "{e}");
+        assert!(e.message.contains(&format!("host {host} is not allowed")), "{e}");
+    }
+    // An endpoint_url the policy does not allow gets no traffic at all.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let t = aws_tenant("127.0.0.1", &aws_conn(&endpoint));
+    for conn in ["rs", "sls"] {
+        let e = t.hook(HookArgs::conn_id(conn)).get_iam_token().await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Denied, "{e}");
+        assert!(e.message.contains("host localhost is not allowed"), "{e}");
+    }
+    assert_eq!(listener.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "a request reached the endpoint");
+    // The same endpoint by an allowed address is reached (and answers nothing useful).
+    let allowed = aws_tenant("127.0.0.1", &aws_conn(&endpoint.replace("localhost", "127.0.0.1")));
+    drop(listener);
+    let e = allowed.hook(HookArgs::conn_id("rs")).get_iam_token().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Aws, "{e}");
 }

@@ -158,3 +158,72 @@ async fn compiled_guest_cache_is_private_and_heals() {
     assert_eq!(explain(&pghook::Runtime::with_cache(&dir).unwrap()).await["dbname"], "db");
     assert_eq!(std::fs::read(&entries[0]).unwrap(), b"planted");
 }
+
+/// A tenant whose policy is `policy` plus connection `c` = `conn`.
+fn with_conn(policy: Policy, conn: &str) -> pghook::Tenant {
+    runtime().tenant(policy.with_connections(MapConnections::new().with("c", conn)))
+}
+
+#[tokio::test]
+async fn socket_directories_need_their_own_rule() {
+    let pg = Cluster::plain();
+    let root = tempfile::tempdir().unwrap();
+    // A directory named like an allowed host is a socket directory, not a host.
+    let evil = root.path().join("evil.example.com");
+    std::fs::create_dir(&evil).unwrap();
+    let conn = format!("postgres://u@{}/db", evil.to_str().unwrap().replace('/', "%2F"));
+    let hosts = Policy::new(root.path()).allow_host("*.example.com").allow_host("*");
+    let e = with_conn(hosts.clone(), &conn).hook(HookArgs::conn_id("c")).test_connection().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Denied, "{e}");
+    assert!(e.message.contains(&format!("Unix socket directory {} is not allowed", evil.display())), "{e}");
+    // Its own rule lets the attempt through (nothing listens there).
+    let e = with_conn(Policy::new(root.path()).allow_socket_dir(&evil), &conn)
+        .hook(HookArgs::conn_id("c"))
+        .test_connection()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Connect, "{e}");
+    // The real cluster's socket: refused under host patterns alone, reached
+    // once its directory is allowed, however the rule spells it.
+    let dir = pg.socket_dir.to_str().unwrap();
+    let real = format!("postgres://postgres@{}:{}/postgres", dir.replace('/', "%2F"), pg.port);
+    let e = with_conn(hosts, &real).hook(HookArgs::conn_id("c")).test_connection().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Denied, "{e}");
+    for rule in [dir.to_string(), format!("{dir}/"), format!("{dir}/./"), dir.replacen('/', "//", 1)] {
+        let t = with_conn(Policy::new(root.path()).allow_socket_dir(&rule), &real);
+        t.hook(HookArgs::conn_id("c")).test_connection().await.unwrap_or_else(|e| panic!("rule {rule}: {e}"));
+    }
+    // A path that only normalizes to the allowed directory reaches it too:
+    // what is checked is what is connected to.
+    let detour = format!(
+        "{}:{}",
+        format!("{dir}/../{}", pg.socket_dir.file_name().unwrap().to_str().unwrap()).replace('/', "%2F"),
+        pg.port
+    );
+    let t =
+        with_conn(Policy::new(root.path()).allow_socket_dir(dir), &format!("postgres://postgres@{detour}/postgres"));
+    t.hook(HookArgs::conn_id("c")).test_connection().await.unwrap();
+}
+
+#[tokio::test]
+async fn bracketed_and_bare_ipv6_addresses_agree() {
+    let root = tempfile::tempdir().unwrap();
+    // The clusters listen on 127.0.0.1 only: getting past the policy shows
+    // as a failed connection, not a refusal.
+    let bare = "postgres://u@[::1]:1/db?connect_timeout=5";
+    let bracketed = r#"{"conn_type": "postgres", "host": "[::1]", "port": 1, "login": "u", "schema": "db"}"#;
+    for pattern in ["[::1]", "::1", "0:0:0:0:0:0:0:1"] {
+        for conn in [bare, bracketed] {
+            let t = with_conn(Policy::new(root.path()).allow_host(pattern), conn);
+            let e = t.hook(HookArgs::conn_id("c")).test_connection().await.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Connect, "pattern {pattern}, connection {conn}: {e}");
+        }
+    }
+    let e = with_conn(Policy::new(root.path()).allow_host("::2"), bracketed)
+        .hook(HookArgs::conn_id("c"))
+        .test_connection()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Denied, "{e}");
+    assert!(e.message.contains("host ::1 is not allowed"), "{e}");
+}

@@ -111,3 +111,20 @@ async fn channel_binding_over_tls() {
     let require = serde_json::json!({"sslmode": "require", "channel_binding": "require"});
     assert!(ssl_in_use("127.0.0.1", "postgres", require).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_hostaddr_means_tcp_and_tls_even_with_a_socket_host() {
+    // libpq connects to hostaddr over TCP whatever host says; sslmode then
+    // applies, so a socket-looking host cannot turn TLS off.
+    let pg = Cluster::tls();
+    let dir = pg.socket_dir.to_str().unwrap();
+    for mode in ["prefer", "require"] {
+        let extra = serde_json::json!({"sslmode": mode, "hostaddr": "127.0.0.1"});
+        assert!(ssl_in_use(dir, "postgres", extra).await.unwrap(), "{mode}");
+    }
+    // verify-full has no host name to match (libpq fails it too).
+    let ca = pg.tls.as_ref().unwrap().ca.to_string_lossy().into_owned();
+    let extra = serde_json::json!({"sslmode": "verify-full", "sslrootcert": ca, "hostaddr": "127.0.0.1"});
+    let e = ssl_in_use(dir, "postgres", extra).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Tls, "{e}");
+}

@@ -35,6 +35,9 @@ struct Cli {
     /// Hosts the hook may reach: "*", "*.example.com" or exact names (repeatable).
     #[arg(long = "allow-host", global = true, default_value = "*")]
     allow_hosts: Vec<String>,
+    /// Unix socket directories the hook may reach, each exactly (repeatable).
+    #[arg(long = "allow-socket", value_name = "DIR", global = true, default_value = Policy::STANDARD_SOCKET_DIR)]
+    allow_sockets: Vec<PathBuf>,
     /// Stop a call after this many seconds (its statement is cancelled on the server).
     #[arg(long, global = true, default_value_t = 86_400)]
     timeout: u64,
@@ -342,6 +345,9 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
         .with_ambient_aws(true);
     for host in cli.allow_hosts {
         policy = policy.allow_host(host);
+    }
+    for dir in cli.allow_sockets {
+        policy = policy.allow_socket_dir(dir);
     }
     let runtime = match cache_dir() {
         Some(dir) => Runtime::with_cache(&dir),
