@@ -6,6 +6,8 @@
 //! [`TableRef`].
 
 mod options;
+#[cfg(test)]
+mod props;
 
 pub use options::{CopyOption, ForceQuote, Format, Header};
 
