@@ -236,3 +236,47 @@ fn generated_statements_never_reach_a_program_or_a_server_file() {
     println!("copied, refused by the server, refused by the guest: {counts:?}");
     assert!(counts.0 > 0 && counts.2 > 0, "{counts:?}");
 }
+
+/// The rendered statement means what the caller's statement means: each
+/// constant, dumped through copy_expert (rendered as E'...'), reads back as
+/// the server reads the caller's text in a plain query.
+#[tokio::test]
+async fn rendered_constants_mean_what_the_server_reads() {
+    let pg = Cluster::plain();
+    let (root, on, _off) = setup(pg, "copy_attacks_constants").await;
+    let constants = [
+        r"'it''s'",
+        r"E'\x41\101\u00e9\U0001F600\'\q'",
+        r"e'\uD83D\uDE00'",
+        r"U&'d\0061t\+000061'",
+        r"U&'d!0061t!!' UESCAPE '!'",
+        "$q$ $$ 'x' -- /* $q$",
+        "'a' -- c\r'b'\n'c'",
+        "E'a'\n'\\t'",
+        "N'x'",
+        "B'0101'",
+        "X'1F'",
+        "1.5e3",
+        "U&\"d!0061t\" UESCAPE '!'",
+    ];
+    for constant in constants {
+        let expected = match on.get_first(&format!("select ({constant})::text"), None).await {
+            Ok(r) => r.rows[0][0].clone(),
+            // An identifier: the server names a column by it.
+            Err(_) => {
+                let r = on.get_first(&format!("select 1 as {constant}"), None).await.unwrap();
+                Value::Text(r.columns[0].name.clone())
+            }
+        };
+        let Value::Text(expected) = expected else { panic!("{constant}: {expected:?}") };
+        let sql = if constant.starts_with("U&\"") {
+            format!("COPY (select 1 as {constant}) TO STDOUT WITH (FORMAT csv, HEADER)")
+        } else {
+            format!("COPY (select ({constant})::text) TO STDOUT WITH (FORMAT csv)")
+        };
+        on.copy_expert(&sql, "c.csv").await.unwrap_or_else(|e| panic!("{sql:?}: {e}"));
+        let got = std::fs::read_to_string(root.path().join("c.csv")).unwrap();
+        let first = got.lines().next().unwrap_or_default().trim_matches('"').replace("\"\"", "\"");
+        assert_eq!(first, expected, "{constant:?} dumped as {got:?}");
+    }
+}
