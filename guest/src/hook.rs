@@ -10,7 +10,7 @@ use crate::bindings::postgres::{self, ConnectConfig, Session};
 use crate::bindings::secrets;
 use crate::bindings::types::{Error, Rowset};
 use crate::connection::{Connection, DEFAULT_CONN_ID};
-use crate::copy::{Direction, TableRef, direction};
+use crate::copy::{CopyStatement, Direction, TableRef};
 use crate::error::{Result, config, not_found};
 use crate::iam::{self, IamRequest};
 use crate::libpq::{ConnArgs, HookOverrides};
@@ -110,7 +110,7 @@ impl Hook {
         options: RunOptions,
     ) -> Result<(Vec<Rowset>, RowShape)> {
         let statements: Vec<String> = if options.split_statements {
-            sql.iter().flat_map(|s| split_statements(s)).collect()
+            sql.iter().map(|s| split_statements(s)).collect::<Result<Vec<_>>>()?.concat()
         } else {
             sql.into_iter().filter(|s| !s.trim().is_empty()).collect()
         };
@@ -163,8 +163,11 @@ impl Hook {
         Ok(Records { shape, columns: last.columns, rows: last.rows })
     }
 
-    fn copy(&self, sql: &str, filename: &str) -> Result<CopyOutcome> {
-        let direction = direction(sql)?;
+    /// Run a COPY: the statement sent (and logged) is the one rendered from
+    /// what was parsed, never the caller's text.
+    fn copy(&self, statement: &CopyStatement, filename: &str) -> Result<CopyOutcome> {
+        let sql = statement.render()?;
+        let direction = statement.direction;
         log(Level::Info, &format!("Running copy expert: {sql}, filename: {filename}"));
         if direction == Direction::Load && !files::exists(filename)? {
             // Airflow's documented behaviour: a missing input is created empty.
@@ -173,8 +176,8 @@ impl Hook {
         }
         let (session, _) = self.connect()?;
         let rows = match direction {
-            Direction::Load => session.copy_from_file(sql, filename),
-            Direction::Dump => session.copy_to_file(sql, filename),
+            Direction::Load => session.copy_from_file(&sql, filename),
+            Direction::Dump => session.copy_to_file(&sql, filename),
         };
         self.log_notices(&session);
         Ok(CopyOutcome { loaded: direction == Direction::Load, rows: rows? })
@@ -214,17 +217,18 @@ impl Guest for Component {
     }
 
     fn copy_expert(args: HookArgs, sql: String, filename: String) -> std::result::Result<CopyOutcome, Error> {
-        Hook::new(args)?.copy(&sql, &filename)
+        let statement = CopyStatement::parse(&sql)?;
+        Hook::new(args)?.copy(&statement, &filename)
     }
 
     fn bulk_load(args: HookArgs, table: String, filename: String) -> std::result::Result<u64, Error> {
-        let sql = TableRef::parse(&table)?.copy_from_stdin();
-        Ok(Hook::new(args)?.copy(&sql, &filename)?.rows)
+        let statement = CopyStatement::load(TableRef::parse(&table)?);
+        Ok(Hook::new(args)?.copy(&statement, &filename)?.rows)
     }
 
     fn bulk_dump(args: HookArgs, table: String, filename: String) -> std::result::Result<u64, Error> {
-        let sql = TableRef::parse(&table)?.copy_to_stdout();
-        Ok(Hook::new(args)?.copy(&sql, &filename)?.rows)
+        let statement = CopyStatement::dump(TableRef::parse(&table)?);
+        Ok(Hook::new(args)?.copy(&statement, &filename)?.rows)
     }
 
     fn get_uri(args: HookArgs) -> std::result::Result<String, Error> {

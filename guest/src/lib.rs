@@ -3,7 +3,7 @@
 //!
 //! Every module but [`hook`] is plain Rust that also builds and tests natively:
 //! connection parsing ([`uri`], [`connection`]), extras ([`libpq`]), SQL
-//! building ([`sql`], [`copy`]), IAM decisions ([`iam`]) and the SQLAlchemy URI
+//! lexing and building ([`lexer`], [`sql`], [`copy`]), IAM decisions ([`iam`]) and the SQLAlchemy URI
 //! ([`sqlalchemy`]). [`hook`] wires them to the host's imports.
 
 pub mod bindings;
@@ -12,6 +12,7 @@ pub mod copy;
 pub mod error;
 pub mod hook;
 pub mod iam;
+pub mod lexer;
 pub mod libpq;
 mod no_secrets;
 mod robustness;

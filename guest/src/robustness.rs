@@ -6,7 +6,7 @@ mod tests {
     use crate::bindings::hook::Parameters;
     use crate::bindings::types::Value;
     use crate::connection::Connection;
-    use crate::copy::{TableRef, direction};
+    use crate::copy::{CopyStatement, TableRef};
     use crate::iam::IamRequest;
     use crate::libpq::{ConnArgs, HookOverrides};
     use crate::sql::{interpolate, split_statements};
@@ -103,7 +103,7 @@ mod tests {
             }
             let _ = Connection::parse("fuzz", &format!("postgres://{input}"));
             let _ = split_statements(&input);
-            let _ = direction(&input);
+            let _ = CopyStatement::parse(&input).map(|c| c.render());
             let _ = TableRef::parse(&input);
             for p in &params {
                 let _ = interpolate(&input, Some(p));

@@ -1,190 +1,54 @@
-//! SQL text: a lexer that knows PostgreSQL's quoting, statement splitting,
-//! literal and identifier quoting, and psycopg2's client-side parameter
-//! interpolation (`%s`, `%(name)s`, `%%`).
+//! SQL text: statement splitting (with [`crate::lexer`]), literal and
+//! identifier quoting, and psycopg2's client-side parameter interpolation
+//! (`%s`, `%(name)s`, `%%`).
 
 use crate::bindings::hook::Parameters;
 use crate::bindings::types::Value;
 use crate::error::{Result, config};
+use crate::lexer::{self, LexError, Scs, lex};
 
-/// What a token is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenKind {
-    /// A keyword or unquoted identifier.
-    Word,
-    /// A `"quoted"` identifier.
-    QuotedIdent,
-    /// A string constant: '...', E'...' or $tag$...$tag$.
-    Literal,
-    /// A `--` or `/* */` comment.
-    Comment,
-    /// Any other single character: punctuation, operators, digits.
-    Symbol,
-}
-
-/// A token and where it stands in the text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Token {
-    pub kind: TokenKind,
-    pub start: usize,
-    pub end: usize,
-    /// A quote or comment that runs to the end of the text.
-    pub unterminated: bool,
-}
-
-fn is_ident_start(c: char) -> bool {
-    c.is_alphabetic() || c == '_' || !c.is_ascii()
-}
-
-fn is_ident_char(c: char) -> bool {
-    is_ident_start(c) || c.is_ascii_digit() || c == '$'
-}
-
-/// Split `sql` into tokens, skipping white space.
-pub fn tokenize(sql: &str) -> Vec<Token> {
-    let chars: Vec<(usize, char)> = sql.char_indices().collect();
-    let at = |i: usize| chars.get(i).map(|&(_, c)| c);
-    let offset = |i: usize| chars.get(i).map_or(sql.len(), |&(o, _)| o);
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    while let Some(c) = at(i) {
-        let start = i;
-        let mut kind = TokenKind::Symbol;
-        let mut unterminated = false;
-        if c.is_whitespace() {
-            i += 1;
-            continue;
-        } else if c == '-' && at(i + 1) == Some('-') {
-            kind = TokenKind::Comment;
-            while at(i).is_some_and(|c| c != '\n') {
-                i += 1;
-            }
-        } else if c == '/' && at(i + 1) == Some('*') {
-            kind = TokenKind::Comment;
-            let mut depth = 0;
-            loop {
-                match (at(i), at(i + 1)) {
-                    (Some('/'), Some('*')) => {
-                        depth += 1;
-                        i += 2;
-                    }
-                    (Some('*'), Some('/')) => {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    }
-                    (Some(_), _) => i += 1,
-                    (None, _) => {
-                        unterminated = true;
-                        break;
-                    }
-                }
-            }
-        } else if c == '\'' || (matches!(c, 'e' | 'E') && at(i + 1) == Some('\'')) {
-            kind = TokenKind::Literal;
-            let backslashes = c != '\'';
-            i += if backslashes { 2 } else { 1 };
-            loop {
-                match at(i) {
-                    None => {
-                        unterminated = true;
-                        break;
-                    }
-                    Some('\\') if backslashes => i += 2,
-                    Some('\'') if at(i + 1) == Some('\'') => i += 2,
-                    Some('\'') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(_) => i += 1,
-                }
-            }
-        } else if c == '"' {
-            kind = TokenKind::QuotedIdent;
-            i += 1;
-            loop {
-                match at(i) {
-                    None => {
-                        unterminated = true;
-                        break;
-                    }
-                    Some('"') if at(i + 1) == Some('"') => i += 2,
-                    Some('"') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(_) => i += 1,
-                }
-            }
-        } else if c == '$'
-            && let Some(tag_len) = dollar_tag(&chars[i..])
-        {
-            kind = TokenKind::Literal;
-            let tag: String = chars[i..i + tag_len].iter().map(|&(_, c)| c).collect();
-            let body_start = offset(i + tag_len);
-            match sql[body_start..].find(&tag) {
-                Some(pos) => {
-                    let end_byte = body_start + pos + tag.len();
-                    while offset(i) < end_byte {
-                        i += 1;
-                    }
-                }
-                None => {
-                    unterminated = true;
-                    i = chars.len();
-                }
-            }
-        } else if is_ident_start(c) {
-            kind = TokenKind::Word;
-            while at(i).is_some_and(is_ident_char) {
-                i += 1;
-            }
-        } else {
-            i += 1;
-        }
-        tokens.push(Token { kind, start: offset(start), end: offset(i), unterminated });
-    }
-    tokens
-}
-
-/// The length in chars of a `$tag$` opening at the start of `chars`.
-fn dollar_tag(chars: &[(usize, char)]) -> Option<usize> {
-    let mut n = 1;
-    while let Some(&(_, c)) = chars.get(n) {
-        if c == '$' {
-            return Some(n + 1);
-        }
-        let ok = if n == 1 { is_ident_start(c) && c != '$' } else { is_ident_char(c) && c != '$' };
-        if !ok {
-            return None;
-        }
-        n += 1;
-    }
-    None
-}
-
-/// Split a script into statements at top-level semicolons, as Airflow's
-/// `split_statements` does; empty statements are dropped.
-pub fn split_statements(sql: &str) -> Vec<String> {
-    let mut statements = Vec::new();
+/// The byte ranges of the statements in `sql`, split at top-level
+/// semicolons as read with `scs`; statements with no token are dropped.
+fn statement_ranges(sql: &str, scs: Scs) -> std::result::Result<Vec<(usize, usize)>, LexError> {
+    let mut ranges = Vec::new();
     let mut start = 0;
     let mut has_code = false;
-    for token in tokenize(sql) {
-        if token.kind == TokenKind::Symbol && &sql[token.start..token.end] == ";" {
+    for token in lex(sql, scs)? {
+        if token.is_symbol(";") {
             if has_code {
-                statements.push(sql[start..token.start].trim().to_string());
+                ranges.push((start, token.start));
             }
             start = token.end;
             has_code = false;
-        } else if token.kind != TokenKind::Comment {
+        } else {
             has_code = true;
         }
     }
     if has_code {
-        statements.push(sql[start..].trim().to_string());
+        ranges.push((start, sql.len()));
     }
-    statements
+    Ok(ranges)
+}
+
+/// Split a script into statements at top-level semicolons, as Airflow's
+/// `split_statements` does; empty statements are dropped. The statements
+/// are the caller's text: `run` sends SQL as written. A script that splits
+/// differently depending on standard_conforming_strings is refused.
+pub fn split_statements(sql: &str) -> Result<Vec<String>> {
+    let (on, off) = (statement_ranges(sql, Scs::On), statement_ranges(sql, Scs::Off));
+    let ranges = match (on, off) {
+        (Ok(on), Ok(off)) if on == off => on,
+        // The same verdict as for any SQL: a lexical error, or an ambiguity.
+        _ => {
+            lexer::both_readings(sql)?;
+            return Err(config(
+                "the script splits into statements differently depending on standard_conforming_strings \
+                 (a backslash in a '...' string is a plain character when it is on, an escape when it is off): \
+                 write such strings as E'...' with each backslash doubled",
+            ));
+        }
+    };
+    Ok(ranges.into_iter().map(|(start, end)| sql[start..end].trim().to_string()).collect())
 }
 
 /// Quote an identifier for PostgreSQL: `"na""me"`.
@@ -307,15 +171,24 @@ mod tests {
         let script = "create table t(a text); -- c; \n insert into t values ('a;b'), (E'x\\';'); \
                       select $$;$$, $f$ ; $f$, \"se;mi\" /* ; /* ; */ */ ;;  ";
         assert_eq!(
-            split_statements(script),
+            split_statements(script).unwrap(),
             vec![
                 "create table t(a text)".to_string(),
                 "-- c; \n insert into t values ('a;b'), (E'x\\';')".to_string(),
                 "select $$;$$, $f$ ; $f$, \"se;mi\" /* ; /* ; */ */".to_string(),
             ]
         );
-        assert_eq!(split_statements("-- only a comment"), Vec::<String>::new());
-        assert_eq!(split_statements("select $1"), vec!["select $1".to_string()]);
+        assert_eq!(split_statements("-- only a comment").unwrap(), Vec::<String>::new());
+        assert_eq!(split_statements("select $1").unwrap(), vec!["select $1".to_string()]);
+        // A -- comment ends at \r as in PostgreSQL.
+        assert_eq!(split_statements("select 1 --;\rselect 2; select 3").unwrap().len(), 2);
+        // Backslashes are fine where both readings split alike...
+        assert_eq!(split_statements(r"select 'C:\dir'; select 2").unwrap().len(), 2);
+        // ...and refused where they do not.
+        let e = split_statements(r"select 'a\'; select 1; --'").unwrap_err();
+        assert!(e.message.contains("standard_conforming_strings"), "{}", e.message);
+        let e = split_statements("select 'a; select 2").unwrap_err();
+        assert!(e.message.contains("unterminated quoted string at character 8"), "{}", e.message);
     }
 
     #[test]
