@@ -1,162 +1,486 @@
-//! Files under a hook's root directory: path confinement, the `files`
-//! import, and the readers and atomic writers the COPY data plane uses.
+//! Files under a hook's root directory: the `files` import, and the readers
+//! and atomic writers the COPY data plane and TLS use.
+//!
+//! Every file is reached through one directory handle on the root (cap-std),
+//! whose path resolution cannot leave it: a symbolic link out of the root, or
+//! a directory swapped for one between a check and a use, is refused by the
+//! kernel at the open itself (`openat2` with `RESOLVE_BENEATH`). Only regular
+//! files are used; they are opened without blocking (a FIFO never hangs a
+//! call) and checked on the opened handle. All blocking file work runs on
+//! tokio's blocking pool, inside the call that asked for it.
 
-use std::io::Write;
+use std::ffi::OsString;
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use cap_std::fs::{Dir, FileType, FileTypeExt, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
 
 use crate::bindings::types::{Error as WitError, ErrorKind};
 use crate::error::wit;
 
-/// A directory that confines every path a guest names.
+/// The largest file [`FileRoot::read`] reads: TLS material is a few KiB.
+pub const READ_LIMIT: u64 = 1 << 20;
+
+/// The permission bits a replaced file passes on to its replacement: no
+/// set-user-id, set-group-id or sticky bit on data a server sent.
+const KEPT_MODE_BITS: u32 = 0o777;
+
+/// Flags for every open: never wait on a FIFO or device, never acquire a
+/// controlling terminal.
+const OPEN_FLAGS: i32 = libc::O_NONBLOCK | libc::O_NOCTTY;
+
+/// A directory that confines every path a guest names. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct FileRoot {
-    root: PathBuf,
+    inner: Arc<Root>,
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> WitError {
-    wit(ErrorKind::Io, format!("{}: {e}", path.display()))
+#[derive(Debug)]
+struct Root {
+    /// The handle every path is resolved from.
+    dir: Dir,
+    /// The root canonicalized and as configured: an absolute guest path must
+    /// start with one of them (compared lexically, component by component).
+    prefixes: [PathBuf; 2],
+}
+
+/// A path as the guest gave it (for messages) and relative to the root.
+struct Named {
+    given: String,
+    relative: PathBuf,
+}
+
+fn io_error(path: &str, e: std::io::Error) -> WitError {
+    // cap-std reports a resolution that would leave the root as a permission
+    // error without an OS error code.
+    if e.kind() == std::io::ErrorKind::PermissionDenied && e.raw_os_error().is_none() {
+        return wit(ErrorKind::Denied, format!("{path}: leads outside the file root (through a symbolic link)"));
+    }
+    wit(ErrorKind::Io, format!("{path}: {e}"))
+}
+
+fn is_missing(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory)
+}
+
+fn describe(file_type: FileType) -> &'static str {
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
+/// `Ok` for a regular file, a clear refusal naming what else it is.
+fn regular(path: &str, meta: &Metadata) -> Result<(), WitError> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    Err(wit(ErrorKind::Denied, format!("{path}: is {}, not a regular file", describe(meta.file_type()))))
+}
+
+/// Run blocking file work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, WitError> + Send + 'static,
+) -> Result<T, WitError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| wit(ErrorKind::Io, format!("a file operation did not finish: {e}")))?
 }
 
 impl FileRoot {
     /// Confine paths to `root`, which must be an existing directory.
-    pub fn new(root: &Path) -> Result<FileRoot, WitError> {
-        let root =
-            root.canonicalize().map_err(|e| wit(ErrorKind::Denied, format!("file root {}: {e}", root.display())))?;
-        Ok(FileRoot { root })
+    pub async fn new(root: &Path) -> Result<FileRoot, WitError> {
+        let root = root.to_path_buf();
+        blocking(move || {
+            let refused = |e: std::io::Error| wit(ErrorKind::Denied, format!("file root {}: {e}", root.display()));
+            let dir = Dir::open_ambient_dir(&root, cap_std::ambient_authority()).map_err(refused)?;
+            let canonical = root.canonicalize().map_err(refused)?;
+            let root = Root { dir, prefixes: [canonical, root] };
+            Ok(FileRoot { inner: Arc::new(root) })
+        })
+        .await
     }
 
-    /// Resolve `path` (relative to the root, or absolute inside it). `..` is
-    /// refused outright; symbolic links are followed and must stay inside.
-    pub fn resolve(&self, path: &str) -> Result<PathBuf, WitError> {
-        let denied = |why: &str| wit(ErrorKind::Denied, format!("{path}: {why} (file root {})", self.root.display()));
+    /// Parse `path` (relative to the root, or absolute inside it) into a
+    /// path relative to the root. `..` is refused outright; symbolic links
+    /// are left to the directory handle, which refuses those that leave.
+    fn name(&self, path: &str) -> Result<Named, WitError> {
+        let denied = |why: String| wit(ErrorKind::Denied, format!("{path}: {why}"));
         if path.is_empty() {
-            return Err(denied("an empty file name"));
+            return Err(denied("an empty file name".into()));
         }
         let given = Path::new(path);
         if given.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(denied("`..` is not allowed"));
+            return Err(denied("`..` is not allowed".into()));
         }
-        let joined = if given.is_absolute() { given.to_path_buf() } else { self.root.join(given) };
-        // Canonicalize the deepest part that exists, so links cannot lead out.
-        let mut existing = joined.clone();
-        let mut tail = Vec::new();
-        while !existing.exists() {
-            match (existing.file_name(), existing.parent()) {
-                (Some(name), Some(parent)) => {
-                    tail.push(name.to_os_string());
-                    existing = parent.to_path_buf();
-                }
-                _ => return Err(denied("no such directory")),
-            }
+        let inside = if given.is_absolute() {
+            let stripped = self.inner.prefixes.iter().find_map(|prefix| given.strip_prefix(prefix).ok());
+            stripped.ok_or_else(|| {
+                denied(format!("outside the file root (file root {})", self.inner.prefixes[0].display()))
+            })?
+        } else {
+            given
+        };
+        let relative: PathBuf = inside.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+        if relative.as_os_str().is_empty() {
+            return Err(denied("names the file root itself, not a file".into()));
         }
-        let mut resolved = existing.canonicalize().map_err(|e| io_error(&existing, e))?;
-        for name in tail.into_iter().rev() {
-            resolved.push(name);
-        }
-        if !resolved.starts_with(&self.root) {
-            return Err(denied("outside the file root"));
-        }
-        Ok(resolved)
+        Ok(Named { given: path.to_string(), relative })
     }
 
     /// Whether `path` is an existing regular file.
-    pub fn exists(&self, path: &str) -> Result<bool, WitError> {
-        Ok(self.resolve(path)?.is_file())
+    pub async fn exists(&self, path: &str) -> Result<bool, WitError> {
+        let named = self.name(path)?;
+        let root = self.inner.clone();
+        blocking(move || match root.dir.metadata(&named.relative) {
+            Ok(meta) => Ok(meta.is_file()),
+            Err(e) if is_missing(&e) => Ok(false),
+            Err(e) => Err(io_error(&named.given, e)),
+        })
+        .await
     }
 
-    /// Create `path` empty unless it exists.
-    pub fn create_empty(&self, path: &str) -> Result<(), WitError> {
-        let resolved = self.resolve(path)?;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&resolved)
-            .map(drop)
-            .map_err(|e| io_error(&resolved, e))
+    /// Create `path` empty unless it exists; an existing file is never
+    /// truncated, and anything but a regular file is refused.
+    pub async fn create_empty(&self, path: &str) -> Result<(), WitError> {
+        let named = self.name(path)?;
+        let root = self.inner.clone();
+        blocking(move || {
+            let Named { given, relative } = &named;
+            match root.dir.metadata(relative) {
+                Ok(meta) => return regular(given, &meta),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(given, e)),
+            }
+            // Not truncating: a file that appeared meanwhile is kept whole.
+            let mut options = OpenOptions::new();
+            options.write(true).create(true).custom_flags(OPEN_FLAGS);
+            let file = root.dir.open_with(relative, &options).map_err(|e| io_error(given, e))?;
+            regular(given, &file.metadata().map_err(|e| io_error(given, e))?)
+        })
+        .await
     }
 
     /// Open `path` for reading, with its size.
     pub async fn open_read(&self, path: &str) -> Result<(tokio::fs::File, u64), WitError> {
-        let resolved = self.resolve(path)?;
-        let file = tokio::fs::File::open(&resolved).await.map_err(|e| io_error(&resolved, e))?;
-        let size = file.metadata().await.map_err(|e| io_error(&resolved, e))?.len();
-        Ok((file, size))
+        let named = self.name(path)?;
+        let root = self.inner.clone();
+        let (file, size) = blocking(move || root.open_regular(&named)).await?;
+        Ok((tokio::fs::File::from_std(file), size))
     }
 
-    /// Read a whole small file (TLS material).
-    pub fn read(&self, path: &str) -> Result<Vec<u8>, WitError> {
-        let resolved = self.resolve(path)?;
-        std::fs::read(&resolved).map_err(|e| io_error(&resolved, e))
+    /// Read a whole small file (TLS material), at most [`READ_LIMIT`] bytes.
+    pub async fn read(&self, path: &str) -> Result<Vec<u8>, WitError> {
+        let named = self.name(path)?;
+        let root = self.inner.clone();
+        blocking(move || {
+            let too_big = || {
+                let limit = READ_LIMIT >> 20;
+                wit(ErrorKind::Limit, format!("{}: is larger than the {limit} MiB allowed for this file", named.given))
+            };
+            let (file, size) = root.open_regular(&named)?;
+            if size > READ_LIMIT {
+                return Err(too_big());
+            }
+            let mut bytes = Vec::with_capacity(size as usize);
+            // The file may grow after the size check; read one byte past the limit to tell.
+            file.take(READ_LIMIT + 1).read_to_end(&mut bytes).map_err(|e| io_error(&named.given, e))?;
+            if bytes.len() as u64 > READ_LIMIT {
+                return Err(too_big());
+            }
+            Ok(bytes)
+        })
+        .await
     }
 
     /// Start writing `path` atomically: the data goes to a hidden temporary
     /// file beside it, which replaces `path` only on [`AtomicFile::commit`].
-    pub fn create_atomic(&self, path: &str) -> Result<AtomicFile, WitError> {
-        let target = self.resolve(path)?;
-        let dir = target.parent().unwrap_or(&self.root).to_path_buf();
-        let temp = tempfile::Builder::new()
-            .prefix(".pghook-")
-            .suffix(".partial")
-            .tempfile_in(&dir)
-            .map_err(|e| io_error(&dir, e))?;
-        Ok(AtomicFile { temp, target })
+    /// A replaced file's permission bits carry over; a new file gets
+    /// `0666 & ~umask`, as `open(path, "w")` in Airflow or psql's `\o` would.
+    pub async fn create_atomic(&self, path: &str) -> Result<AtomicFile, WitError> {
+        let named = self.name(path)?;
+        let root = self.inner.clone();
+        blocking(move || {
+            let Named { given, relative } = named;
+            let target_name = relative.file_name().map(OsString::from).unwrap_or_default();
+            let parent = match relative.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => root.dir.open_dir(parent),
+                _ => root.dir.try_clone(),
+            };
+            let dir = parent.map_err(|e| io_error(&given, e))?;
+            let mode = match dir.metadata(&target_name) {
+                Ok(meta) => {
+                    regular(&given, &meta)?;
+                    Some(meta.mode() & KEPT_MODE_BITS)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io_error(&given, e)),
+            };
+            let (temp_name, file) = create_temp(&dir, &given)?;
+            let atomic = AtomicFile { dir, temp_name, target_name, file, path: given, committed: false };
+            if let Some(mode) = mode {
+                // Set now, so the data is never readable more widely than the file it replaces.
+                use std::os::unix::fs::PermissionsExt;
+                let permissions = std::fs::Permissions::from_mode(mode);
+                atomic.file.set_permissions(permissions).map_err(|e| io_error(&atomic.path, e))?;
+            }
+            Ok(atomic)
+        })
+        .await
     }
+}
+
+impl Root {
+    /// Open a regular file for reading, with its size; anything else is
+    /// refused before it is opened, and again on the opened handle (it may
+    /// have been swapped in between).
+    fn open_regular(&self, named: &Named) -> Result<(std::fs::File, u64), WitError> {
+        let Named { given, relative } = named;
+        regular(given, &self.dir.metadata(relative).map_err(|e| io_error(given, e))?)?;
+        let mut options = OpenOptions::new();
+        options.read(true).custom_flags(OPEN_FLAGS);
+        let file = self.dir.open_with(relative, &options).map_err(|e| io_error(given, e))?;
+        let meta = file.metadata().map_err(|e| io_error(given, e))?;
+        regular(given, &meta)?;
+        Ok((file.into_std(), meta.len()))
+    }
+}
+
+/// A fresh temporary name in `dir`, created exclusively.
+fn create_temp(dir: &Dir, path: &str) -> Result<(String, std::fs::File), WitError> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true).custom_flags(OPEN_FLAGS);
+    let mut last = None;
+    for _ in 0..16 {
+        // RandomState is seeded randomly per process and differs per call.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        let name = format!(".pghook-{:016x}.partial", hasher.finish());
+        match dir.open_with(&name, &options) {
+            Ok(file) => return Ok((name, file.into_std())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(io_error(path, e)),
+        }
+    }
+    Err(io_error(path, last.unwrap_or_else(|| std::io::Error::other("no free temporary name"))))
 }
 
 /// A file that appears whole at its final name, or not at all: dropping it
 /// without [`AtomicFile::commit`] removes the temporary file.
 #[derive(Debug)]
 pub struct AtomicFile {
-    temp: tempfile::NamedTempFile,
-    target: PathBuf,
+    /// The directory holding both names, opened once through the root.
+    dir: Dir,
+    temp_name: String,
+    target_name: OsString,
+    file: std::fs::File,
+    /// The path as the guest gave it, for messages.
+    path: String,
+    committed: bool,
 }
 
 impl AtomicFile {
     /// A second handle on the temporary file, for async writing.
     pub fn writer(&self) -> Result<tokio::fs::File, WitError> {
-        let file = self.temp.as_file().try_clone().map_err(|e| io_error(&self.target, e))?;
+        let file = self.file.try_clone().map_err(|e| io_error(&self.path, e))?;
         Ok(tokio::fs::File::from_std(file))
     }
 
     /// Flush to disk and move into place.
-    pub fn commit(mut self) -> Result<(), WitError> {
-        self.temp.flush().map_err(|e| io_error(&self.target, e))?;
-        self.temp.as_file().sync_all().map_err(|e| io_error(&self.target, e))?;
-        let target = self.target.clone();
-        self.temp.persist(&target).map_err(|e| io_error(&target, e.error))?;
-        Ok(())
+    pub async fn commit(self) -> Result<(), WitError> {
+        blocking(move || {
+            let mut this = self;
+            this.file.sync_all().map_err(|e| io_error(&this.path, e))?;
+            this.dir.rename(&this.temp_name, &this.dir, &this.target_name).map_err(|e| io_error(&this.path, e))?;
+            this.committed = true;
+            // Make the rename itself durable; some file systems cannot sync a
+            // directory, and the data is in place either way.
+            let _ = this.dir.try_clone().map(|dir| dir.into_std_file().sync_all());
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Drop cannot wait for the blocking pool (and may run while the
+            // runtime shuts down); one unlink in an open directory is quick.
+            let _ = self.dir.remove_file(&self.temp_name);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
 
-    #[test]
-    fn confines_paths() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = FileRoot::new(dir.path()).unwrap();
-        std::fs::create_dir(dir.path().join("sub")).unwrap();
-        assert!(root.resolve("sub/new.tsv").unwrap().ends_with("sub/new.tsv"));
-        let inside = dir.path().join("a.tsv");
-        assert!(root.resolve(inside.to_str().unwrap()).is_ok());
-        for bad in ["../x", "/etc/passwd", "sub/../../x", ""] {
-            assert_eq!(root.resolve(bad).unwrap_err().kind, ErrorKind::Denied, "{bad}");
-        }
-        std::os::unix::fs::symlink("/etc", dir.path().join("link")).unwrap();
-        assert_eq!(root.resolve("link/passwd").unwrap_err().kind, ErrorKind::Denied);
+    async fn root_in(dir: &Path) -> FileRoot {
+        FileRoot::new(dir).await.unwrap()
     }
 
-    #[test]
-    fn atomic_file_appears_only_on_commit() {
+    fn mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+        assert!(status.success());
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn confines_paths() {
         let dir = tempfile::tempdir().unwrap();
-        let root = FileRoot::new(dir.path()).unwrap();
-        let file = root.create_atomic("out.tsv").unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "outside\n").unwrap();
+        let root = root_in(dir.path()).await;
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/in.tsv"), "1\n").unwrap();
+        assert_eq!(root.read("sub/in.tsv").await.unwrap(), b"1\n");
+        assert_eq!(root.read("./sub/./in.tsv").await.unwrap(), b"1\n");
+        let absolute = dir.path().join("sub/in.tsv");
+        assert_eq!(root.read(absolute.to_str().unwrap()).await.unwrap(), b"1\n");
+        let secret = outside.path().join("secret");
+        for bad in ["../x", "/etc/passwd", secret.to_str().unwrap(), "sub/../../x", "sub/../in.tsv", "", ".", "/"] {
+            let e = root.exists(bad).await.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Denied, "{bad}: {e:?}");
+            assert_eq!(root.read(bad).await.unwrap_err().kind, ErrorKind::Denied, "{bad}");
+        }
+        let e = root.exists(secret.to_str().unwrap()).await.unwrap_err();
+        assert!(e.message.contains("outside the file root"), "{e:?}");
+        // Links out are refused, whether absolute or relative; links that stay inside are followed.
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).unwrap();
+        // Both temporary directories share a parent.
+        let sibling = format!("../{}", outside.path().file_name().unwrap().to_str().unwrap());
+        std::os::unix::fs::symlink(sibling, dir.path().join("rel")).unwrap();
+        std::os::unix::fs::symlink("sub/in.tsv", dir.path().join("in-link")).unwrap();
+        for bad in ["out/secret", "rel/secret"] {
+            let e = root.read(bad).await.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Denied, "{bad}");
+            assert_eq!(e.message, format!("{bad}: leads outside the file root (through a symbolic link)"));
+            assert_eq!(root.open_read(bad).await.unwrap_err().kind, ErrorKind::Denied, "{bad}");
+            assert_eq!(root.create_atomic(&format!("{bad}2")).await.unwrap_err().kind, ErrorKind::Denied, "{bad}");
+        }
+        assert_eq!(root.read("in-link").await.unwrap(), b"1\n");
+        std::os::unix::fs::symlink("../sub/in.tsv", dir.path().join("sub/up")).unwrap();
+        assert_eq!(root.read("sub/up").await.unwrap(), b"1\n");
+        // An absolute link is refused even when it points inside: the handle
+        // resolves nothing from the host's `/`.
+        std::os::unix::fs::symlink(dir.path().join("sub/in.tsv"), dir.path().join("abs-link")).unwrap();
+        assert_eq!(root.read("abs-link").await.unwrap_err().kind, ErrorKind::Denied);
+        assert!(root.exists("in-link").await.unwrap());
+        assert!(!root.exists("missing.tsv").await.unwrap());
+        assert!(!root.exists("sub/in.tsv/x").await.unwrap());
+        assert_eq!(names(outside.path()), ["secret"]);
+    }
+
+    #[tokio::test]
+    async fn a_dangling_link_out_creates_nothing_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = root_in(dir.path()).await;
+        std::os::unix::fs::symlink(outside.path().join("made.tsv"), dir.path().join("dangling")).unwrap();
+        let e = root.exists("dangling").await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Denied, "{e:?}");
+        let e = root.create_empty("dangling").await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Denied, "{e:?}");
+        assert!(names(outside.path()).is_empty());
+        // A dangling link that stays inside creates its target, as open() would.
+        std::os::unix::fs::symlink("made.tsv", dir.path().join("inside")).unwrap();
+        root.create_empty("inside").await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("made.tsv")).unwrap(), b"");
+        // An existing file is kept whole.
+        std::fs::write(dir.path().join("kept.tsv"), "1\n").unwrap();
+        root.create_empty("kept.tsv").await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("kept.tsv")).unwrap(), b"1\n");
+    }
+
+    #[tokio::test]
+    async fn only_regular_files_and_never_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root_in(dir.path()).await;
+        mkfifo(&dir.path().join("fifo"));
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let started = Instant::now();
+        for (path, what) in [("fifo", "a FIFO (named pipe)"), ("sub", "a directory")] {
+            assert!(!root.exists(path).await.unwrap());
+            let message = format!("{path}: is {what}, not a regular file");
+            let e = root.open_read(path).await.unwrap_err();
+            assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Denied, message.as_str()));
+            assert_eq!(root.read(path).await.unwrap_err().message, message);
+            assert_eq!(root.create_empty(path).await.unwrap_err().message, message);
+            assert_eq!(root.create_atomic(path).await.unwrap_err().message, message);
+        }
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(names(dir.path()), ["fifo", "sub"]);
+    }
+
+    #[tokio::test]
+    async fn reads_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root_in(dir.path()).await;
+        std::fs::write(dir.path().join("big.pem"), vec![b'x'; READ_LIMIT as usize + 1]).unwrap();
+        let e = root.read("big.pem").await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Limit);
+        assert_eq!(e.message, "big.pem: is larger than the 1 MiB allowed for this file");
+        std::fs::write(dir.path().join("ok.pem"), vec![b'x'; READ_LIMIT as usize]).unwrap();
+        assert_eq!(root.read("ok.pem").await.unwrap().len(), READ_LIMIT as usize);
+    }
+
+    #[tokio::test]
+    async fn atomic_file_appears_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root_in(dir.path()).await;
+        let file = root.create_atomic("out.tsv").await.unwrap();
+        assert_eq!(names(dir.path()).len(), 1);
+        assert!(names(dir.path())[0].starts_with(".pghook-"));
         drop(file);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        let file = root.create_atomic("out.tsv").unwrap();
+        assert!(names(dir.path()).is_empty());
+        let file = root.create_atomic("out.tsv").await.unwrap();
         std::io::Write::write_all(&mut file.writer().unwrap().try_into_std().unwrap(), b"x\n").unwrap();
-        file.commit().unwrap();
+        file.commit().await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("out.tsv")).unwrap(), b"x\n");
+        assert_eq!(names(dir.path()), ["out.tsv"]);
+    }
+
+    #[tokio::test]
+    async fn replacing_keeps_the_permission_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root_in(dir.path()).await;
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let target = dir.path().join("sub/out.tsv");
+        std::fs::write(&target, "old\n").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o4640)).unwrap();
+        let file = root.create_atomic("sub/out.tsv").await.unwrap();
+        std::io::Write::write_all(&mut file.writer().unwrap().try_into_std().unwrap(), b"new\n").unwrap();
+        file.commit().await.unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new\n");
+        // The set-user-id bit is not carried over onto server data.
+        assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o7777, 0o640);
+        // A new file gets 0666 less the umask, like any file a program creates.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let umask = status.lines().find_map(|l| l.strip_prefix("Umask:")).unwrap().trim();
+        let umask = u32::from_str_radix(umask, 8).unwrap();
+        let file = root.create_atomic("new.tsv").await.unwrap();
+        file.commit().await.unwrap();
+        let mode = std::fs::metadata(dir.path().join("new.tsv")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !umask);
     }
 }

@@ -150,7 +150,7 @@ impl Hook {
     pub async fn get_conn(&self) -> Result<tokio_postgres::Client, Error> {
         let config = self.connect_config().await?;
         let policy = &self.tenant.policy;
-        let files = files::FileRoot::new(&policy.file_root)?;
+        let files = files::FileRoot::new(&policy.file_root).await?;
         Ok(postgres::connect_client(&config, policy, &files).await?)
     }
 

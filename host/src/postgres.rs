@@ -278,7 +278,7 @@ async fn open(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> Result<
     let (mut config, all_unix, target) = pg_config(cfg, policy)?;
     let during = format!("connection to {target} failed");
     // libpq never uses TLS on Unix sockets, whatever sslmode says.
-    let tls = if all_unix { None } else { crate::tls::client_config(&cfg.tls, files)? };
+    let tls = if all_unix { None } else { crate::tls::client_config(&cfg.tls, files).await? };
     // libpq's connect_timeout bounds each whole attempt, handshake and
     // login included; tokio-postgres' bounds only the TCP connect.
     let limit = cfg.connect_timeout_seconds.map(|s| Duration::from_secs(s.into()));
@@ -529,10 +529,10 @@ impl HostSession for State {
     }
 
     async fn copy_to_file(&mut self, handle: Resource<Session>, sql: String, path: String) -> Result<u64, WitError> {
-        let out = self.files.create_atomic(&path)?;
+        let out = self.files.create_atomic(&path).await?;
         let progress = self.progress.clone();
         let lines = self.session(&handle)?.copy_out(&sql, &out, &*progress).await?;
-        out.commit()?;
+        out.commit().await?;
         Ok(lines)
     }
 

@@ -127,11 +127,11 @@ impl crate::bindings::log::Host for State {
 
 impl crate::bindings::files::Host for State {
     async fn exists(&mut self, path: String) -> Result<bool, WitError> {
-        self.files.exists(&path)
+        self.files.exists(&path).await
     }
 
     async fn create_empty(&mut self, path: String) -> Result<(), WitError> {
-        self.files.create_empty(&path)
+        self.files.create_empty(&path).await
     }
 }
 
@@ -228,7 +228,7 @@ impl Runtime {
     where
         F: for<'a> FnOnce(&'a Pghook, &'a mut Store<State>) -> GuestCall<'a, R>,
     {
-        let files = FileRoot::new(&policy.file_root).map_err(Error::from)?;
+        let files = FileRoot::new(&policy.file_root).await.map_err(Error::from)?;
         let state = State {
             table: ResourceTable::new(),
             wasi: WasiCtx::builder().build(),

@@ -45,7 +45,7 @@ enum Check {
 
 /// Build the rustls client configuration for `tls`, reading certificate
 /// files through `files`. `None` when the mode never uses TLS.
-pub fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Option<Arc<ClientConfig>>, WitError> {
+pub async fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Option<Arc<ClientConfig>>, WitError> {
     let check = match (tls.mode, &tls.root_cert) {
         (SslMode::Disable, _) => return Ok(None),
         (SslMode::VerifyFull, _) => Check::Full,
@@ -74,7 +74,7 @@ pub fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Option<Arc<Cli
         Check::Nothing => None,
         Check::Chain | Check::Full => {
             let path = tls.root_cert.as_deref().unwrap_or_default();
-            let pem = files.read(path)?;
+            let pem = files.read(path).await?;
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| tls_error(&format!("sslrootcert {path}"), e))?;
@@ -93,13 +93,13 @@ pub fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Option<Arc<Cli
     let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
     let mut config = match (&tls.client_cert, &tls.client_key) {
         (Some(cert_path), Some(key_path)) => {
-            let chain = CertificateDer::pem_slice_iter(&files.read(cert_path)?)
+            let chain = CertificateDer::pem_slice_iter(&files.read(cert_path).await?)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| tls_error(&format!("sslcert {cert_path}"), e))?;
             if chain.is_empty() {
                 return Err(tls_error(&format!("sslcert {cert_path}"), "holds no certificate"));
             }
-            let key = PrivateKeyDer::from_pem_slice(&files.read(key_path)?)
+            let key = PrivateKeyDer::from_pem_slice(&files.read(key_path).await?)
                 .map_err(|e| tls_error(&format!("sslkey {key_path}"), e))?;
             builder.with_client_auth_cert(chain, key).map_err(|e| tls_error("sslcert/sslkey", e))?
         }
