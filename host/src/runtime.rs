@@ -228,7 +228,13 @@ impl Runtime {
     where
         F: for<'a> FnOnce(&'a Pghook, &'a mut Store<State>) -> GuestCall<'a, R>,
     {
-        let files = FileRoot::new(&policy.file_root).await.map_err(Error::from)?;
+        let limit = policy.call_timeout;
+        // The limit covers the whole call, opening the file root included.
+        let deadline = tokio::time::Instant::now() + limit;
+        let files = tokio::time::timeout_at(deadline, FileRoot::new(&policy.file_root))
+            .await
+            .map_err(|_| timed_out(limit, ""))?
+            .map_err(Error::from)?;
         let state = State {
             table: ResourceTable::new(),
             wasi: WasiCtx::builder().build(),
@@ -247,10 +253,9 @@ impl Runtime {
         // Yield to tokio at every tick so the call's timeout can fire even
         // while guest code spins.
         store.epoch_deadline_async_yield_and_update(1);
-        let limit = policy.call_timeout;
         let stop = async {
             tokio::select! {
-                _ = tokio::time::sleep(limit) => Stop::Timeout,
+                _ = tokio::time::sleep_until(deadline) => Stop::Timeout,
                 _ = interrupt.thrown() => Stop::Interrupted,
             }
         };
@@ -302,10 +307,15 @@ async fn abandon(mut store: Store<State>, stop: Stop, limit: Duration) -> Error 
     }
     let unconfirmed = if confirmed { "" } else { "; the server did not confirm the statement ended" };
     match stop {
-        Stop::Timeout => Error::new(
-            ErrorKind::Timeout,
-            format!("the call ran over this tenant's limit of {limit:?} and was stopped{unconfirmed}"),
-        ),
+        Stop::Timeout => timed_out(limit, unconfirmed),
         Stop::Interrupted => Error::new(ErrorKind::Interrupted, format!("the call was interrupted{unconfirmed}")),
     }
+}
+
+/// The error of a call over its time limit.
+fn timed_out(limit: Duration, unconfirmed: &str) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("the call ran over this tenant's limit of {limit:?} and was stopped{unconfirmed}"),
+    )
 }
