@@ -20,9 +20,9 @@ use aws_types::sdk_config::SharedCredentialsProvider;
 
 use crate::bindings::aws::{ClientConfig, DbCredentials, Host};
 use crate::bindings::types::{Error as WitError, ErrorKind};
+use crate::ctx::PghookCtxView;
 use crate::error::wit;
 use crate::policy::{Destination, Policy};
-use crate::runtime::State;
 
 fn aws_error(what: &str, e: impl std::fmt::Display) -> WitError {
     wit(ErrorKind::Aws, format!("{what}: {e}"))
@@ -95,7 +95,7 @@ fn ambient(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-impl State {
+impl PghookCtxView<'_> {
     fn resolve_aws(&self, client: &ClientConfig) -> Result<Resolved, WitError> {
         let ambient_allowed = self.policy.ambient_aws;
         let credentials = match &client.credentials {
@@ -135,7 +135,7 @@ impl State {
     }
 }
 
-impl Host for State {
+impl Host for PghookCtxView<'_> {
     async fn rds_auth_token(
         &mut self,
         client: ClientConfig,

@@ -323,6 +323,16 @@ impl Drop for AtomicFile {
     }
 }
 
+impl crate::bindings::files::Host for crate::ctx::PghookCtxView<'_> {
+    async fn exists(&mut self, path: String) -> Result<bool, WitError> {
+        self.files.exists(&path).await
+    }
+
+    async fn create_empty(&mut self, path: String) -> Result<(), WitError> {
+        self.files.create_empty(&path).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@
 
 pub mod aws;
 pub mod bindings;
+pub mod ctx;
 pub mod error;
 pub mod files;
 pub mod interrupt;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 pub use crate::bindings::hook::{CopyOutcome, Fetch, HookArgs, IamToken, Parameters, Records, RowShape, RunOptions};
 pub use crate::bindings::postgres::ConnectConfig;
 pub use crate::bindings::types::{Column, Rowset, Value};
+pub use crate::ctx::{PghookCtx, PghookCtxView, PghookView, SessionStop, add_to_linker};
 pub use crate::error::{Error, ErrorKind};
 pub use crate::interrupt::Interrupt;
 pub use crate::policy::Policy;

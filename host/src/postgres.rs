@@ -21,11 +21,11 @@ use wasmtime::component::Resource;
 
 use crate::bindings::postgres::{ChannelBinding, ConnectConfig, Host, HostSession, SslMode, TargetSession};
 use crate::bindings::types::{Column, Error as WitError, ErrorKind, Rowset, Value};
+use crate::ctx::PghookCtxView;
 use crate::error::wit;
 use crate::files::FileRoot;
 use crate::policy::{Destination, Policy};
 use crate::progress::Progress;
-use crate::runtime::State;
 use crate::values::{Cell, supported};
 
 /// How much of a file or a COPY stream is held in memory at once.
@@ -500,7 +500,7 @@ impl Session {
     }
 }
 
-impl Host for State {
+impl Host for PghookCtxView<'_> {
     async fn connect(&mut self, config: ConnectConfig) -> Result<Resource<Session>, WitError> {
         let session = connect(&config, &self.policy, &self.files).await?;
         self.stoppers.push(session.stopper.clone());
@@ -508,18 +508,18 @@ impl Host for State {
     }
 }
 
-impl State {
+impl PghookCtxView<'_> {
     fn session(&self, handle: &Resource<Session>) -> Result<&Session, WitError> {
         self.table.get(handle).map_err(|e| wit(ErrorKind::Config, format!("bad session handle: {e}")))
     }
 }
 
-impl HostSession for State {
+impl HostSession for PghookCtxView<'_> {
     async fn query(&mut self, handle: Resource<Session>, sql: String) -> Result<Rowset, WitError> {
         let limit = self.policy.max_result_bytes;
         let session =
             self.table.get(&handle).map_err(|e| wit(ErrorKind::Config, format!("bad session handle: {e}")))?;
-        session.query(&sql, &mut self.result_budget, limit).await
+        session.query(&sql, &mut self.ctx.result_budget, limit).await
     }
 
     async fn copy_from_file(&mut self, handle: Resource<Session>, sql: String, path: String) -> Result<u64, WitError> {

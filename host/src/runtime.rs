@@ -6,20 +6,20 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, EngineWeak, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::types::{Error as WitError, ErrorKind as WitKind};
+use crate::bindings::types::Error as WitError;
 use crate::bindings::{Pghook, PghookPre};
-use crate::error::{Error, ErrorKind, wit};
+use crate::ctx::{PghookCtx, PghookCtxView, PghookView};
+use crate::error::{Error, ErrorKind};
 use crate::files::FileRoot;
 use crate::interrupt::Interrupt;
 use crate::policy::Policy;
-use crate::postgres::Stopper;
 use crate::progress::Progress;
 
 /// The guest component built from guest/ and embedded at compile time.
@@ -36,6 +36,31 @@ fn engine() -> Result<Engine, Error> {
     let mut config = Config::new();
     config.epoch_interruption(true);
     Engine::new(&config).map_err(setup_error)
+}
+
+/// Start the thread that ticks `engine`'s epoch, unless one already does:
+/// one ticker per engine, however many runtimes share it. The thread ends
+/// with the engine.
+fn tick_epochs(engine: &Engine) -> Result<(), Error> {
+    static TICKED: Mutex<Vec<EngineWeak>> = Mutex::new(Vec::new());
+    let mut ticked = TICKED.lock().unwrap_or_else(|p| p.into_inner());
+    ticked.retain(|weak| weak.upgrade().is_some());
+    if ticked.iter().any(|weak| weak.upgrade().is_some_and(|e| Engine::same(&e, engine))) {
+        return Ok(());
+    }
+    let weak = engine.weak();
+    ticked.push(engine.weak());
+    std::thread::Builder::new()
+        .name("pghook-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
+        .map_err(|e| Error::new(ErrorKind::Trap, format!("starting the epoch thread: {e}")))
 }
 
 /// Whether `path` exists, belongs to this process's user, and nobody else
@@ -80,19 +105,14 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// Everything one call's store holds: the guest's handles and the tenant's
-/// capabilities.
+/// Everything one call's store holds: the guest's handles, WASI for its
+/// standard library (no files, no network, no environment), the memory cap
+/// and pghook's context.
 pub struct State {
-    pub(crate) table: ResourceTable,
+    table: ResourceTable,
     wasi: WasiCtx,
     limiter: MemoryLimiter,
-    pub(crate) policy: Arc<Policy>,
-    pub(crate) files: FileRoot,
-    pub(crate) progress: Arc<dyn Progress>,
-    /// How to stop each session this call opened, should the call be abandoned.
-    pub(crate) stoppers: Vec<Arc<Stopper>>,
-    /// What is left of the tenant's result limit for this call.
-    pub(crate) result_budget: usize,
+    pghook: PghookCtx,
 }
 
 impl WasiView for State {
@@ -101,37 +121,9 @@ impl WasiView for State {
     }
 }
 
-impl crate::bindings::types::Host for State {}
-
-impl crate::bindings::secrets::Host for State {
-    async fn get_connection(&mut self, conn_id: String) -> Result<Option<String>, WitError> {
-        if !self.policy.conn_id_allowed(&conn_id) {
-            return Err(wit(WitKind::Denied, format!("connection `{conn_id}` is not allowed for this tenant")));
-        }
-        self.policy.connections.get(&conn_id).map_err(|e| wit(WitKind::NotFound, e.message))
-    }
-}
-
-impl crate::bindings::log::Host for State {
-    async fn log(&mut self, level: crate::bindings::log::Level, message: String) {
-        use crate::bindings::log::Level;
-        let level = match level {
-            Level::Debug => log::Level::Debug,
-            Level::Info => log::Level::Info,
-            Level::Warning => log::Level::Warn,
-            Level::Error => log::Level::Error,
-        };
-        log::log!(target: "pghook", level, "{message}");
-    }
-}
-
-impl crate::bindings::files::Host for State {
-    async fn exists(&mut self, path: String) -> Result<bool, WitError> {
-        self.files.exists(&path).await
-    }
-
-    async fn create_empty(&mut self, path: String) -> Result<(), WitError> {
-        self.files.create_empty(&path).await
+impl PghookView for State {
+    fn pghook(&mut self) -> PghookCtxView<'_> {
+        PghookCtxView { ctx: &mut self.pghook, table: &mut self.table }
     }
 }
 
@@ -156,6 +148,20 @@ impl Runtime {
         let engine = engine()?;
         let component = Component::new(&engine, bytes).map_err(setup_error)?;
         Self::link(engine, component)
+    }
+
+    /// Compile the embedded guest with an embedder's own engine (its
+    /// allocator, cache and settings). The engine needs epoch interruption
+    /// for time limits to stop guest code that spins; pghook ticks each
+    /// engine's epoch once, however many runtimes share it.
+    pub fn with_engine(engine: &Engine) -> Result<Runtime, Error> {
+        let component = Component::new(engine, GUEST_COMPONENT).map_err(setup_error)?;
+        Self::link(engine.clone(), component)
+    }
+
+    /// The engine this runtime compiles and runs the guest with.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Like [`Runtime::new`], but keeps the compiled guest in `cache_dir`
@@ -193,19 +199,9 @@ impl Runtime {
         // The guest's std imports a few WASI interfaces (clocks, random,
         // stdio); its context grants no files, no network and no environment.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup_error)?;
-        Pghook::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state).map_err(setup_error)?;
+        crate::ctx::add_to_linker(&mut linker).map_err(setup_error)?;
         let pre = PghookPre::new(linker.instantiate_pre(&component).map_err(setup_error)?).map_err(setup_error)?;
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("pghook-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })
-            .map_err(|e| Error::new(ErrorKind::Trap, format!("starting the epoch thread: {e}")))?;
+        tick_epochs(&engine)?;
         Ok(Runtime { engine, pre })
     }
 
@@ -239,11 +235,7 @@ impl Runtime {
             table: ResourceTable::new(),
             wasi: WasiCtx::builder().build(),
             limiter: MemoryLimiter { limit: policy.memory_limit, hit: false },
-            policy: policy.clone(),
-            files,
-            progress,
-            stoppers: Vec::new(),
-            result_budget: policy.max_result_bytes,
+            pghook: PghookCtx::new(policy.clone(), files).with_progress(progress),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -298,14 +290,9 @@ enum Stop {
 /// statements still running and wait until the server has ended them, so
 /// nothing of the call runs or commits after it returns.
 async fn abandon(mut store: Store<State>, stop: Stop, limit: Duration) -> Error {
-    let stoppers = std::mem::take(&mut store.data_mut().stoppers);
-    let busy: Vec<bool> = stoppers.iter().map(|s| s.take_busy()).collect();
+    let sessions = store.data_mut().pghook.take_stop();
     drop(store);
-    let mut confirmed = true;
-    for (stopper, was_busy) in stoppers.iter().zip(busy) {
-        confirmed &= stopper.stop(was_busy).await;
-    }
-    let unconfirmed = if confirmed { "" } else { "; the server did not confirm the statement ended" };
+    let unconfirmed = if sessions.run().await { "" } else { "; the server did not confirm the statement ended" };
     match stop {
         Stop::Timeout => timed_out(limit, unconfirmed),
         Stop::Interrupted => Error::new(ErrorKind::Interrupted, format!("the call was interrupted{unconfirmed}")),

@@ -3,15 +3,23 @@
 //! JSON object, exactly as Airflow stores it; the guest parses it.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::error::{Error, ErrorKind};
+use crate::bindings::types::{Error as WitError, ErrorKind as WitKind};
+use crate::error::{Error, ErrorKind, wit};
 
-/// A source of Airflow connections. Implement it to plug in a secrets store.
+/// What a [`ConnectionSource`] lookup returns: in time, the stored form of
+/// the connection, or `None` when the source lacks it.
+pub type Lookup<'a> = Pin<Box<dyn Future<Output = Result<Option<String>, Error>> + Send + 'a>>;
+
+/// A source of Airflow connections. Implement it to plug in a secrets store;
+/// the lookup is async, so a vault or secrets-manager call blocks no thread.
 pub trait ConnectionSource: Send + Sync {
     /// The stored form of `conn_id`, or `None` when this source lacks it.
-    fn get(&self, conn_id: &str) -> Result<Option<String>, Error>;
+    fn get<'a>(&'a self, conn_id: &'a str) -> Lookup<'a>;
 }
 
 /// Airflow's environment-variables backend: `AIRFLOW_CONN_<CONN_ID>`, the id
@@ -27,8 +35,9 @@ impl EnvConnections {
 }
 
 impl ConnectionSource for EnvConnections {
-    fn get(&self, conn_id: &str) -> Result<Option<String>, Error> {
-        Ok(std::env::var(Self::variable(conn_id)).ok())
+    fn get<'a>(&'a self, conn_id: &'a str) -> Lookup<'a> {
+        let found = std::env::var(Self::variable(conn_id)).ok();
+        Box::pin(std::future::ready(Ok(found)))
     }
 }
 
@@ -50,8 +59,8 @@ impl MapConnections {
 }
 
 impl ConnectionSource for MapConnections {
-    fn get(&self, conn_id: &str) -> Result<Option<String>, Error> {
-        Ok(self.0.get(conn_id).cloned())
+    fn get<'a>(&'a self, conn_id: &'a str) -> Lookup<'a> {
+        Box::pin(std::future::ready(Ok(self.0.get(conn_id).cloned())))
     }
 }
 
@@ -96,12 +105,23 @@ impl ChainConnections {
 }
 
 impl ConnectionSource for ChainConnections {
-    fn get(&self, conn_id: &str) -> Result<Option<String>, Error> {
-        for source in &self.0 {
-            if let Some(stored) = source.get(conn_id)? {
-                return Ok(Some(stored));
+    fn get<'a>(&'a self, conn_id: &'a str) -> Lookup<'a> {
+        Box::pin(async move {
+            for source in &self.0 {
+                if let Some(stored) = source.get(conn_id).await? {
+                    return Ok(Some(stored));
+                }
             }
+            Ok(None)
+        })
+    }
+}
+
+impl crate::bindings::secrets::Host for crate::ctx::PghookCtxView<'_> {
+    async fn get_connection(&mut self, conn_id: String) -> Result<Option<String>, WitError> {
+        if !self.policy.conn_id_allowed(&conn_id) {
+            return Err(wit(WitKind::Denied, format!("connection `{conn_id}` is not allowed for this tenant")));
         }
-        Ok(None)
+        self.policy.connections.get(&conn_id).await.map_err(|e| wit(WitKind::NotFound, e.message))
     }
 }
