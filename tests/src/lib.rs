@@ -434,27 +434,19 @@ impl ServerlessStandIn {
     }
 }
 
-/// The `pghook` binary of this build, built first if cargo has not.
-pub fn pghook_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            // target/<profile>/deps/<test> or target/<profile>/<bin> -> target/<profile>/pghook
-            let mut profile_dir = exe.parent().unwrap().to_path_buf();
-            if profile_dir.ends_with("deps") {
-                profile_dir.pop();
-            }
-            let binary = profile_dir.join("pghook");
-            let mut build = Command::new(env!("CARGO"));
-            build.args(["build", "-p", "pghook", "--bin", "pghook"]);
-            if profile_dir.ends_with("release") {
-                build.arg("--release");
-            }
-            run(&mut build, "cargo build --bin pghook");
-            binary
-        })
-        .clone()
+/// The `pghook` binary next to the running program (target/<profile>/pghook),
+/// for the bench and round-trip programs. Cargo does not build a dependency's
+/// binaries, so build it with them: `cargo build -p pghook -p pghook-tests`
+/// (scripts/bench and scripts/demo do). The tests use `CARGO_BIN_EXE_pghook`.
+pub fn sibling_pghook_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("finding the running program");
+    let binary = exe.with_file_name("pghook");
+    assert!(
+        binary.exists(),
+        "{} not found: build it with `cargo build -p pghook -p pghook-tests` (add --release for a release build)",
+        binary.display()
+    );
+    binary
 }
 
 /// The guest runtime, compiled once per test process.

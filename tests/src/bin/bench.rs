@@ -1,13 +1,15 @@
 //! Speed and memory of pghook's data plane against `psql \copy`, measured in
 //! the same run on the same throwaway cluster. Prints ratios (pghook / psql).
 //!
-//! `cargo run --release -p pghook-tests --bin bench [MEGABYTES]` (default 200)
+//! `scripts/bench [MEGABYTES]` (default 200), or `cargo build --release -p pghook
+//! -p pghook-tests` then `target/release/bench`: it runs the `pghook` binary
+//! built next to it.
 
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use pghook_tests::{Cluster, SUPERUSER, pg_bindir, pghook_binary};
+use pghook_tests::{Cluster, SUPERUSER, pg_bindir, sibling_pghook_binary};
 
 /// Wall time and peak resident memory of one command.
 struct Measure {
@@ -49,7 +51,7 @@ fn psql(cluster: &Cluster, dir: &Path, command: &str) -> Command {
 }
 
 fn pghook(cluster: &Cluster, dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(pghook_binary());
+    let mut cmd = Command::new(sibling_pghook_binary());
     cmd.current_dir(dir).env("AIRFLOW_CONN_POSTGRES_DEFAULT", cluster.uri("sslmode=disable")).args(args);
     cmd
 }

@@ -2,12 +2,13 @@
 //! throwaway PostgreSQL it starts and stops itself. Creates a table,
 //! bulk-loads a generated file, queries it, bulk-dumps it back and compares.
 //!
-//! `cargo run --release -p pghook-tests --bin roundtrip [ROWS]`
+//! `scripts/demo [ROWS]`, or `cargo build --release -p pghook -p pghook-tests`
+//! then `target/release/roundtrip`: it runs the `pghook` binary built next to it.
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use pghook_tests::{Cluster, pghook_binary};
+use pghook_tests::{Cluster, sibling_pghook_binary};
 
 fn main() -> ExitCode {
     let rows: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
@@ -33,7 +34,7 @@ fn round_trip(cluster: &Cluster, rows: usize) -> Result<(), String> {
     let uri = cluster.uri("application_name=pghook-roundtrip");
     let pghook = |args: &[&str]| -> Result<String, String> {
         println!("$ pghook {}", args.join(" "));
-        let out = Command::new(pghook_binary())
+        let out = Command::new(sibling_pghook_binary())
             .current_dir(work.path())
             .env("AIRFLOW_CONN_POSTGRES_DEFAULT", &uri)
             .args(args)

@@ -2,7 +2,9 @@
 
 use std::process::{Command, Output};
 
-use pghook_tests::{Cluster, pghook_binary};
+use pghook_tests::Cluster;
+
+use crate::pghook_binary;
 
 fn pghook(root: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(pghook_binary());

@@ -6,7 +6,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use pghook::{ErrorKind, HookArgs, Interrupt, MapConnections, Policy, RunOptions, Value};
-use pghook_tests::{Cluster, pghook_binary, runtime};
+use pghook_tests::{Cluster, runtime};
+
+use crate::pghook_binary;
 
 /// A tenant on `uri` whose calls stop after `timeout`.
 fn hook(root: &std::path::Path, uri: &str, timeout: Duration) -> pghook::Hook {
