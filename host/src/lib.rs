@@ -48,7 +48,9 @@ pub use crate::interrupt::Interrupt;
 pub use crate::policy::Policy;
 pub use crate::progress::{NoProgress, Progress};
 pub use crate::runtime::Runtime;
-pub use crate::secrets::{ChainConnections, ConnectionSource, EnvConnections, MapConnections, file_connections};
+pub use crate::secrets::{
+    ChainConnections, ConnectionSource, EnvConnections, Lookup, MapConnections, file_connections,
+};
 
 impl HookArgs {
     /// Arguments for connection `conn_id`, everything else default.

@@ -227,3 +227,37 @@ async fn bracketed_and_bare_ipv6_addresses_agree() {
     assert_eq!(e.kind, ErrorKind::Denied, "{e}");
     assert!(e.message.contains("host ::1 is not allowed"), "{e}");
 }
+
+/// A secrets backend that answers asynchronously, as a vault would.
+struct SlowVault {
+    uri: String,
+}
+
+impl pghook::ConnectionSource for SlowVault {
+    fn get<'a>(&'a self, conn_id: &'a str) -> pghook::Lookup<'a> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            match conn_id {
+                "c" => Ok(Some(self.uri.clone())),
+                "broken" => Err(pghook::Error::new(ErrorKind::Connect, "the vault is unreachable")),
+                _ => Ok(None),
+            }
+        })
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_async_secrets_source_blocks_no_thread() {
+    let pg = Cluster::plain();
+    let root = tempfile::tempdir().unwrap();
+    let vault = SlowVault { uri: pg.uri("") };
+    let t = runtime().tenant(Policy::new(root.path()).allow_host("127.0.0.1").with_connections(vault));
+    // On one thread, two calls' lookups overlap: neither blocks the thread.
+    let (first, second) = (t.hook(HookArgs::conn_id("c")), t.hook(HookArgs::conn_id("c")));
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(first.explain(), second.explain());
+    assert!(started.elapsed() < Duration::from_millis(550), "{:?}", started.elapsed());
+    assert_eq!((a.unwrap()["host"].clone(), b.unwrap()["host"].clone()), ("127.0.0.1".into(), "127.0.0.1".into()));
+    let e = t.hook(HookArgs::conn_id("broken")).test_connection().await.unwrap_err();
+    assert!(e.message.contains("the vault is unreachable"), "{e}");
+}
