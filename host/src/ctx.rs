@@ -17,6 +17,7 @@ use wasmtime::component::{HasData, Linker, ResourceTable};
 
 use crate::files::FileRoot;
 use crate::policy::Policy;
+use crate::pool::SessionPool;
 use crate::postgres::Stopper;
 use crate::progress::{NoProgress, Progress};
 
@@ -30,6 +31,8 @@ pub struct PghookCtx {
     pub(crate) stoppers: Vec<Arc<Stopper>>,
     /// What is left of the tenant's result limit in this store.
     pub(crate) result_budget: usize,
+    /// The tenant's idle sessions, if it reuses them.
+    pub(crate) pool: Option<Arc<SessionPool>>,
 }
 
 impl PghookCtx {
@@ -37,7 +40,14 @@ impl PghookCtx {
     /// (`FileRoot::new(&policy.file_root).await?` for the policy's own root).
     pub fn new(policy: Arc<Policy>, files: FileRoot) -> PghookCtx {
         let result_budget = policy.max_result_bytes;
-        PghookCtx { policy, files, progress: Arc::new(NoProgress), stoppers: Vec::new(), result_budget }
+        PghookCtx { policy, files, progress: Arc::new(NoProgress), stoppers: Vec::new(), result_budget, pool: None }
+    }
+
+    /// Reuse sessions from `pool` (one pool per tenant, never shared between
+    /// tenants) instead of opening one per call.
+    pub fn with_session_pool(mut self, pool: Arc<SessionPool>) -> PghookCtx {
+        self.pool = Some(pool);
+        self
     }
 
     /// Report COPY progress to `progress`.

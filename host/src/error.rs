@@ -1,22 +1,28 @@
 //! The host's error type: the WIT error kinds plus what only the runtime
 //! can tell (a guest trap, a call over its time limit).
 
+pub use tokio_postgres::error::SqlState;
+
 use crate::bindings::types::{Error as WitError, ErrorKind as WitKind};
 
-/// What went wrong, in a form a caller can branch on.
+/// What went wrong, in a form a caller can branch on. New kinds may be
+/// added: match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The connection, its extras or a hook argument is invalid.
     Config,
     /// A connection id is not defined.
     NotFound,
+    /// The connection source (a secrets backend) failed to answer.
+    Secrets,
     /// The sandbox refused: a file outside the root, a host not allowed.
     Denied,
     /// The server could not be reached, or refused the login.
     Connect,
     /// TLS could not be set up, or the server's certificate was rejected.
     Tls,
-    /// The server rejected a statement; `sqlstate` is set.
+    /// The server rejected a statement; [`Error::sqlstate`] is set.
     Database,
     /// A local file could not be read or written.
     Io,
@@ -24,6 +30,8 @@ pub enum ErrorKind {
     Aws,
     /// A result or resource went over a limit the host sets.
     Limit,
+    /// The guest component could not be compiled, loaded or linked.
+    Guest,
     /// The guest trapped (a bug, or it ran out of memory). Only this call failed.
     Trap,
     /// The call ran over its time limit and was stopped.
@@ -32,13 +40,15 @@ pub enum ErrorKind {
     Interrupted,
 }
 
-/// A failed hook call, with a one-line message naming what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A failed hook call: its kind, a one-line message naming what is wrong,
+/// the server's SQLSTATE for database errors, and the underlying error
+/// where there is one.
+#[derive(Debug)]
 pub struct Error {
-    pub kind: ErrorKind,
-    pub message: String,
-    /// The five-character SQLSTATE of a `Database` error.
-    pub sqlstate: Option<String>,
+    kind: ErrorKind,
+    message: String,
+    sqlstate: Option<SqlState>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 /// The longest message an error keeps, in characters: a 10 MB host name
@@ -66,29 +76,56 @@ pub fn one_line(message: &str) -> String {
 }
 
 impl Error {
-    /// An error without a SQLSTATE.
+    /// An error of `kind`; the message is made one bounded line ([`one_line`]).
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, message: one_line(&message.into()), sqlstate: None }
+        Error { kind, message: one_line(&message.into()), sqlstate: None, source: None }
+    }
+
+    /// The same error, caused by `source`.
+    pub fn with_source(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The one-line message, without the SQLSTATE.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The server's SQLSTATE, for [`ErrorKind::Database`] errors and logins
+    /// the server refused.
+    pub fn sqlstate(&self) -> Option<&SqlState> {
+        self.sqlstate.as_ref()
     }
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)?;
-        if let Some(code) = &self.sqlstate {
-            write!(f, " (SQLSTATE {code})")?;
+        if let Some(state) = &self.sqlstate {
+            write!(f, " (SQLSTATE {})", state.code())?;
         }
         Ok(())
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<WitError> for Error {
     fn from(e: WitError) -> Error {
         let kind = match e.kind {
             WitKind::Config => ErrorKind::Config,
             WitKind::NotFound => ErrorKind::NotFound,
+            WitKind::Secrets => ErrorKind::Secrets,
             WitKind::Denied => ErrorKind::Denied,
             WitKind::Connect => ErrorKind::Connect,
             WitKind::Tls => ErrorKind::Tls,
@@ -97,7 +134,8 @@ impl From<WitError> for Error {
             WitKind::Aws => ErrorKind::Aws,
             WitKind::Limit => ErrorKind::Limit,
         };
-        Error { kind, message: one_line(&e.message), sqlstate: e.sqlstate }
+        let sqlstate = e.sqlstate.as_deref().map(SqlState::from_code);
+        Error { kind, message: one_line(&e.message), sqlstate, source: None }
     }
 }
 

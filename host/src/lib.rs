@@ -30,6 +30,7 @@ pub mod error;
 pub mod files;
 pub mod interrupt;
 pub mod policy;
+pub mod pool;
 pub mod postgres;
 pub mod progress;
 pub mod runtime;
@@ -43,7 +44,7 @@ pub use crate::bindings::hook::{CopyOutcome, Fetch, HookArgs, IamToken, Paramete
 pub use crate::bindings::postgres::ConnectConfig;
 pub use crate::bindings::types::{Column, Rowset, Value};
 pub use crate::ctx::{PghookCtx, PghookCtxView, PghookView, SessionStop, add_to_linker};
-pub use crate::error::{Error, ErrorKind};
+pub use crate::error::{Error, ErrorKind, SqlState};
 pub use crate::interrupt::Interrupt;
 pub use crate::policy::Policy;
 pub use crate::progress::{NoProgress, Progress};
@@ -77,7 +78,8 @@ impl Default for RunOptions {
 impl Runtime {
     /// A tenant: hooks that share one sandbox.
     pub fn tenant(&self, policy: Policy) -> Tenant {
-        Tenant { runtime: self.clone(), policy: Arc::new(policy) }
+        let pool = (policy.session_reuse > 0).then(|| Arc::new(pool::SessionPool::new(policy.session_reuse)));
+        Tenant { runtime: self.clone(), policy: Arc::new(policy), pool }
     }
 }
 
@@ -86,6 +88,8 @@ impl Runtime {
 pub struct Tenant {
     runtime: Runtime,
     policy: Arc<Policy>,
+    /// Idle sessions, when the policy asks for reuse: this tenant's alone.
+    pool: Option<Arc<pool::SessionPool>>,
 }
 
 impl Tenant {
@@ -97,6 +101,11 @@ impl Tenant {
     /// This tenant's policy.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// How many sessions this tenant keeps idle for reuse now.
+    pub fn idle_sessions(&self) -> usize {
+        self.pool.as_ref().map_or(0, |pool| pool.idle())
     }
 }
 
@@ -115,9 +124,13 @@ macro_rules! guest_call {
         $hook
             .tenant
             .runtime
-            .call(&$hook.tenant.policy, $hook.progress.clone(), &$hook.interrupt, move |$guest, $store| {
-                Box::pin(async move { $call.await })
-            })
+            .call(
+                &$hook.tenant.policy,
+                $hook.tenant.pool.clone(),
+                $hook.progress.clone(),
+                &$hook.interrupt,
+                move |$guest, $store| Box::pin(async move { $call.await }),
+            )
             .await
     }};
 }
@@ -142,7 +155,7 @@ impl Hook {
     pub async fn explain(&self) -> Result<serde_json::Value, Error> {
         let text = guest_call!(self, |g, s, args| g.pghook_hook_hook().call_explain(s, &args))?;
         serde_json::from_str(&text)
-            .map_err(|e| Error::new(ErrorKind::Trap, format!("the guest's explain is not JSON: {e}")))
+            .map_err(|e| Error::new(ErrorKind::Guest, format!("the guest's explain is not JSON: {e}")).with_source(e))
     }
 
     /// The resolved connection settings (with an IAM login when asked for).

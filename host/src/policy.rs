@@ -31,6 +31,9 @@ pub struct Policy {
     pub call_timeout: Duration,
     /// The most bytes of rows one statement may hand to the guest.
     pub max_result_bytes: usize,
+    /// How many idle sessions the tenant keeps for reuse; 0 (the default,
+    /// as Airflow) opens a new session for every call.
+    pub session_reuse: usize,
     /// Whether AWS calls may fall back to the host's own AWS environment
     /// (AWS_* variables) when the AWS connection gives no credentials or region.
     pub ambient_aws: bool,
@@ -49,6 +52,7 @@ impl std::fmt::Debug for Policy {
             .field("call_timeout", &self.call_timeout)
             .field("max_result_bytes", &self.max_result_bytes)
             .field("ambient_aws", &self.ambient_aws)
+            .field("session_reuse", &self.session_reuse)
             .field("default_socket_dir", &self.default_socket_dir)
             .finish_non_exhaustive()
     }
@@ -72,6 +76,7 @@ impl Policy {
             call_timeout: Duration::from_secs(3600),
             max_result_bytes: 64 << 20,
             ambient_aws: false,
+            session_reuse: 0,
             default_socket_dir: PathBuf::from(Policy::STANDARD_SOCKET_DIR),
         }
     }
@@ -119,6 +124,14 @@ impl Policy {
     /// Cap the rows one statement hands to the guest.
     pub fn with_max_result_bytes(mut self, bytes: usize) -> Policy {
         self.max_result_bytes = bytes;
+        self
+    }
+
+    /// Keep up to `max_idle` idle sessions for reuse by this tenant's later
+    /// calls with the same resolved connection (see [`crate::pool`]); 0 turns
+    /// reuse off.
+    pub fn with_session_reuse(mut self, max_idle: usize) -> Policy {
+        self.session_reuse = max_idle;
         self
     }
 

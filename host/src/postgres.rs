@@ -38,6 +38,9 @@ pub struct Session {
     client: Client,
     notices: Arc<Mutex<Vec<String>>>,
     stopper: Arc<Stopper>,
+    opened: std::time::Instant,
+    /// Its settings' key in the tenant's session pool, if the tenant reuses sessions.
+    pool_key: Option<u64>,
 }
 
 /// What it takes to stop a session's statement after its call was abandoned
@@ -89,6 +92,20 @@ impl Stopper {
         })
         .await
         .is_ok()
+    }
+}
+
+impl Session {
+    /// Whether the session may serve another call: open, idle, young enough.
+    pub(crate) fn reusable(&self, max_age: Duration) -> bool {
+        !self.client.is_closed() && !self.stopper.busy.load(Ordering::SeqCst) && self.opened.elapsed() < max_age
+    }
+
+    /// Reset the session for the next call (`DISCARD ALL`, which PostgreSQL
+    /// refuses inside a transaction). Returns whether it can be reused.
+    pub(crate) async fn reset(&self) -> bool {
+        self.notices.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.client.simple_query("DISCARD ALL").await.is_ok()
     }
 }
 
@@ -256,7 +273,7 @@ pub async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> 
         tls,
         driver: Mutex::new(Some(driver)),
     });
-    Ok(Session { client, notices, stopper })
+    Ok(Session { client, notices, stopper, opened: std::time::Instant::now(), pool_key: None })
 }
 
 /// Open a bare client for an embedder (`get_conn`), under the same checks.
@@ -502,7 +519,13 @@ impl Session {
 
 impl Host for PghookCtxView<'_> {
     async fn connect(&mut self, config: ConnectConfig) -> Result<Resource<Session>, WitError> {
-        let session = connect(&config, &self.policy, &self.files).await?;
+        let pool_key = self.pool.as_ref().map(|_| crate::pool::key(&config));
+        let reused = self.pool.as_ref().zip(pool_key).and_then(|(pool, key)| pool.take(key));
+        let mut session = match reused {
+            Some(session) => session,
+            None => connect(&config, &self.policy, &self.files).await?,
+        };
+        session.pool_key = pool_key;
         self.stoppers.push(session.stopper.clone());
         self.table.push(session).map_err(|e| wit(ErrorKind::Limit, format!("too many sessions: {e}")))
     }
@@ -544,7 +567,10 @@ impl HostSession for PghookCtxView<'_> {
     }
 
     async fn drop(&mut self, handle: Resource<Session>) -> wasmtime::Result<()> {
-        self.table.delete(handle)?;
+        let session = self.table.delete(handle)?;
+        if let (Some(pool), Some(key)) = (&self.ctx.pool, session.pool_key) {
+            pool.give_back(key, session);
+        }
         Ok(())
     }
 }

@@ -20,6 +20,7 @@ use crate::error::{Error, ErrorKind};
 use crate::files::FileRoot;
 use crate::interrupt::Interrupt;
 use crate::policy::Policy;
+use crate::pool::SessionPool;
 use crate::progress::Progress;
 
 /// The guest component built from guest/ and embedded at compile time.
@@ -29,7 +30,7 @@ pub static GUEST_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pg
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 fn setup_error(e: wasmtime::Error) -> Error {
-    Error::new(ErrorKind::Trap, format!("loading the guest component: {e:#}"))
+    Error::new(ErrorKind::Guest, format!("loading the guest component: {e:#}")).with_source(e)
 }
 
 fn engine() -> Result<Engine, Error> {
@@ -60,7 +61,7 @@ fn tick_epochs(engine: &Engine) -> Result<(), Error> {
             }
         })
         .map(drop)
-        .map_err(|e| Error::new(ErrorKind::Trap, format!("starting the epoch thread: {e}")))
+        .map_err(|e| Error::new(ErrorKind::Guest, format!("starting the epoch thread: {e}")).with_source(e))
 }
 
 /// Whether `path` exists, belongs to this process's user, and nobody else
@@ -217,6 +218,7 @@ impl Runtime {
     pub(crate) async fn call<R, F>(
         &self,
         policy: &Arc<Policy>,
+        pool: Option<Arc<SessionPool>>,
         progress: Arc<dyn Progress>,
         interrupt: &Interrupt,
         f: F,
@@ -235,7 +237,7 @@ impl Runtime {
             table: ResourceTable::new(),
             wasi: WasiCtx::builder().build(),
             limiter: MemoryLimiter { limit: policy.memory_limit, hit: false },
-            pghook: PghookCtx::new(policy.clone(), files).with_progress(progress),
+            pghook: PghookCtx { pool, ..PghookCtx::new(policy.clone(), files).with_progress(progress) },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);

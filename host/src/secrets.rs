@@ -122,6 +122,8 @@ impl crate::bindings::secrets::Host for crate::ctx::PghookCtxView<'_> {
         if !self.policy.conn_id_allowed(&conn_id) {
             return Err(wit(WitKind::Denied, format!("connection `{conn_id}` is not allowed for this tenant")));
         }
-        self.policy.connections.get(&conn_id).await.map_err(|e| wit(WitKind::NotFound, e.message))
+        self.policy.connections.get(&conn_id).await.map_err(|e| {
+            wit(WitKind::Secrets, format!("the connection source failed to look up `{conn_id}`: {}", e.message()))
+        })
     }
 }

@@ -89,13 +89,13 @@ async fn bad_connections_get_clear_errors() {
     ];
     for (stored, kind, message) in cases {
         let e = explain(stored, HookArgs::conn_id("c")).await.unwrap_err();
-        assert_eq!(e.kind, kind, "{stored}: {e}");
-        assert!(e.message.starts_with(message), "{stored}: {e}");
+        assert_eq!(e.kind(), kind, "{stored}: {e}");
+        assert!(e.message().starts_with(message), "{stored}: {e}");
     }
     let root = tempfile::tempdir().unwrap();
     let e = tenant(root.path(), &[]).hook(HookArgs::default()).explain().await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::NotFound);
-    assert_eq!(e.message, "The conn_id `postgres_default` isn't defined");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(e.message(), "The conn_id `postgres_default` isn't defined");
 }
 
 /// A password, however it is (mis)written, never reaches an error or

@@ -110,7 +110,7 @@ async fn hostile_statements_are_refused_or_run_as_client_copies() {
         for (sql, expect) in &cases {
             let outcome = hook.copy_expert(sql, if *expect == Loads { "in.txt" } else { "out.txt" }).await;
             match (expect, outcome) {
-                (Refused, Err(e)) => assert_eq!(e.kind, ErrorKind::Config, "{sql:?}: {e}"),
+                (Refused, Err(e)) => assert_eq!(e.kind(), ErrorKind::Config, "{sql:?}: {e}"),
                 (Loads, Ok(o)) => assert!(o.loaded, "{sql:?}"),
                 (Dumps, Ok(o)) => assert!(!o.loaded, "{sql:?}"),
                 (_, other) => panic!("{sql:?} should be {expect:?}, got {other:?}"),
@@ -125,7 +125,7 @@ async fn hostile_statements_are_refused_or_run_as_client_copies() {
     // the server can only refuse what follows it.
     let sql = format!("COPY t FROM STDIN WHERE a <> '--' -- \rTO PROGRAM 'touch {m}'");
     let e = off.copy_expert(&sql, "in.txt").await.unwrap_err();
-    assert_eq!((e.kind, e.sqlstate.as_deref()), (ErrorKind::Database, Some("42601")), "{e}");
+    assert_eq!((e.kind(), e.sqlstate().map(|s| s.code())), (ErrorKind::Database, Some("42601")), "{e}");
     assert_untouched(&off, Path::new(&m.to_string()), &sql).await;
 }
 
@@ -221,10 +221,10 @@ fn generated_statements_never_reach_a_program_or_a_server_file() {
             let outcome = rt.block_on(hook.copy_expert(&sql, "in.txt"));
             match &outcome {
                 Ok(_) => copied.set(copied.get() + 1),
-                Err(e) if e.kind == ErrorKind::Config => refused.set(refused.get() + 1),
+                Err(e) if e.kind() == ErrorKind::Config => refused.set(refused.get() + 1),
                 // The server may refuse what the guest rendered (a bad option
                 // value, a cast), never by running anything.
-                Err(e) if e.kind == ErrorKind::Database => refused_by_server.set(refused_by_server.get() + 1),
+                Err(e) if e.kind() == ErrorKind::Database => refused_by_server.set(refused_by_server.get() + 1),
                 Err(e) => panic!("{sql:?}: unexpected {e}"),
             }
             rt.block_on(assert_untouched(hook, &m, &sql));

@@ -68,7 +68,7 @@ async fn a_directory_swapped_for_a_link_out_is_never_followed() {
                 Ok(count) => *count += 1,
                 // Refused (a link out), or missing for a moment: never read or written outside.
                 Err(e) => {
-                    assert!(matches!(e.kind, ErrorKind::Denied | ErrorKind::Io), "{e}");
+                    assert!(matches!(e.kind(), ErrorKind::Denied | ErrorKind::Io), "{e}");
                     failures += 1;
                 }
             }
@@ -103,8 +103,8 @@ async fn a_fifo_fails_fast_as_copy_file_and_as_sslrootcert() {
         hook.copy_expert("COPY (select 1) TO STDOUT", "pipe").await.unwrap_err(),
         t.hook(HookArgs::conn_id("tls")).test_connection().await.unwrap_err(),
     ] {
-        assert_eq!(e.kind, ErrorKind::Denied, "{e}");
-        assert!(e.message.contains(refused), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
+        assert!(e.message().contains(refused), "{e}");
     }
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
     assert_eq!(names(root.path()), ["pipe"]);
@@ -124,13 +124,13 @@ async fn a_failed_or_stopped_dump_leaves_the_target_as_it_was() {
     };
     let hook = tenant(root.path(), &[("c", &pg.uri(""))]).hook(HookArgs::conn_id("c"));
     let e = hook.copy_expert("COPY missing_table TO STDOUT", "out.tsv").await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Database, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Database, "{e}");
     untouched();
     // A dump the call's time limit stops, with its temporary file open.
     let hasty = limited(root.path(), MapConnections::new().with("c", pg.uri("")), Duration::from_secs(1));
     let slow = "COPY (select 1 from pg_sleep(5)) TO STDOUT";
     let e = hasty.hook(HookArgs::conn_id("c")).copy_expert(slow, "out.tsv").await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     untouched();
     // A successful one replaces it, keeping its mode.
     assert_eq!(hook.copy_expert("COPY (select 2) TO STDOUT", "out.tsv").await.unwrap().rows, 1);

@@ -23,10 +23,10 @@ async fn test_connection_and_wrong_password() {
     let t = tenant(root.path(), &[("good", &pg.uri("")), ("bad", &bad)]);
     assert_eq!(t.hook(args("good")).test_connection().await.unwrap(), "Connection successfully tested");
     let e = t.hook(args("bad")).test_connection().await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Connect);
-    assert_eq!(e.sqlstate.as_deref(), Some("28P01"));
-    assert!(e.message.contains("password authentication failed"), "{e}");
-    assert!(!e.message.contains("wrong"), "the password leaked: {e}");
+    assert_eq!(e.kind(), ErrorKind::Connect);
+    assert_eq!(e.sqlstate().map(|s| s.code()), Some("28P01"));
+    assert!(e.message().contains("password authentication failed"), "{e}");
+    assert!(!e.message().contains("wrong"), "the password leaked: {e}");
 }
 
 #[tokio::test]
@@ -74,7 +74,7 @@ async fn run_statements_parameters_and_transactions() {
         .run(&["insert into t values (3, 'three')", "insert into t values (1, 'dup')"], None, RunOptions::default())
         .await
         .unwrap_err();
-    assert_eq!((e.kind, e.sqlstate.as_deref()), (ErrorKind::Database, Some("23505")));
+    assert_eq!((e.kind(), e.sqlstate().map(|s| s.code())), (ErrorKind::Database, Some("23505")));
     let count = hook.get_first("select count(*) from t", None).await.unwrap();
     assert_eq!(count.rows[0][0], Value::Int(2));
     // With autocommit the first statement stays.
@@ -101,9 +101,9 @@ async fn run_statements_parameters_and_transactions() {
     assert_eq!(all[1].rows, vec![vec![Value::Int(2)], vec![Value::Int(3)]]);
     assert_eq!(all[1].columns[0].name, "b");
     let e = hook.run(&[], None, RunOptions::default()).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Config);
+    assert_eq!(e.kind(), ErrorKind::Config);
     let e = hook.get_records("select %s", Some(Parameters::Positional(vec![]))).await.unwrap_err();
-    assert!(e.message.contains("placeholders"), "{e}");
+    assert!(e.message().contains("placeholders"), "{e}");
 }
 
 #[tokio::test]
@@ -145,7 +145,7 @@ async fn records_decode_types_and_shapes() {
     assert_eq!(r.shape, RowShape::RealDict);
     // A type pghook cannot decode is refused with a hint, not garbled.
     let e = t.hook(args("tuple")).get_records("select point(1, 2) as p", None).await.unwrap_err();
-    assert!(e.message.contains("p::text"), "{e}");
+    assert!(e.message().contains("p::text"), "{e}");
     let none = t.hook(args("tuple")).get_first("select 1 where false", None).await.unwrap();
     assert!(none.rows.is_empty());
 }
@@ -166,17 +166,17 @@ async fn bulk_load_and_dump_round_trip() {
     let table = "\"Sales\".\"Order Lines\" (id, note)";
     assert_eq!(hook.bulk_load(table, "in.tsv").await.unwrap(), 5000);
     assert_eq!(
-        hook.bulk_dump("\"Sales\".\"Order Lines\"", "out/../out.tsv").await.unwrap_err().kind,
+        hook.bulk_dump("\"Sales\".\"Order Lines\"", "out/../out.tsv").await.unwrap_err().kind(),
         ErrorKind::Denied
     );
     assert_eq!(hook.bulk_dump("\"Sales\".\"Order Lines\"", "out.tsv").await.unwrap(), 5000);
     assert_eq!(std::fs::read_to_string(root.path().join("out.tsv")).unwrap(), input);
     // Unquoted names fold to lower case, as PostgreSQL does.
     let e = hook.bulk_dump("Sales.Order", "x.tsv").await.unwrap_err();
-    assert_eq!(e.sqlstate.as_deref(), Some("3F000"), "{e}");
+    assert_eq!(e.sqlstate().map(|s| s.code()), Some("3F000"), "{e}");
     let e = hook.bulk_load("t; drop table x", "in.tsv").await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Config);
-    assert!(e.message.starts_with("invalid table name"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.message().starts_with("invalid table name"), "{e}");
 }
 
 #[tokio::test]
@@ -188,17 +188,17 @@ async fn failures_leave_no_half_files_and_no_rows() {
     let input: String = (0..5000).map(|i| if i == 3000 { "oops\n".to_string() } else { format!("{i}\n") }).collect();
     std::fs::write(root.path().join("bad.tsv"), input).unwrap();
     let e = hook.bulk_load("n", "bad.tsv").await.unwrap_err();
-    assert_eq!(e.sqlstate.as_deref(), Some("22P02"), "{e}");
+    assert_eq!(e.sqlstate().map(|s| s.code()), Some("22P02"), "{e}");
     assert_eq!(hook.get_first("select count(*) from n", None).await.unwrap().rows[0][0], Value::Int(0));
     // A dump that fails midway (division by zero at row 4000) leaves no file,
     // and an existing file keeps its old content.
     std::fs::write(root.path().join("keep.tsv"), "old\n").unwrap();
     let sql = "COPY (select 1 / (4000 - g) from generate_series(1, 5000) g) TO STDOUT";
     let e = hook.copy_expert(sql, "keep.tsv").await.unwrap_err();
-    assert_eq!(e.sqlstate.as_deref(), Some("22012"), "{e}");
+    assert_eq!(e.sqlstate().map(|s| s.code()), Some("22012"), "{e}");
     assert_eq!(std::fs::read_to_string(root.path().join("keep.tsv")).unwrap(), "old\n");
     let e = hook.copy_expert(sql, "new.tsv").await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Database);
+    assert_eq!(e.kind(), ErrorKind::Database);
     let names: Vec<_> = std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 2, "left behind: {names:?}");
 }
@@ -223,10 +223,10 @@ async fn copy_expert_directions_and_airflow_quirk() {
     // Server-side files and programs are refused before reaching the server.
     for sql in ["COPY c FROM '/etc/passwd'", "COPY c TO PROGRAM 'true'", "SELECT 1"] {
         let e = hook.copy_expert(sql, "x").await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Config, "{sql}");
+        assert_eq!(e.kind(), ErrorKind::Config, "{sql}");
     }
     let e = hook.copy_expert("COPY c FROM STDIN", "/etc/passwd").await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Denied);
+    assert_eq!(e.kind(), ErrorKind::Denied);
 }
 
 #[tokio::test]
@@ -241,7 +241,7 @@ async fn get_uri_get_conn_and_database_override() {
     );
     let t = tenant(root.path(), &[("c", &uri), ("j", &json)]);
     let e = t.hook(args("c")).get_uri().await.unwrap_err();
-    assert!(e.message.contains("sqlalchemy_query"), "{e}");
+    assert!(e.message().contains("sqlalchemy_query"), "{e}");
     assert_eq!(
         t.hook(args("j")).get_uri().await.unwrap(),
         format!("postgresql://postgres:s3cret pw%2F%3A%40@127.0.0.1:{}/postgres?sslmode=disable", pg.port)
@@ -318,8 +318,8 @@ async fn connect_timeout_bounds_a_silent_server() {
         let t = tenant(root.path(), &[("c", &uri)]);
         let started = std::time::Instant::now();
         let e = t.hook(args("c")).test_connection().await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Connect, "{mode}: {e}");
-        assert!(e.message.contains("timeout expired"), "{mode}: {e}");
+        assert_eq!(e.kind(), ErrorKind::Connect, "{mode}: {e}");
+        assert!(e.message().contains("timeout expired"), "{mode}: {e}");
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "{mode}");
     }
 }

@@ -40,14 +40,14 @@ async fn rds_token_is_signed_offline() {
     // host's environment there are no credentials.
     let t = tenant(root.path(), &[("rds", "postgres://alice@db.example/app?iam=true")]);
     let e = t.hook(HookArgs::conn_id("rds")).get_iam_token().await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Aws);
-    assert!(e.message.contains("no AWS credentials"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Aws);
+    assert!(e.message().contains("no AWS credentials"), "{e}");
     let t = tenant(
         root.path(),
         &[("rds", "postgres://alice@db.example/app?iam=true"), ("aws_default", "aws://AKID:secret@")],
     );
     let e = t.hook(HookArgs::conn_id("rds")).get_iam_token().await.unwrap_err();
-    assert!(e.message.contains("region"), "{e}");
+    assert!(e.message().contains("region"), "{e}");
 }
 
 #[tokio::test]
@@ -81,8 +81,8 @@ async fn redshift_cluster_credentials_from_moto() {
     assert_eq!(explained["password"], "***");
     // An unknown cluster is moto's error, naming the cluster.
     let e = t.hook(HookArgs::conn_id("other")).get_iam_token().await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Aws);
-    assert!(e.message.contains("other"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Aws);
+    assert!(e.message().contains("other"), "{e}");
 }
 
 #[tokio::test]
@@ -109,8 +109,8 @@ async fn aws_endpoints_obey_the_host_policy() {
     let conn = "postgres://u@wg.x.us-east-1.redshift-serverless.amazonaws.com/dev?iam=true&redshift-serverless=true";
     let t = tenant(root.path(), &[("c", conn), ("aws_default", &aws_conn("http://metadata.example:80"))]);
     let e = t.hook(HookArgs::conn_id("c")).get_iam_token().await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Denied);
-    assert!(e.message.contains("metadata.example"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Denied);
+    assert!(e.message().contains("metadata.example"), "{e}");
 }
 
 /// A tenant that may reach only `pattern`, with an AWS connection `aws` and
@@ -132,8 +132,8 @@ async fn aws_calls_are_checked_where_the_sdk_really_sends_them() {
         [("rs", "redshift.cn-north-1.amazonaws.com.cn"), ("sls", "redshift-serverless.cn-north-1.amazonaws.com.cn")]
     {
         let e = china.hook(HookArgs::conn_id(conn)).get_iam_token().await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Denied, "{e}");
-        assert!(e.message.contains(&format!("host {host} is not allowed")), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
+        assert!(e.message().contains(&format!("host {host} is not allowed")), "{e}");
     }
     // An endpoint_url the policy does not allow gets no traffic at all.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -142,13 +142,13 @@ async fn aws_calls_are_checked_where_the_sdk_really_sends_them() {
     let t = aws_tenant("127.0.0.1", &aws_conn(&endpoint));
     for conn in ["rs", "sls"] {
         let e = t.hook(HookArgs::conn_id(conn)).get_iam_token().await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Denied, "{e}");
-        assert!(e.message.contains("host localhost is not allowed"), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
+        assert!(e.message().contains("host localhost is not allowed"), "{e}");
     }
     assert_eq!(listener.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "a request reached the endpoint");
     // The same endpoint by an allowed address is reached (and answers nothing useful).
     let allowed = aws_tenant("127.0.0.1", &aws_conn(&endpoint.replace("localhost", "127.0.0.1")));
     drop(listener);
     let e = allowed.hook(HookArgs::conn_id("rs")).get_iam_token().await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Aws, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Aws, "{e}");
 }

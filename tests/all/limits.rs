@@ -38,7 +38,7 @@ async fn a_timed_out_call_leaves_nothing_running_or_committing() {
     let autocommit = RunOptions { autocommit: true, ..Default::default() };
     let slow = "insert into t select 1 from pg_sleep(3) where 'limits-timeout' <> ''";
     let e = hook.run(&[slow], None, autocommit).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     // When the call returns, the server has already ended the statement...
     assert_eq!(running(pg, "limits-timeout"), "0");
     // ...and it never commits later.
@@ -59,11 +59,11 @@ async fn an_interrupted_call_is_cancelled_on_the_server() {
     let started = Instant::now();
     let e = hook.get_records("select pg_sleep(30), 'limits-interrupt'", None).await.unwrap_err();
     thrower.await.unwrap();
-    assert_eq!(e.kind, ErrorKind::Interrupted, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Interrupted, "{e}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     assert_eq!(running(pg, "limits-interrupt"), "0");
     // The switch stays thrown: later calls of the hook stop at once.
-    assert_eq!(hook.test_connection().await.unwrap_err().kind, ErrorKind::Interrupted);
+    assert_eq!(hook.test_connection().await.unwrap_err().kind(), ErrorKind::Interrupted);
 }
 
 fn pghook(root: &std::path::Path, uri: &str, args: &[&str]) -> Command {
@@ -131,8 +131,8 @@ async fn results_over_the_limit_say_so() {
         .get_records("select g from generate_series(1, 100000) g", None)
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
-    assert!(e.message.contains("over this tenant's result limit of 1 MiB"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
+    assert!(e.message().contains("over this tenant's result limit of 1 MiB"), "{e}");
     // Under the default 64 MiB limit, a result just below it comes back
     // whole (no opaque trap from wasmtime's own cap), one just above fails
     // with the limit's message.
@@ -146,8 +146,8 @@ async fn results_over_the_limit_say_so() {
         .get_records(&format!("select g::int8 from generate_series(1, {}) g", rows(1.05)), None)
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
-    assert!(e.message.contains("result limit of 64 MiB"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
+    assert!(e.message().contains("result limit of 64 MiB"), "{e}");
     // The CLI can raise or lower it.
     let out = pghook(
         root.path(),

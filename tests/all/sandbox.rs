@@ -29,7 +29,7 @@ async fn connections_hosts_and_files_are_confined() {
     let only_c = runtime().tenant(policy(root.path(), &pg.uri("")).allow_conn_ids(["c"]));
     assert!(only_c.hook(HookArgs::conn_id("c")).test_connection().await.is_ok());
     let e = only_c.hook(HookArgs::conn_id("secret")).test_connection().await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Denied);
+    assert_eq!(e.kind(), ErrorKind::Denied);
     let elsewhere = pg.uri("").replace("127.0.0.1", "localhost");
     let e = runtime()
         .tenant(policy(root.path(), &elsewhere))
@@ -37,8 +37,8 @@ async fn connections_hosts_and_files_are_confined() {
         .test_connection()
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Denied);
-    assert!(e.message.contains("host localhost is not allowed"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Denied);
+    assert!(e.message().contains("host localhost is not allowed"), "{e}");
     // One tenant cannot reach into another's root.
     let other = tempfile::tempdir().unwrap();
     std::fs::write(other.path().join("theirs.tsv"), "1\n").unwrap();
@@ -49,7 +49,7 @@ async fn connections_hosts_and_files_are_confined() {
         .copy_expert("COPY (select 1) TO STDOUT", theirs.to_str().unwrap())
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Denied);
+    assert_eq!(e.kind(), ErrorKind::Denied);
     assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "1\n");
 }
 
@@ -60,8 +60,8 @@ async fn a_guest_out_of_memory_fails_only_that_call() {
     let small = runtime().tenant(policy(root.path(), &pg.uri("")).with_memory_limit(16 << 20));
     let big = "select repeat('x', 1000) from generate_series(1, 40000)";
     let e = small.hook(HookArgs::conn_id("c")).get_records(big, None).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Trap, "{e}");
-    assert!(e.message.contains("out of memory"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Trap, "{e}");
+    assert!(e.message().contains("out of memory"), "{e}");
     // The same tenant and its neighbours go on.
     let one = small.hook(HookArgs::conn_id("c")).get_first("select 1", None).await.unwrap();
     assert_eq!(one.rows[0][0], Value::Int(1));
@@ -79,12 +79,12 @@ async fn result_and_time_limits() {
         .get_records("select repeat('x', 1000) from generate_series(1, 1000)", None)
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
     let hasty = runtime().tenant(policy(root.path(), &pg.uri("")).with_call_timeout(Duration::from_millis(500)));
     let started = std::time::Instant::now();
     let sleeper = "select pg_sleep(60) /* pghook-cancel-test */";
     let e = hasty.hook(HookArgs::conn_id("c")).run(&[sleeper], None, Default::default()).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert!(started.elapsed() < Duration::from_secs(4));
     // The abandoned statement is cancelled on the server, not left running.
     let running =
@@ -174,21 +174,21 @@ async fn socket_directories_need_their_own_rule() {
     let conn = format!("postgres://u@{}/db", evil.to_str().unwrap().replace('/', "%2F"));
     let hosts = Policy::new(root.path()).allow_host("*.example.com").allow_host("*");
     let e = with_conn(hosts.clone(), &conn).hook(HookArgs::conn_id("c")).test_connection().await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Denied, "{e}");
-    assert!(e.message.contains(&format!("Unix socket directory {} is not allowed", evil.display())), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
+    assert!(e.message().contains(&format!("Unix socket directory {} is not allowed", evil.display())), "{e}");
     // Its own rule lets the attempt through (nothing listens there).
     let e = with_conn(Policy::new(root.path()).allow_socket_dir(&evil), &conn)
         .hook(HookArgs::conn_id("c"))
         .test_connection()
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Connect, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
     // The real cluster's socket: refused under host patterns alone, reached
     // once its directory is allowed, however the rule spells it.
     let dir = pg.socket_dir.to_str().unwrap();
     let real = format!("postgres://postgres@{}:{}/postgres", dir.replace('/', "%2F"), pg.port);
     let e = with_conn(hosts, &real).hook(HookArgs::conn_id("c")).test_connection().await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Denied, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
     for rule in [dir.to_string(), format!("{dir}/"), format!("{dir}/./"), dir.replacen('/', "//", 1)] {
         let t = with_conn(Policy::new(root.path()).allow_socket_dir(&rule), &real);
         t.hook(HookArgs::conn_id("c")).test_connection().await.unwrap_or_else(|e| panic!("rule {rule}: {e}"));
@@ -216,7 +216,7 @@ async fn bracketed_and_bare_ipv6_addresses_agree() {
         for conn in [bare, bracketed] {
             let t = with_conn(Policy::new(root.path()).allow_host(pattern), conn);
             let e = t.hook(HookArgs::conn_id("c")).test_connection().await.unwrap_err();
-            assert_eq!(e.kind, ErrorKind::Connect, "pattern {pattern}, connection {conn}: {e}");
+            assert_eq!(e.kind(), ErrorKind::Connect, "pattern {pattern}, connection {conn}: {e}");
         }
     }
     let e = with_conn(Policy::new(root.path()).allow_host("::2"), bracketed)
@@ -224,8 +224,8 @@ async fn bracketed_and_bare_ipv6_addresses_agree() {
         .test_connection()
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Denied, "{e}");
-    assert!(e.message.contains("host ::1 is not allowed"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
+    assert!(e.message().contains("host ::1 is not allowed"), "{e}");
 }
 
 /// A secrets backend that answers asynchronously, as a vault would.
@@ -259,5 +259,73 @@ async fn an_async_secrets_source_blocks_no_thread() {
     assert!(started.elapsed() < Duration::from_millis(550), "{:?}", started.elapsed());
     assert_eq!((a.unwrap()["host"].clone(), b.unwrap()["host"].clone()), ("127.0.0.1".into(), "127.0.0.1".into()));
     let e = t.hook(HookArgs::conn_id("broken")).test_connection().await.unwrap_err();
-    assert!(e.message.contains("the vault is unreachable"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Secrets, "{e}");
+    assert!(e.message().contains("the vault is unreachable"), "{e}");
+}
+
+#[tokio::test]
+async fn errors_have_kinds_sources_and_typed_sqlstates() {
+    use std::error::Error as _;
+    let e = pghook::Runtime::from_component(b"not a component").err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Guest, "{e}");
+    assert!(e.source().is_some(), "{e:?}");
+    let pg = Cluster::plain();
+    let root = tempfile::tempdir().unwrap();
+    let hook = runtime().tenant(policy(root.path(), &pg.uri(""))).hook(HookArgs::conn_id("c"));
+    let e = hook.get_records("select 1/0", None).await.unwrap_err();
+    assert_eq!((e.kind(), e.sqlstate()), (ErrorKind::Database, Some(&pghook::SqlState::DIVISION_BY_ZERO)));
+    assert!(e.to_string().ends_with("(SQLSTATE 22012)"), "{e}");
+}
+
+/// A tenant that reuses sessions: `select pg_backend_pid()` through `hook`.
+async fn backend_pid(hook: &pghook::Hook) -> Value {
+    hook.get_first("select pg_backend_pid()", None).await.unwrap().rows.remove(0).remove(0)
+}
+
+/// Wait until `tenant` holds `n` idle sessions (they return after `DISCARD ALL`, off the caller's path).
+async fn idle(tenant: &pghook::Tenant, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while tenant.idle_sessions() != n {
+        assert!(std::time::Instant::now() < deadline, "{} idle sessions, not {n}", tenant.idle_sessions());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn sessions_are_reused_only_when_asked_clean_and_per_tenant() {
+    let pg = Cluster::plain();
+    let root = tempfile::tempdir().unwrap();
+    // Airflow's default: a new session for every call.
+    let fresh = runtime().tenant(policy(root.path(), &pg.uri(""))).hook(HookArgs::conn_id("c"));
+    assert_ne!(backend_pid(&fresh).await, backend_pid(&fresh).await);
+    // With reuse, the next call gets the same session back...
+    let reusing = runtime().tenant(policy(root.path(), &pg.uri("")).with_session_reuse(4));
+    let hook = reusing.hook(HookArgs::conn_id("c"));
+    let pid = backend_pid(&hook).await;
+    idle(&reusing, 1).await;
+    assert_eq!(backend_pid(&hook).await, pid);
+    idle(&reusing, 1).await;
+    // ...reset: settings a call made are gone.
+    let autocommit = pghook::RunOptions { autocommit: true, ..Default::default() };
+    hook.run(&["set search_path to nowhere"], None, autocommit).await.unwrap();
+    idle(&reusing, 1).await;
+    let path = hook.get_first("show search_path", None).await.unwrap().rows.remove(0).remove(0);
+    assert_eq!(path, Value::Text("\"$user\", public".into()));
+    idle(&reusing, 1).await;
+    // A session left inside a transaction is closed, not reused.
+    hook.run(&["begin"], None, autocommit).await.unwrap();
+    idle(&reusing, 0).await;
+    assert_ne!(backend_pid(&hook).await, pid);
+    idle(&reusing, 1).await;
+    // Another tenant with the same connection never gets this tenant's session.
+    let other = runtime().tenant(policy(root.path(), &pg.uri("")).with_session_reuse(4));
+    let mine = backend_pid(&hook).await;
+    assert_ne!(backend_pid(&other.hook(HookArgs::conn_id("c"))).await, mine);
+    // A call that times out does not give its session back.
+    let hasty = runtime()
+        .tenant(policy(root.path(), &pg.uri("")).with_session_reuse(4).with_call_timeout(Duration::from_millis(300)));
+    let e = hasty.hook(HookArgs::conn_id("c")).get_records("select pg_sleep(5)", None).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(hasty.idle_sessions(), 0);
 }

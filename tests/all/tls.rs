@@ -41,13 +41,13 @@ async fn modes_that_encrypt_without_checking() {
     assert!(ssl_in_use("127.0.0.1", "postgres", serde_json::json!({})).await.unwrap());
     // disable cannot get past a server that insists on TLS.
     let e = ssl_in_use("127.0.0.1", "postgres", serde_json::json!({"sslmode": "disable"})).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Connect);
-    assert!(e.message.contains("no encryption"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Connect);
+    assert!(e.message().contains("no encryption"), "{e}");
     // require with a root certificate checks the chain, as libpq does.
     let e = ssl_in_use("127.0.0.1", "postgres", serde_json::json!({"sslmode": "require", "sslrootcert": ca}))
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Tls, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
 }
 
 #[tokio::test]
@@ -60,27 +60,27 @@ async fn verify_ca_and_verify_full() {
     // verify-ca accepts a name mismatch, verify-full does not.
     assert!(ssl_in_use("127.0.0.1", "postgres", verify("verify-ca", &ca)).await.unwrap());
     let e = ssl_in_use("127.0.0.1", "postgres", verify("verify-full", &ca)).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Tls, "{e}");
-    assert!(e.message.contains("not valid for name") || e.message.contains("NotValidForName"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
+    assert!(e.message().contains("not valid for name") || e.message().contains("NotValidForName"), "{e}");
     assert!(ssl_in_use("localhost", "postgres", verify("verify-full", &ca)).await.unwrap());
     // The wrong CA fails both.
     for mode in ["verify-ca", "verify-full"] {
         let e = ssl_in_use("localhost", "postgres", verify(mode, &other)).await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Tls, "{mode}: {e}");
-        assert!(e.message.contains("UnknownIssuer") || e.message.contains("unknown issuer"), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Tls, "{mode}: {e}");
+        assert!(e.message().contains("UnknownIssuer") || e.message().contains("unknown issuer"), "{e}");
     }
     // Relative paths resolve under the tenant's file root.
     assert!(ssl_in_use("localhost", "postgres", verify("verify-full", "ca.crt")).await.unwrap());
     // A missing root certificate is a clear error before connecting.
     let e = ssl_in_use("localhost", "postgres", serde_json::json!({"sslmode": "verify-full"})).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Config);
+    assert_eq!(e.kind(), ErrorKind::Config);
     let e = ssl_in_use("localhost", "postgres", verify("verify-full", "missing.crt")).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Io, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
     // Certificates outside the root are refused.
     let e = ssl_in_use("localhost", "postgres", verify("verify-full", "/etc/ssl/certs/ca-certificates.crt"))
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Denied, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
 }
 
 #[tokio::test]
@@ -99,11 +99,11 @@ async fn client_certificate_login() {
     without.as_object_mut().unwrap().remove("sslcert");
     without.as_object_mut().unwrap().remove("sslkey");
     let e = ssl_in_use("localhost", "certuser", without).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Connect, "{e}");
-    assert_eq!(e.sqlstate.as_deref(), Some("28000"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+    assert_eq!(e.sqlstate().map(|s| s.code()), Some("28000"), "{e}");
     // Half a pair is a configuration error.
     let e = ssl_in_use("localhost", "certuser", serde_json::json!({"sslcert": files.client_cert})).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Config);
+    assert_eq!(e.kind(), ErrorKind::Config);
 }
 
 #[tokio::test]
@@ -126,5 +126,5 @@ async fn a_hostaddr_means_tcp_and_tls_even_with_a_socket_host() {
     let ca = pg.tls.as_ref().unwrap().ca.to_string_lossy().into_owned();
     let extra = serde_json::json!({"sslmode": "verify-full", "sslrootcert": ca, "hostaddr": "127.0.0.1"});
     let e = ssl_in_use(dir, "postgres", extra).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Tls, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
 }

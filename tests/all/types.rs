@@ -214,11 +214,13 @@ fn query(ty: &SqlType, values: &[(&str, String)]) -> String {
 fn check(ty: &SqlType, values: &[(&str, String)], outcome: Result<pghook::Records, pghook::Error>) -> Option<String> {
     let records = match outcome {
         Err(e)
-            if e.kind == ErrorKind::Config && e.message.contains("cannot decode") && e.message.contains("cast it") =>
+            if e.kind() == ErrorKind::Config
+                && e.message().contains("cannot decode")
+                && e.message().contains("cast it") =>
         {
             return None;
         }
-        Err(e) => return Some(format!("{:?}: {e}", e.kind)),
+        Err(e) => return Some(format!("{:?}: {e}", e.kind())),
         Ok(records) => records,
     };
     let [row] = records.rows.as_slice() else { return Some(format!("{} rows", records.rows.len())) };
@@ -303,7 +305,7 @@ fn judge(
 ) {
     let problem = match outcome {
         Err(panicked) => Some(format!("the host panicked: {panicked}")),
-        Ok(Err(e)) if e.kind == ErrorKind::Config => {
+        Ok(Err(e)) if e.kind() == ErrorKind::Config => {
             refused.push(ty.name.clone());
             check(&ty, &values, Err(e))
         }

@@ -446,7 +446,7 @@ impl From<String> for Failure {
 
 impl From<pghook::Error> for Failure {
     fn from(e: pghook::Error) -> Failure {
-        Failure { interrupted: e.kind == ErrorKind::Interrupted, message: e.to_string() }
+        Failure { interrupted: e.kind() == ErrorKind::Interrupted, message: e.to_string() }
     }
 }
 
