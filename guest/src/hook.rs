@@ -89,10 +89,16 @@ impl Hook {
         ConnArgs::build(&conn, &self.overrides)
     }
 
-    fn connect(&self) -> Result<(Session, RowShape)> {
+    /// get_conn's settings, libpq's defaults applied (the OS user asked of
+    /// the host only when the connection has no login).
+    fn connect_config(&self) -> Result<(ConnectConfig, RowShape)> {
         let args = self.conn_args()?;
-        let session = postgres::connect(args.connect_config())?;
-        Ok((session, args.shape))
+        Ok((args.connect_config(postgres::os_user)?, args.shape))
+    }
+
+    fn connect(&self) -> Result<(Session, RowShape)> {
+        let (config, shape) = self.connect_config()?;
+        Ok((postgres::connect(&config)?, shape))
     }
 
     fn log_notices(&self, session: &Session) {
@@ -190,7 +196,7 @@ impl Guest for Component {
     }
 
     fn get_conn(args: HookArgs) -> std::result::Result<ConnectConfig, Error> {
-        Ok(Hook::new(args)?.conn_args()?.connect_config().clone())
+        Ok(Hook::new(args)?.connect_config()?.0)
     }
 
     fn test_connection(args: HookArgs) -> std::result::Result<String, Error> {
