@@ -8,6 +8,7 @@ wit_bindgen::generate!({
     path: "../wit",
     world: "pghook",
     default_bindings_module: "crate::bindings",
+    additional_derives: [PartialEq],
 });
 
 pub use exports::pghook::hook::hook;

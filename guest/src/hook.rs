@@ -27,6 +27,33 @@ fn lookup(conn_id: &str) -> Result<Option<Connection>> {
     secrets::get_connection(conn_id)?.map(|stored| Connection::parse(conn_id, &stored)).transpose()
 }
 
+/// Airflow's `run` keyword arguments, every one decided.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    autocommit: bool,
+    split_statements: bool,
+    return_last: bool,
+    fetch: Fetch,
+}
+
+impl Run {
+    /// `DbApiHook.run`'s defaults: one transaction, statements as given,
+    /// the last result, no handler (nothing fetched).
+    const AIRFLOW_DEFAULTS: Run =
+        Run { autocommit: false, split_statements: false, return_last: true, fetch: Fetch::None };
+
+    /// The caller's options, Airflow's defaults for those left unset.
+    fn new(options: RunOptions) -> Run {
+        let default = Run::AIRFLOW_DEFAULTS;
+        Run {
+            autocommit: options.autocommit.unwrap_or(default.autocommit),
+            split_statements: options.split_statements.unwrap_or(default.split_statements),
+            return_last: options.return_last.unwrap_or(default.return_last),
+            fetch: options.fetch.unwrap_or(default.fetch),
+        }
+    }
+}
+
 /// One hook instance: its arguments and resolved connection.
 struct Hook {
     conn: Connection,
@@ -89,10 +116,16 @@ impl Hook {
         ConnArgs::build(&conn, &self.overrides)
     }
 
-    fn connect(&self) -> Result<(Session, RowShape)> {
+    /// get_conn's settings, libpq's defaults applied (the OS user asked of
+    /// the host only when the connection has no login).
+    fn connect_config(&self) -> Result<(ConnectConfig, RowShape)> {
         let args = self.conn_args()?;
-        let session = postgres::connect(args.connect_config())?;
-        Ok((session, args.shape))
+        Ok((args.connect_config(postgres::os_user)?, args.shape))
+    }
+
+    fn connect(&self) -> Result<(Session, RowShape)> {
+        let (config, shape) = self.connect_config()?;
+        Ok((postgres::connect(&config)?, shape))
     }
 
     fn log_notices(&self, session: &Session) {
@@ -103,12 +136,7 @@ impl Hook {
         }
     }
 
-    fn run(
-        &self,
-        sql: Vec<String>,
-        parameters: Option<&Parameters>,
-        options: RunOptions,
-    ) -> Result<(Vec<Rowset>, RowShape)> {
+    fn run(&self, sql: Vec<String>, parameters: Option<&Parameters>, options: Run) -> Result<(Vec<Rowset>, RowShape)> {
         let statements: Vec<String> = if options.split_statements {
             sql.iter().map(|s| split_statements(s)).collect::<Result<Vec<_>>>()?.concat()
         } else {
@@ -157,7 +185,8 @@ impl Hook {
     }
 
     fn records(&self, sql: String, parameters: Option<Parameters>, fetch: Fetch) -> Result<Records> {
-        let options = RunOptions { autocommit: false, split_statements: false, return_last: true, fetch };
+        // Airflow's get_records and get_first: run with its defaults and a fetching handler.
+        let options = Run { fetch, ..Run::AIRFLOW_DEFAULTS };
         let (mut results, shape) = self.run(vec![sql], parameters.as_ref(), options)?;
         let last = results.pop().ok_or_else(|| config("no statement was run"))?;
         Ok(Records { shape, columns: last.columns, rows: last.rows })
@@ -190,7 +219,7 @@ impl Guest for Component {
     }
 
     fn get_conn(args: HookArgs) -> std::result::Result<ConnectConfig, Error> {
-        Ok(Hook::new(args)?.conn_args()?.connect_config().clone())
+        Ok(Hook::new(args)?.connect_config()?.0)
     }
 
     fn test_connection(args: HookArgs) -> std::result::Result<String, Error> {
@@ -205,7 +234,7 @@ impl Guest for Component {
         parameters: Option<Parameters>,
         options: RunOptions,
     ) -> std::result::Result<Vec<Rowset>, Error> {
-        Ok(Hook::new(args)?.run(sql, parameters.as_ref(), options)?.0)
+        Ok(Hook::new(args)?.run(sql, parameters.as_ref(), Run::new(options))?.0)
     }
 
     fn get_records(args: HookArgs, sql: String, parameters: Option<Parameters>) -> std::result::Result<Records, Error> {

@@ -1,12 +1,17 @@
 //! From an Airflow connection to libpq parameters: which extras pass to
-//! libpq and which the hook consumes ([`ConnArgs::build`]), and their typed
-//! form for the host ([`ConnArgs::connect_config`]).
+//! libpq and which the hook consumes ([`ConnArgs::build`]), and the host's
+//! orders: every libpq rule and default applied ([`ConnArgs::connect_config`]),
+//! the servers to try (`Params::endpoints`) and what to do about TLS
+//! ([`tls_decision`]).
+
+use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
 use crate::bindings::hook::RowShape;
 use crate::bindings::postgres::{
-    ChannelBinding, ConnectConfig, Endpoint, Keepalives, SslMode, TargetSession, TlsConfig, TlsVersion,
+    ChannelBinding, ClientCert, ConnectConfig, Encrypt, Endpoint, IpAddress, Keepalives, Server, TargetSession,
+    TcpServer, TlsConfig, TlsVersion, Verify,
 };
 use crate::connection::Connection;
 use crate::error::{Result, config};
@@ -113,8 +118,50 @@ pub struct ConnArgs {
     pub params: Map<String, Value>,
     /// The row type the `cursor` extra asks for.
     pub shape: RowShape,
-    /// `params` in the typed form the host connects with.
+    /// `params` in the typed form the host connects with, but for libpq's
+    /// user default, which needs the OS user: an empty `user` or `dbname`
+    /// is unset, as in libpq, until [`ConnArgs::connect_config`].
     config: ConnectConfig,
+}
+
+/// The port libpq uses when none is given.
+const DEFAULT_PORT: u16 = 5432;
+
+/// libpq's sslmode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain only.
+    Disable,
+    /// Plain first, TLS if the server insists.
+    Allow,
+    /// TLS first, plain if the server has none (the default).
+    Prefer,
+    /// TLS; the chain is checked only if sslrootcert is given.
+    Require,
+    /// TLS, the chain checked.
+    VerifyCa,
+    /// TLS, the chain and the host name checked.
+    VerifyFull,
+}
+
+/// What the host does about TLS for `mode`, as libpq does: `root_cert` is
+/// sslrootcert (which makes `require` check the chain), `sockets_only` says
+/// every endpoint is a Unix socket, where libpq never uses TLS. A mode that
+/// checks the chain without a root certificate was refused before.
+pub fn tls_decision(mode: SslMode, root_cert: Option<String>, sockets_only: bool) -> (Encrypt, Verify) {
+    let encrypt = match mode {
+        _ if sockets_only => return (Encrypt::Never, Verify::None),
+        SslMode::Disable => return (Encrypt::Never, Verify::None),
+        SslMode::Allow => Encrypt::TryPlainFirst,
+        SslMode::Prefer => Encrypt::TryTlsFirst,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => Encrypt::Always,
+    };
+    let verify = match (mode, root_cert) {
+        (SslMode::VerifyFull, Some(root)) => Verify::ChainAndName(root),
+        (SslMode::VerifyCa | SslMode::Require, Some(root)) => Verify::Chain(root),
+        _ => Verify::None,
+    };
+    (encrypt, verify)
 }
 
 /// Reads libpq parameters as libpq would.
@@ -181,9 +228,20 @@ impl ConnArgs {
         Ok(ConnArgs { params, shape, config })
     }
 
-    /// The typed settings the host connects with.
-    pub fn connect_config(&self) -> &ConnectConfig {
-        &self.config
+    /// The settings the host connects with, libpq's defaults applied: the
+    /// user is the login, else the OS user (`os_user`, asked only then); the
+    /// database is named after the user unless given.
+    pub fn connect_config(&self, os_user: impl FnOnce() -> Option<String>) -> Result<ConnectConfig> {
+        let mut config = self.config.clone();
+        if config.user.is_empty() {
+            config.user = os_user()
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| crate::error::config("no user: set the connection's login"))?;
+        }
+        if config.dbname.is_empty() {
+            config.dbname = config.user.clone();
+        }
+        Ok(config)
     }
 
     /// The arguments as one JSON object, every secret ([`SECRET_KEYWORDS`])
@@ -238,11 +296,13 @@ impl Params<'_> {
             }
         }
         self.refuse_unsupported()?;
+        let endpoints = self.endpoints()?;
+        let sockets_only = endpoints.iter().all(|e| matches!(e.server, Server::UnixSocket(_) | Server::DefaultSocket));
         Ok(ConnectConfig {
-            endpoints: self.endpoints()?,
-            user: self.get_set("user"),
+            // Unset until connect_config applies libpq's defaults.
+            user: self.get_set("user").unwrap_or_default(),
             password: self.get("password"),
-            dbname: self.get_set("dbname"),
+            dbname: self.get_set("dbname").unwrap_or_default(),
             options: self.get_set("options"),
             application_name: self.get_set("application_name").or_else(|| self.get_set("fallback_application_name")),
             connect_timeout_seconds: match self.integer("connect_timeout")? {
@@ -278,13 +338,8 @@ impl Params<'_> {
                     return Err(config(format!("invalid load_balance_hosts value: \"{v}\"")));
                 }
             },
-            channel_binding: match self.get_set("channel_binding").as_deref() {
-                None | Some("prefer") => ChannelBinding::Prefer,
-                Some("disable") => ChannelBinding::Disable,
-                Some("require") => ChannelBinding::Require,
-                Some(v) => return Err(config(format!("invalid channel_binding value: \"{v}\""))),
-            },
-            tls: self.tls()?,
+            tls: self.tls(sockets_only)?,
+            endpoints,
         })
     }
 
@@ -320,17 +375,31 @@ impl Params<'_> {
         Ok(())
     }
 
+    /// The servers to try, as libpq pairs `host`, `hostaddr` and `port`: a
+    /// hostaddr means TCP to that address whatever the host says (the host
+    /// names the server for TLS, unless it is a socket path); a host starting
+    /// with `/` is a socket directory; no host at all is the default local
+    /// server's socket.
     fn endpoints(&self) -> Result<Vec<Endpoint>> {
         let split = |v: Option<String>| -> Vec<String> {
             v.map(|v| v.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default()
         };
         let hosts = split(self.get_set("host"));
-        let hostaddrs = split(self.get_set("hostaddr"));
+        let hostaddrs = split(self.get_set("hostaddr"))
+            .into_iter()
+            .map(|a| match a.as_str() {
+                "" => Ok(None),
+                _ => a
+                    .parse::<IpAddr>()
+                    .map(Some)
+                    .map_err(|_| config(format!("could not parse network address \"{a}\""))),
+            })
+            .collect::<Result<Vec<Option<IpAddr>>>>()?;
         let ports = split(self.get_set("port"))
             .into_iter()
             .map(|p| {
                 if p.is_empty() {
-                    return Ok(5432);
+                    return Ok(DEFAULT_PORT);
                 }
                 p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| config(format!("invalid port number: \"{p}\"")))
             })
@@ -343,39 +412,53 @@ impl Params<'_> {
                 hostaddrs.len()
             )));
         }
+        if hostaddrs.iter().any(Option::is_some) && hostaddrs.iter().any(Option::is_none) {
+            // libpq would resolve the hosts whose hostaddr is empty; pghook's
+            // host connects to every server by address or to none that way.
+            return Err(config("hostaddr must be given for every host or for none: pghook cannot mix them"));
+        }
         if ports.len() > 1 && ports.len() != count.max(1) {
             return Err(config(format!("could not match {} port numbers to {} hosts", ports.len(), count.max(1))));
         }
         if count == 0 {
-            // No host: libpq's default local server, whose socket the host knows.
             if ports.len() > 1 {
                 return Err(config(format!("could not match {} port numbers to 1 host", ports.len())));
             }
-            let port = ports.first().copied().unwrap_or(5432);
-            return Ok(vec![Endpoint { host: String::new(), hostaddr: None, port }]);
+            let port = ports.first().copied().unwrap_or(DEFAULT_PORT);
+            return Ok(vec![Endpoint { server: Server::DefaultSocket, port }]);
         }
         Ok((0..count)
             .map(|i| {
-                let hostaddr = hostaddrs.get(i).cloned().filter(|a| !a.is_empty());
-                Endpoint {
-                    host: hosts
-                        .get(i)
-                        .cloned()
-                        .filter(|h| !h.is_empty())
-                        .or_else(|| hostaddr.clone())
-                        .unwrap_or_default(),
-                    hostaddr,
-                    port: match ports.len() {
-                        0 => 5432,
-                        1 => ports[0],
-                        _ => ports[i],
-                    },
-                }
+                let host = hosts.get(i).map(String::as_str).unwrap_or_default();
+                let server = match hostaddrs.get(i).copied().flatten() {
+                    Some(ip) => Server::Tcp(TcpServer {
+                        // A socket path names no server: the address is then the only name TLS has.
+                        host: if host.is_empty() || host.starts_with('/') { ip.to_string() } else { host.to_string() },
+                        address: Some(ip_address(ip)),
+                    }),
+                    None if host.starts_with('/') => Server::UnixSocket(host.to_string()),
+                    None if host.is_empty() => Server::DefaultSocket,
+                    None => Server::Tcp(TcpServer { host: host.to_string(), address: None }),
+                };
+                let port = match ports.len() {
+                    0 => DEFAULT_PORT,
+                    1 => ports[0],
+                    _ => ports[i],
+                };
+                Endpoint { server, port }
             })
             .collect())
     }
 
-    fn tls(&self) -> Result<TlsConfig> {
+    /// sslmode and its companions, as what the host is to do about TLS.
+    /// `sockets_only`: every endpoint is a Unix socket.
+    fn tls(&self, sockets_only: bool) -> Result<TlsConfig> {
+        let channel_binding = match self.get_set("channel_binding").as_deref() {
+            None | Some("prefer") => ChannelBinding::Prefer,
+            Some("disable") => ChannelBinding::Disable,
+            Some("require") => ChannelBinding::Require,
+            Some(v) => return Err(config(format!("invalid channel_binding value: \"{v}\""))),
+        };
         let requiressl = self.integer("requiressl")? == Some(1);
         let mode = match self.get_set("sslmode").as_deref() {
             None if requiressl => SslMode::Require,
@@ -410,26 +493,43 @@ impl Params<'_> {
                 Some(v) => Err(config(format!("invalid {key} value: \"{v}\""))),
             }
         };
-        let (client_cert, client_key) = match self.get_set("sslcertmode").as_deref() {
+        let (cert, key) = match self.get_set("sslcertmode").as_deref() {
             Some("disable") => (None, None),
             None | Some("allow" | "require") => (self.get_set("sslcert"), self.get_set("sslkey")),
             Some(v) => return Err(config(format!("invalid sslcertmode value: \"{v}\""))),
         };
-        if client_cert.is_some() != client_key.is_some() {
-            return Err(config("sslcert and sslkey go together: give both or neither"));
-        }
+        let client_cert = match (cert, key) {
+            (Some(cert), Some(key)) => Some(ClientCert { cert, key }),
+            (None, None) => None,
+            _ => return Err(config("sslcert and sslkey go together: give both or neither")),
+        };
         if self.get_set("sslcertmode").as_deref() == Some("require") && client_cert.is_none() {
             return Err(config("sslcertmode \"require\" needs sslcert and sslkey"));
         }
+        let (encrypt, verify) = tls_decision(mode, root_cert, sockets_only);
         Ok(TlsConfig {
-            mode,
-            root_cert,
+            encrypt,
+            verify,
             client_cert,
-            client_key,
             sni: self.integer("sslsni")? != Some(0),
             min_version: version("ssl_min_protocol_version")?,
             max_version: version("ssl_max_protocol_version")?,
+            channel_binding,
         })
+    }
+}
+
+/// An address in the WIT's form.
+fn ip_address(ip: IpAddr) -> IpAddress {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            IpAddress::Ipv4((a, b, c, d))
+        }
+        IpAddr::V6(v6) => {
+            let [a, b, c, d, e, f, g, h] = v6.segments();
+            IpAddress::Ipv6((a, b, c, d, e, f, g, h))
+        }
     }
 }
 
@@ -491,18 +591,33 @@ mod tests {
             "keepalives": "1", "keepalives_idle": "30", "connect_timeout": 1, "application_name": "app",
             "target_session_attrs": "read-write", "host": "a,b", "port": "5432,5433"
         }));
-        let cfg = ConnArgs::build(&c, &HookOverrides::default()).unwrap().connect_config().clone();
+        let cfg = ConnArgs::build(&c, &HookOverrides::default()).unwrap().connect_config(no_os_user).unwrap();
         assert_eq!(cfg.endpoints.len(), 2);
-        assert_eq!((cfg.endpoints[1].host.as_str(), cfg.endpoints[1].port), ("b", 5433));
-        assert_eq!(cfg.tls.mode, SslMode::VerifyCa);
-        assert_eq!(cfg.tls.client_key.as_deref(), Some("k.pem"));
+        assert_eq!(cfg.endpoints[1], Endpoint { server: tcp("b", None), port: 5433 });
+        assert_eq!((cfg.tls.encrypt, cfg.tls.verify), (Encrypt::Always, Verify::Chain("ca.pem".into())));
+        assert_eq!(cfg.tls.client_cert, Some(ClientCert { cert: "c.pem".into(), key: "k.pem".into() }));
         assert_eq!(cfg.connect_timeout_seconds, Some(2));
         assert_eq!(cfg.keepalives.unwrap().idle_seconds, Some(30));
         assert_eq!(cfg.application_name.as_deref(), Some("app"));
         assert_eq!(cfg.target_session, TargetSession::ReadWrite);
+        assert_eq!((cfg.user.as_str(), cfg.dbname.as_str()), ("u", "app"));
         assert_eq!(cfg.password.as_deref(), Some("secret"));
         let off = ConnArgs::build(&conn(json!({"keepalives": 0})), &HookOverrides::default()).unwrap();
-        assert!(off.connect_config().keepalives.is_none());
+        assert!(off.connect_config(no_os_user).unwrap().keepalives.is_none());
+    }
+
+    /// An OS user that must not be asked for.
+    fn no_os_user() -> Option<String> {
+        panic!("the OS user was asked for although the login is set")
+    }
+
+    /// A connection in JSON form with these fields.
+    fn json_conn(fields: Value) -> Connection {
+        Connection::parse("c", &fields.to_string()).unwrap()
+    }
+
+    fn tcp(host: &str, address: Option<IpAddr>) -> Server {
+        Server::Tcp(TcpServer { host: host.into(), address: address.map(ip_address) })
     }
 
     #[test]
@@ -510,8 +625,202 @@ mod tests {
         let c = Connection::parse("c", r#"{"login": "u"}"#).unwrap();
         let args = ConnArgs::build(&c, &HookOverrides::default()).unwrap();
         assert_eq!(args.explain(), r#"{"host":null,"user":"u","password":null,"dbname":null,"port":null}"#);
-        let endpoints = &args.connect_config().endpoints;
-        assert_eq!(endpoints.len(), 1);
-        assert_eq!((endpoints[0].host.as_str(), endpoints[0].port), ("", 5432));
+        let endpoints = args.connect_config(no_os_user).unwrap().endpoints;
+        assert_eq!(endpoints, [Endpoint { server: Server::DefaultSocket, port: 5432 }]);
+    }
+
+    #[test]
+    fn user_and_database_defaults() {
+        let resolve = |fields: Value, os_user: Option<&str>| {
+            let args = ConnArgs::build(&json_conn(fields), &HookOverrides::default()).unwrap();
+            args.connect_config(|| os_user.map(str::to_string)).map(|c| (c.user, c.dbname))
+        };
+        let pair = |user: &str, dbname: &str| Ok((user.to_string(), dbname.to_string()));
+        // The login, else the OS user; the schema, else the user's name.
+        assert_eq!(resolve(json!({"host": "h", "login": "u", "schema": "db"}), None), pair("u", "db"));
+        assert_eq!(resolve(json!({"host": "h", "login": "u"}), None), pair("u", "u"));
+        assert_eq!(resolve(json!({"host": "h", "schema": "db"}), Some("os")), pair("os", "db"));
+        assert_eq!(resolve(json!({"host": "h"}), Some("os")), pair("os", "os"));
+        // Empty counts as unset, as in libpq.
+        assert_eq!(resolve(json!({"host": "h", "login": "", "schema": ""}), Some("os")), pair("os", "os"));
+        assert_eq!(resolve(json!({"host": "h", "extra": {"user": "x", "dbname": "y"}}), None), pair("x", "y"));
+        // No login and no OS user: a clear error, but only on connecting.
+        for os_user in [None, Some("")] {
+            let e = resolve(json!({"host": "h"}), os_user).unwrap_err();
+            assert_eq!(e.message, "no user: set the connection's login");
+        }
+        let args = ConnArgs::build(&json_conn(json!({"host": "h"})), &HookOverrides::default()).unwrap();
+        assert_eq!(args.explain(), r#"{"host":"h","user":null,"password":null,"dbname":null,"port":null}"#);
+    }
+
+    #[test]
+    fn endpoint_resolution() {
+        let v4 = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let ok = |list: &[(Server, u16)]| -> std::result::Result<Vec<Endpoint>, String> {
+            Ok(list.iter().map(|(server, port)| Endpoint { server: server.clone(), port: *port }).collect())
+        };
+        let cases: Vec<(Value, std::result::Result<Vec<Endpoint>, String>)> = vec![
+            // No host: the default local server's socket, on the given port.
+            (json!({}), ok(&[(Server::DefaultSocket, 5432)])),
+            (json!({"port": 6000}), ok(&[(Server::DefaultSocket, 6000)])),
+            (json!({"port": "1,2"}), Err("could not match 2 port numbers to 1 host".into())),
+            // Names over TCP, ports paired by position or shared.
+            (json!({"host": "a,b", "port": "5432,5433"}), ok(&[(tcp("a", None), 5432), (tcp("b", None), 5433)])),
+            (json!({"host": "a,b", "port": 5433}), ok(&[(tcp("a", None), 5433), (tcp("b", None), 5433)])),
+            (json!({"host": "a, b", "port": "7,"}), ok(&[(tcp("a", None), 7), (tcp("b", None), 5432)])),
+            (json!({"host": "a,b,c", "port": "1,2"}), Err("could not match 2 port numbers to 3 hosts".into())),
+            (json!({"host": "127.0.0.1"}), ok(&[(tcp("127.0.0.1", None), 5432)])),
+            // A path is a socket directory; an empty entry is the default socket.
+            (json!({"host": "/run/pg", "port": 5433}), ok(&[(Server::UnixSocket("/run/pg".into()), 5433)])),
+            (
+                json!({"host": "a,,/s"}),
+                ok(&[(tcp("a", None), 5432), (Server::DefaultSocket, 5432), (Server::UnixSocket("/s".into()), 5432)]),
+            ),
+            // hostaddr: TCP to the address; the host names the server, unless it is a path.
+            (json!({"host": "db.local", "hostaddr": "::1"}), ok(&[(tcp("db.local", v4("::1")), 5432)])),
+            (json!({"host": "/run/pg", "hostaddr": "127.0.0.1"}), ok(&[(tcp("127.0.0.1", v4("127.0.0.1")), 5432)])),
+            (
+                json!({"hostaddr": "10.0.0.1,10.0.0.2", "port": "1,2"}),
+                ok(&[(tcp("10.0.0.1", v4("10.0.0.1")), 1), (tcp("10.0.0.2", v4("10.0.0.2")), 2)]),
+            ),
+            (
+                json!({"host": "a,", "hostaddr": "10.0.0.1,10.0.0.2"}),
+                ok(&[(tcp("a", v4("10.0.0.1")), 5432), (tcp("10.0.0.2", v4("10.0.0.2")), 5432)]),
+            ),
+            (
+                json!({"host": "a,b", "hostaddr": "10.0.0.1"}),
+                Err("could not match 2 host names to 1 hostaddr values".into()),
+            ),
+            (
+                json!({"host": "a,b", "hostaddr": "10.0.0.1,"}),
+                Err("hostaddr must be given for every host or for none".into()),
+            ),
+            (json!({"host": "a", "hostaddr": "db.local"}), Err("could not parse network address \"db.local\"".into())),
+            (json!({"host": "a", "hostaddr": "[::1]"}), Err("could not parse network address \"[::1]\"".into())),
+        ];
+        for (params, expected) in cases {
+            let conn = json_conn(json!({"login": "u", "extra": params}));
+            let got = ConnArgs::build(&conn, &HookOverrides::default())
+                .and_then(|args| args.connect_config(no_os_user))
+                .map(|c| c.endpoints)
+                .map_err(|e| e.message);
+            match (&got, &expected) {
+                (Err(got), Err(wanted)) => assert!(got.starts_with(wanted.as_str()), "{params}: {got}"),
+                _ => assert_eq!(got, expected, "{params}"),
+            }
+        }
+    }
+
+    /// libpq's sslmode table: each sslmode, with and without sslrootcert,
+    /// over TCP and over Unix sockets (named or default, where TLS is never
+    /// used), becomes what the host is to do.
+    #[test]
+    fn sslmode_table() {
+        use Encrypt::{Always, Never, TryPlainFirst, TryTlsFirst};
+        let root = || "ca.pem".to_string();
+        let needs_root = "needs sslrootcert";
+        type Decision = (Encrypt, Verify);
+        // sslmode, then over TCP without sslrootcert (None: refused) and with it.
+        let tcp_table: [(Option<&str>, Option<Decision>, Decision); 8] = [
+            (Some("disable"), Some((Never, Verify::None)), (Never, Verify::None)),
+            (Some("allow"), Some((TryPlainFirst, Verify::None)), (TryPlainFirst, Verify::None)),
+            (Some("prefer"), Some((TryTlsFirst, Verify::None)), (TryTlsFirst, Verify::None)),
+            // prefer is the default.
+            (None, Some((TryTlsFirst, Verify::None)), (TryTlsFirst, Verify::None)),
+            // require checks the chain once a root certificate is given, as libpq does.
+            (Some("require"), Some((Always, Verify::None)), (Always, Verify::Chain(root()))),
+            (Some("verify-ca"), None, (Always, Verify::Chain(root()))),
+            (Some("verify-full"), None, (Always, Verify::ChainAndName(root()))),
+            // The obsolete requiressl=1 means require.
+            (Some("requiressl"), Some((Always, Verify::None)), (Always, Verify::Chain(root()))),
+        ];
+        let decide = |host: Option<&str>, mode: Option<&str>, with_root: bool| {
+            let mut extra = Map::new();
+            if let Some(host) = host {
+                extra.insert("host".into(), json!(host));
+            }
+            match mode {
+                Some("requiressl") => extra.insert("requiressl".into(), json!("1")),
+                Some(mode) => extra.insert("sslmode".into(), json!(mode)),
+                None => None,
+            };
+            if with_root {
+                extra.insert("sslrootcert".into(), json!(root()));
+            }
+            let conn = json_conn(json!({"login": "u", "extra": extra}));
+            let args = ConnArgs::build(&conn, &HookOverrides::default()).map_err(|e| e.message)?;
+            let tls = args.connect_config(no_os_user).unwrap().tls;
+            Ok::<_, String>((tls.encrypt, tls.verify))
+        };
+        for (mode, without_root, with_root) in tcp_table {
+            for (with, expected) in [(false, without_root), (true, Some(with_root))] {
+                let case = format!("sslmode {mode:?}, sslrootcert {with}");
+                // Over TCP: by name, by address, and a list that is not all sockets.
+                for host in [Some("db.local"), Some("10.0.0.1"), Some("/run/pg,db.local")] {
+                    let got = decide(host, mode, with);
+                    match &expected {
+                        Some(decision) => assert_eq!(got.as_ref(), Ok(decision), "{case}, host {host:?}"),
+                        None => assert!(got.as_ref().unwrap_err().contains(needs_root), "{case}: {got:?}"),
+                    }
+                }
+                // Over Unix sockets: never TLS, whatever the mode; a mode that
+                // needs a root certificate still needs one.
+                for host in [None, Some("/run/pg"), Some("/run/pg,,/tmp")] {
+                    let got = decide(host, mode, with);
+                    match &expected {
+                        Some(_) => assert_eq!(got, Ok((Never, Verify::None)), "{case}, socket {host:?}"),
+                        None => assert!(got.as_ref().unwrap_err().contains(needs_root), "{case}: {got:?}"),
+                    }
+                }
+            }
+        }
+        // A hostaddr turns a socket path into TCP, and sslmode applies.
+        let conn = json_conn(
+            json!({"host": "/run/pg", "login": "u", "extra": {"hostaddr": "127.0.0.1", "sslmode": "require"}}),
+        );
+        let tls = ConnArgs::build(&conn, &HookOverrides::default()).unwrap().connect_config(no_os_user).unwrap().tls;
+        assert_eq!((tls.encrypt, tls.verify), (Always, Verify::None));
+    }
+
+    #[test]
+    fn tls_companions() {
+        let tls = |extra: Value| {
+            let conn = json_conn(json!({"host": "h", "login": "u", "extra": extra}));
+            ConnArgs::build(&conn, &HookOverrides::default()).and_then(|a| a.connect_config(no_os_user)).map(|c| c.tls)
+        };
+        let defaults = tls(json!({})).unwrap();
+        assert_eq!(
+            defaults,
+            TlsConfig {
+                encrypt: Encrypt::TryTlsFirst,
+                verify: Verify::None,
+                client_cert: None,
+                sni: true,
+                min_version: None,
+                max_version: None,
+                channel_binding: ChannelBinding::Prefer,
+            }
+        );
+        let set = tls(json!({
+            "sslsni": 0, "ssl_min_protocol_version": "TLSv1.1", "ssl_max_protocol_version": "TLSv1.3",
+            "channel_binding": "require", "sslcert": "c.pem", "sslkey": "k.pem"
+        }))
+        .unwrap();
+        assert!(!set.sni);
+        assert_eq!((set.min_version, set.max_version), (None, Some(TlsVersion::Tls13)));
+        assert_eq!(set.channel_binding, ChannelBinding::Require);
+        assert_eq!(set.client_cert, Some(ClientCert { cert: "c.pem".into(), key: "k.pem".into() }));
+        let off = tls(json!({"sslcertmode": "disable", "sslcert": "c.pem", "sslkey": "k.pem"})).unwrap();
+        assert_eq!(off.client_cert, None);
+        for (extra, message) in [
+            (json!({"sslcert": "c.pem"}), "sslcert and sslkey go together"),
+            (json!({"sslcertmode": "require"}), "sslcertmode \"require\" needs sslcert and sslkey"),
+            (json!({"sslrootcert": "system", "sslmode": "verify-full"}), "sslrootcert \"system\" is not supported"),
+            (json!({"channel_binding": "always"}), "invalid channel_binding value"),
+            (json!({"ssl_max_protocol_version": "TLSv1.1"}), "ssl_max_protocol_version \"TLSv1.1\" is not supported"),
+        ] {
+            let e = tls(extra.clone()).unwrap_err();
+            assert!(e.message.starts_with(message), "{extra}: {}", e.message);
+        }
     }
 }

@@ -18,7 +18,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_types::SdkConfig;
 use aws_types::sdk_config::SharedCredentialsProvider;
 
-use crate::bindings::aws::{ClientConfig, DbCredentials, Host};
+use crate::bindings::aws::{ClientConfig, DbCredentials, Host, Scheme, ServiceEndpoint};
 use crate::bindings::types::{Error as WitError, ErrorKind};
 use crate::ctx::PghookCtxView;
 use crate::error::wit;
@@ -42,7 +42,7 @@ fn sdk_error(what: &str, e: impl std::error::Error + 'static) -> WitError {
 
 /// An SDK interceptor that lets a request leave only for a host the tenant's
 /// policy allows. It reads the URI the HTTP client will connect to, so every
-/// partition (`amazonaws.com.cn`, ...) and every `endpoint_url` is judged by
+/// partition (`amazonaws.com.cn`, ...) and every endpoint the guest names is judged by
 /// where it really leads.
 #[derive(Debug)]
 struct HostGuard(Arc<Policy>);
@@ -91,6 +91,20 @@ struct Resolved {
     endpoint_url: Option<String>,
 }
 
+/// The URL the SDK takes for `endpoint`.
+fn endpoint_url(endpoint: &ServiceEndpoint) -> String {
+    let scheme = match endpoint.scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    };
+    let host = &endpoint.host;
+    let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+    match endpoint.port {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    }
+}
+
 fn ambient(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -131,7 +145,11 @@ impl PghookCtxView<'_> {
                 ambient_allowed.then(|| ambient("AWS_REGION").or_else(|| ambient("AWS_DEFAULT_REGION"))).flatten()
             })
             .ok_or_else(|| wit(ErrorKind::Aws, "no AWS region: set region_name in the AWS connection's extra"))?;
-        Ok(Resolved { credentials, region: Region::new(region), endpoint_url: client.endpoint_url.clone() })
+        Ok(Resolved {
+            credentials,
+            region: Region::new(region),
+            endpoint_url: client.endpoint.as_ref().map(endpoint_url),
+        })
     }
 }
 

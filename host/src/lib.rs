@@ -61,17 +61,18 @@ impl HookArgs {
 }
 
 impl Default for HookArgs {
-    /// `postgres_default`, no database or options override.
+    /// Nothing set: Airflow's default connection (the guest knows which), no
+    /// database or options override, no notices logged.
     fn default() -> HookArgs {
         HookArgs { conn_id: None, database: None, options: None, enable_log_db_messages: false }
     }
 }
 
 impl Default for RunOptions {
-    /// Airflow's `run` defaults: one transaction, statements as given, the
-    /// last result, no rows fetched.
+    /// Nothing set: the guest applies Airflow's `run` defaults. Set only the
+    /// options you mean, e.g. `RunOptions { autocommit: Some(true), ..Default::default() }`.
     fn default() -> RunOptions {
-        RunOptions { autocommit: false, split_statements: false, return_last: true, fetch: Fetch::None }
+        RunOptions { autocommit: None, split_statements: None, return_last: None, fetch: None }
     }
 }
 

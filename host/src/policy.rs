@@ -37,7 +37,8 @@ pub struct Policy {
     /// Whether AWS calls may fall back to the host's own AWS environment
     /// (AWS_* variables) when the AWS connection gives no credentials or region.
     pub ambient_aws: bool,
-    /// Where libpq's default local server listens when a connection has no host.
+    /// Where the default local server's socket is: what the guest's
+    /// `default-socket` endpoint (a connection without a host) leads to.
     pub default_socket_dir: PathBuf,
 }
 

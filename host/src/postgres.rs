@@ -1,9 +1,11 @@
-//! PostgreSQL sessions: the `postgres` import. Connections are opened from
-//! the guest's typed config; COPY data streams between file and socket here,
-//! in bounded memory, and never enters the guest.
+//! PostgreSQL sessions: the `postgres` import. Connections are opened as
+//! the guest's config says, every server checked against the tenant's
+//! policy; COPY data streams between file and socket here, in bounded
+//! memory, and never enters the guest.
 
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +21,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, CancelToken, Client, NoTls};
 use wasmtime::component::Resource;
 
-use crate::bindings::postgres::{ChannelBinding, ConnectConfig, Host, HostSession, SslMode, TargetSession};
+use crate::bindings::postgres::{
+    ChannelBinding, ConnectConfig, Encrypt, Host, HostSession, IpAddress, Server, TargetSession, TcpServer,
+};
 use crate::bindings::types::{Column, Error as WitError, ErrorKind, Rowset, Value};
 use crate::ctx::PghookCtxView;
 use crate::error::wit;
@@ -155,68 +159,72 @@ fn copy_error(e: tokio_postgres::Error) -> WitError {
     pg_error(e, ErrorKind::Database, "COPY failed")
 }
 
-/// The OS user, libpq's default user name.
+/// The user this process runs as, from the environment.
 fn os_user() -> Option<String> {
     ["USER", "LOGNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
 }
 
+/// An address from its WIT form.
+fn ip_addr(address: &IpAddress) -> IpAddr {
+    match *address {
+        IpAddress::Ipv4((a, b, c, d)) => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
+        IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h)),
+    }
+}
+
+/// Where `server` leads, as the policy sees it, and the address to connect
+/// to instead of resolving its name, if any.
+fn destination(server: &Server, policy: &Policy) -> Result<(Destination, Option<IpAddr>), WitError> {
+    match server {
+        // The default local server's socket: where it is, is host policy.
+        Server::DefaultSocket => Ok((Destination::socket(&policy.default_socket_dir), None)),
+        Server::UnixSocket(dir) if dir.starts_with('/') => Ok((Destination::socket(Path::new(dir)), None)),
+        Server::UnixSocket(dir) => {
+            Err(wit(ErrorKind::Config, format!("the Unix socket directory {dir} is not an absolute path")))
+        }
+        Server::Tcp(TcpServer { host, address }) => match Destination::parse(host) {
+            Destination::Socket(_) => {
+                Err(wit(ErrorKind::Config, format!("a TCP server's host must be a name or an address, not {host}")))
+            }
+            named => Ok((named, address.as_ref().map(ip_addr))),
+        },
+    }
+}
+
 /// Build the tokio-postgres config, checking every endpoint against the
-/// policy: the config is built from the checked, parsed endpoints.
-fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Config, bool, String), WitError> {
+/// policy: the config is built from the checked, parsed endpoints. Also
+/// returns the servers' names for error messages.
+fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Config, String), WitError> {
     let mut config = tokio_postgres::Config::new();
     if cfg.endpoints.is_empty() {
         return Err(wit(ErrorKind::Config, "no server to connect to: the endpoint list is empty"));
     }
-    if cfg.endpoints.iter().any(|e| e.hostaddr.is_some()) && cfg.endpoints.iter().any(|e| e.hostaddr.is_none()) {
-        return Err(wit(ErrorKind::Config, "hostaddr must be given for every host or for none"));
-    }
     let denied = |refusal: String| wit(ErrorKind::Denied, refusal);
-    let mut all_unix = true;
     let mut targets = Vec::new();
     for endpoint in &cfg.endpoints {
-        let destination = if endpoint.host.is_empty() {
-            // No host: libpq's default local server.
-            Destination::socket(&policy.default_socket_dir)
-        } else {
-            Destination::parse(&endpoint.host)
-        };
+        let (destination, address) = destination(&endpoint.server, policy)?;
         let destination = policy.check(destination).map_err(denied)?;
-        let hostaddr = match &endpoint.hostaddr {
-            Some(addr) => {
-                let ip: IpAddr = addr
-                    .parse()
-                    .map_err(|_| wit(ErrorKind::Config, format!("could not parse network address \"{addr}\"")))?;
-                policy.check(Destination::Ip(ip)).map_err(denied)?;
-                config.hostaddr(ip);
-                Some(ip)
-            }
-            None => None,
-        };
-        match (&destination, hostaddr) {
-            (Destination::Socket(dir), None) => config.host_path(dir),
-            // libpq reaches a hostaddr over TCP whatever the host says, and
-            // sslmode applies; the address is then the only name TLS has.
-            (Destination::Socket(_), Some(ip)) | (&Destination::Ip(ip), _) => config.host(ip.to_string()),
-            (Destination::Name(name), _) => config.host(name),
+        if let Some(ip) = address {
+            policy.check(Destination::Ip(ip)).map_err(denied)?;
+            config.hostaddr(ip);
+        }
+        match &destination {
+            Destination::Socket(dir) => config.host_path(dir),
+            Destination::Ip(ip) => config.host(ip.to_string()),
+            Destination::Name(name) => config.host(name),
         };
         targets.push(match &destination {
             Destination::Socket(dir) => format!("{}:{}", dir.display(), endpoint.port),
             Destination::Ip(ip) => std::net::SocketAddr::new(*ip, endpoint.port).to_string(),
             Destination::Name(name) => format!("{name}:{}", endpoint.port),
         });
-        all_unix &= matches!(destination, Destination::Socket(_)) && hostaddr.is_none();
         config.port(endpoint.port);
     }
-    let user = cfg
-        .user
-        .clone()
-        .or_else(os_user)
-        .ok_or_else(|| wit(ErrorKind::Config, "no user: set the connection's login"))?;
-    config.user(&user);
+    config.user(&cfg.user);
+    config.dbname(&cfg.dbname);
     if let Some(password) = &cfg.password {
         config.password(password);
     }
-    config.dbname(cfg.dbname.as_deref().unwrap_or(&user));
     if let Some(options) = &cfg.options {
         config.options(options);
     }
@@ -255,12 +263,12 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Co
     } else {
         LoadBalanceHosts::Disable
     });
-    config.channel_binding(match cfg.channel_binding {
+    config.channel_binding(match cfg.tls.channel_binding {
         ChannelBinding::Disable => PgChannelBinding::Disable,
         ChannelBinding::Prefer => PgChannelBinding::Prefer,
         ChannelBinding::Require => PgChannelBinding::Require,
     });
-    Ok((config, all_unix, targets.join(",")))
+    Ok((config, targets.join(",")))
 }
 
 /// Open a session, checking every endpoint and file against the tenant's
@@ -292,38 +300,37 @@ struct Opened {
 }
 
 async fn open(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> Result<Opened, WitError> {
-    let (mut config, all_unix, target) = pg_config(cfg, policy)?;
+    let (mut config, target) = pg_config(cfg, policy)?;
     let during = format!("connection to {target} failed");
-    // libpq never uses TLS on Unix sockets, whatever sslmode says.
-    let tls = if all_unix { None } else { crate::tls::client_config(&cfg.tls, files).await? };
+    // tokio-postgres' sslmode for each attempt, in order; `None`: plain only.
+    let attempts: Option<&[PgSslMode]> = match cfg.tls.encrypt {
+        Encrypt::Never => None,
+        Encrypt::TryPlainFirst => Some(&[PgSslMode::Disable, PgSslMode::Require]),
+        Encrypt::TryTlsFirst => Some(&[PgSslMode::Prefer]),
+        Encrypt::Always => Some(&[PgSslMode::Require]),
+    };
     // libpq's connect_timeout bounds each whole attempt, handshake and
     // login included; tokio-postgres' bounds only the TCP connect.
     let limit = cfg.connect_timeout_seconds.map(|s| Duration::from_secs(s.into()));
     let timed_out = || wit(ErrorKind::Connect, format!("{during}: timeout expired"));
     let notices = Arc::new(Mutex::new(Vec::new()));
-    let Some(tls) = tls else {
+    let Some(attempts) = attempts else {
         config.ssl_mode(PgSslMode::Disable);
         let connected = within(limit, config.connect(NoTls)).await.ok_or_else(timed_out)?;
         let (client, connection) = connected.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?;
         let driver = spawn_driver(connection, notices.clone());
         return Ok(Opened { client, notices, tls: None, driver });
     };
-    let make = crate::tls::MakeRustls(tls);
-    let attempt = |mode: PgSslMode| {
+    let make = crate::tls::MakeRustls(crate::tls::client_config(&cfg.tls, files).await?);
+    let mut connected = None;
+    for &mode in attempts {
         let mut config = config.clone();
         config.ssl_mode(mode);
-        let make = make.clone();
-        async move { within(limit, config.connect(make)).await }
-    };
-    let connected = match cfg.tls.mode {
-        // libpq's allow: plain first, TLS if the server insists.
-        SslMode::Allow => match attempt(PgSslMode::Disable).await {
-            Some(Ok(pair)) => Some(Ok(pair)),
-            _ => attempt(PgSslMode::Require).await,
-        },
-        SslMode::Prefer => attempt(PgSslMode::Prefer).await,
-        _ => attempt(PgSslMode::Require).await,
-    };
+        connected = within(limit, config.connect(make.clone())).await;
+        if matches!(connected, Some(Ok(_))) {
+            break;
+        }
+    }
     let (client, connection) =
         connected.ok_or_else(timed_out)?.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?;
     let driver = spawn_driver(connection, notices.clone());
@@ -528,6 +535,10 @@ impl Host for PghookCtxView<'_> {
         session.pool_key = pool_key;
         self.stoppers.push(session.stopper.clone());
         self.table.push(session).map_err(|e| wit(ErrorKind::Limit, format!("too many sessions: {e}")))
+    }
+
+    async fn os_user(&mut self) -> Option<String> {
+        os_user()
     }
 }
 

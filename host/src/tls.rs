@@ -1,7 +1,8 @@
-//! TLS for PostgreSQL sessions, with rustls and libpq's sslmode meanings:
-//! `require` encrypts without checking (unless a root certificate is given,
-//! then it checks as `verify-ca` does), `verify-ca` checks the chain,
-//! `verify-full` the chain and the host name.
+//! TLS for PostgreSQL sessions, with rustls: the certificate check the
+//! guest decided (none, the chain, or the chain and the server's name), with
+//! the files, versions and client certificate it names. Which sslmode means
+//! what is the guest's business; whether to encrypt is carried out by
+//! [`crate::postgres`].
 
 use std::future::Future;
 use std::io;
@@ -19,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
-use crate::bindings::postgres::{SslMode, TlsConfig, TlsVersion};
+use crate::bindings::postgres::{ClientCert, TlsConfig, TlsVersion, Verify};
 use crate::bindings::types::{Error as WitError, ErrorKind};
 use crate::error::wit;
 use crate::files::FileRoot;
@@ -32,27 +33,9 @@ fn tls_error(what: &str, e: impl std::fmt::Display) -> WitError {
     wit(ErrorKind::Tls, format!("{what}: {e}"))
 }
 
-/// How the server's certificate is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Check {
-    /// Encrypt only (libpq's prefer and require without a root certificate).
-    Nothing,
-    /// The chain must lead to a trusted root; any host name.
-    Chain,
-    /// The chain and the host name.
-    Full,
-}
-
 /// Build the rustls client configuration for `tls`, reading certificate
-/// files through `files`. `None` when the mode never uses TLS.
-pub async fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Option<Arc<ClientConfig>>, WitError> {
-    let check = match (tls.mode, &tls.root_cert) {
-        (SslMode::Disable, _) => return Ok(None),
-        (SslMode::VerifyFull, _) => Check::Full,
-        (SslMode::VerifyCa, _) => Check::Chain,
-        (SslMode::Require, Some(_)) => Check::Chain,
-        _ => Check::Nothing,
-    };
+/// files through `files`.
+pub async fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Arc<ClientConfig>, WitError> {
     let versions: Vec<&'static rustls::SupportedProtocolVersion> =
         [(TlsVersion::Tls12, &rustls::version::TLS12), (TlsVersion::Tls13, &rustls::version::TLS13)]
             .into_iter()
@@ -64,62 +47,67 @@ pub async fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Option<A
             .map(|(_, p)| p)
             .collect();
     if versions.is_empty() {
-        return Err(tls_error("ssl_min_protocol_version", "is above ssl_max_protocol_version"));
+        return Err(tls_error("TLS versions", "the minimum is above the maximum"));
     }
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| tls_error("TLS versions", e))?;
-    let webpki = match check {
-        Check::Nothing => None,
-        Check::Chain | Check::Full => {
-            let path = tls.root_cert.as_deref().unwrap_or_default();
+    let (root_cert, name_checked) = match &tls.verify {
+        Verify::None => (None, false),
+        Verify::Chain(path) => (Some(path), false),
+        Verify::ChainAndName(path) => (Some(path), true),
+    };
+    let webpki = match root_cert {
+        None => None,
+        Some(path) => {
             let pem = files.read(path).await?;
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| tls_error(&format!("sslrootcert {path}"), e))?;
-                roots.add(cert).map_err(|e| tls_error(&format!("sslrootcert {path}"), e))?;
+                let cert = cert.map_err(|e| tls_error(&format!("root certificate {path}"), e))?;
+                roots.add(cert).map_err(|e| tls_error(&format!("root certificate {path}"), e))?;
             }
             if roots.is_empty() {
-                return Err(tls_error(&format!("sslrootcert {path}"), "holds no certificate"));
+                return Err(tls_error(&format!("root certificate {path}"), "holds no certificate"));
             }
             let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
-                .map_err(|e| tls_error("sslrootcert", e))?;
+                .map_err(|e| tls_error("root certificate", e))?;
             Some(verifier)
         }
     };
-    let verifier = Arc::new(SslModeVerifier { check, webpki, provider });
+    let verifier = Arc::new(DecidedVerifier { webpki, name_checked, provider });
     let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
-    let mut config = match (&tls.client_cert, &tls.client_key) {
-        (Some(cert_path), Some(key_path)) => {
+    let mut config = match &tls.client_cert {
+        Some(ClientCert { cert: cert_path, key: key_path }) => {
             let chain = CertificateDer::pem_slice_iter(&files.read(cert_path).await?)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| tls_error(&format!("sslcert {cert_path}"), e))?;
+                .map_err(|e| tls_error(&format!("client certificate {cert_path}"), e))?;
             if chain.is_empty() {
-                return Err(tls_error(&format!("sslcert {cert_path}"), "holds no certificate"));
+                return Err(tls_error(&format!("client certificate {cert_path}"), "holds no certificate"));
             }
             let key = PrivateKeyDer::from_pem_slice(&files.read(key_path).await?)
-                .map_err(|e| tls_error(&format!("sslkey {key_path}"), e))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| tls_error("sslcert/sslkey", e))?
+                .map_err(|e| tls_error(&format!("client key {key_path}"), e))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| tls_error("client certificate and key", e))?
         }
-        _ => builder.with_no_client_auth(),
+        None => builder.with_no_client_auth(),
     };
     config.enable_sni = tls.sni;
-    Ok(Some(Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
-/// Checks the server's certificate as the sslmode asks. Handshake
-/// signatures are always checked, whatever the mode.
+/// Checks the server's certificate as the guest decided. Handshake
+/// signatures are always checked, whatever was decided.
 #[derive(Debug)]
-struct SslModeVerifier {
-    check: Check,
-    /// The chain check against sslrootcert; `None` for [`Check::Nothing`].
+struct DecidedVerifier {
+    /// The chain check against the root certificates; `None`: no check.
     webpki: Option<Arc<WebPkiServerVerifier>>,
+    /// Whether the certificate must also name the server.
+    name_checked: bool,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for SslModeVerifier {
+impl ServerCertVerifier for DecidedVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -132,10 +120,10 @@ impl ServerCertVerifier for SslModeVerifier {
             return Ok(ServerCertVerified::assertion());
         };
         match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
-            // verify-ca: the chain must hold, the name may differ.
+            // The chain alone: it must hold, the name may differ.
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if self.check == Check::Chain => Ok(ServerCertVerified::assertion()),
+            )) if !self.name_checked => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -176,7 +164,8 @@ where
     type Error = io::Error;
 
     fn make_tls_connect(&mut self, domain: &str) -> io::Result<RustlsConnect> {
-        // Unix sockets have no name and never use TLS; any name will do.
+        // A Unix socket has no name; should TLS be asked for over one, the
+        // server refuses it before any name is used.
         let domain = if domain.is_empty() { "localhost" } else { domain };
         let name = ServerName::try_from(domain.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{domain}: {e}")))?;

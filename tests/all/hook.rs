@@ -53,7 +53,7 @@ async fn unix_socket_connection() {
 async fn run_statements_parameters_and_transactions() {
     let pg = Cluster::plain();
     let (_root, hook) = fresh_database(pg, "hook_run");
-    let split = RunOptions { split_statements: true, ..Default::default() };
+    let split = RunOptions { split_statements: Some(true), ..Default::default() };
     hook.run(&["create table t (id int primary key, name text); insert into t values (1, 'one')"], None, split)
         .await
         .unwrap();
@@ -82,7 +82,7 @@ async fn run_statements_parameters_and_transactions() {
         .run(
             &["insert into t values (3, 'three')", "insert into t values (1, 'dup')"],
             None,
-            RunOptions { autocommit: true, ..Default::default() },
+            RunOptions { autocommit: Some(true), ..Default::default() },
         )
         .await
         .unwrap_err();
@@ -93,7 +93,7 @@ async fn run_statements_parameters_and_transactions() {
         .run(
             &["select 1 as a", "select 2 as b union all select 3"],
             None,
-            RunOptions { return_last: false, fetch: Fetch::All, ..Default::default() },
+            RunOptions { return_last: Some(false), fetch: Some(Fetch::All), ..Default::default() },
         )
         .await
         .unwrap();
@@ -157,7 +157,7 @@ async fn bulk_load_and_dump_round_trip() {
     hook.run(
         &["create schema \"Sales\"; create table \"Sales\".\"Order Lines\" (id int, note text)"],
         None,
-        RunOptions { split_statements: true, ..Default::default() },
+        RunOptions { split_statements: Some(true), ..Default::default() },
     )
     .await
     .unwrap();

@@ -35,7 +35,7 @@ async fn a_timed_out_call_leaves_nothing_running_or_committing() {
     let root = tempfile::tempdir().unwrap();
     let hook = hook(root.path(), &pg.uri_db(&db, ""), Duration::from_secs(1));
     hook.run(&["create table t (x int)"], None, Default::default()).await.unwrap();
-    let autocommit = RunOptions { autocommit: true, ..Default::default() };
+    let autocommit = RunOptions { autocommit: Some(true), ..Default::default() };
     let slow = "insert into t select 1 from pg_sleep(3) where 'limits-timeout' <> ''";
     let e = hook.run(&[slow], None, autocommit).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");

@@ -16,9 +16,10 @@ use pghook::{
 #[derive(Parser)]
 #[command(name = "pghook", version, about = "Apache Airflow's PostgresHook, as a sandboxed WebAssembly component")]
 struct Cli {
-    /// The Airflow connection id (postgres_conn_id).
-    #[arg(long, global = true, default_value = "postgres_default", env = "PGHOOK_CONN_ID")]
-    conn_id: String,
+    /// The Airflow connection id (postgres_conn_id); by default Airflow's,
+    /// postgres_default.
+    #[arg(long, global = true, env = "PGHOOK_CONN_ID")]
+    conn_id: Option<String>,
     /// Override the connection's schema as the database name.
     #[arg(long, global = true)]
     database: Option<String>,
@@ -86,9 +87,10 @@ enum Command {
         /// Split each string into statements first.
         #[arg(long)]
         split_statements: bool,
-        /// Which rows to print for each statement.
-        #[arg(long, value_enum, default_value = "none")]
-        fetch: FetchArg,
+        /// Which rows to print for each statement (by default none, as
+        /// Airflow's run without a handler).
+        #[arg(long, value_enum)]
+        fetch: Option<FetchArg>,
         /// Print every statement's result, not only the last.
         #[arg(long)]
         all_results: bool,
@@ -355,7 +357,7 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
     }
     .map_err(|e| e.to_string())?;
     let args = HookArgs {
-        conn_id: Some(cli.conn_id),
+        conn_id: cli.conn_id,
         database: cli.database,
         options: cli.options,
         enable_log_db_messages: cli.log_db_messages,
@@ -374,19 +376,20 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
         Command::TestConnection => println!("{}", hook.test_connection().await.map_err(err)?),
         Command::Run { sql, params, autocommit, split_statements, fetch, all_results } => {
             let params = parse_params(params.as_deref())?;
+            // A flag left out leaves its option unset: the guest applies Airflow's default.
             let options = RunOptions {
-                autocommit,
-                split_statements,
-                return_last: !all_results,
-                fetch: match fetch {
+                autocommit: autocommit.then_some(true),
+                split_statements: split_statements.then_some(true),
+                return_last: all_results.then_some(false),
+                fetch: fetch.map(|fetch| match fetch {
                     FetchArg::None => Fetch::None,
                     FetchArg::One => Fetch::One,
                     FetchArg::All => Fetch::All,
-                },
+                }),
             };
             let sql: Vec<&str> = sql.iter().map(String::as_str).collect();
             let results = hook.run(&sql, params, options).await.map_err(err)?;
-            if matches!(fetch, FetchArg::None) {
+            if matches!(fetch, None | Some(FetchArg::None)) {
                 let affected: u64 = results.iter().map(|r| r.row_count).sum();
                 eprintln!("pghook: ok ({affected} rows affected)");
             } else {
