@@ -306,7 +306,7 @@ async fn sessions_are_reused_only_when_asked_clean_and_per_tenant() {
     assert_eq!(backend_pid(&hook).await, pid);
     idle(&reusing, 1).await;
     // ...reset: settings a call made are gone.
-    let autocommit = pghook::RunOptions { autocommit: true, ..Default::default() };
+    let autocommit = pghook::RunOptions { autocommit: Some(true), ..Default::default() };
     hook.run(&["set search_path to nowhere"], None, autocommit).await.unwrap();
     idle(&reusing, 1).await;
     let path = hook.get_first("show search_path", None).await.unwrap().rows.remove(0).remove(0);
