@@ -4,7 +4,14 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "pghook",
-    imports: { default: async },
+    // A session handle the host does not know is a bug, not bad input: it traps.
+    imports: {
+        "pghook:hook/postgres.[method]session.query": async | trappable,
+        "pghook:hook/postgres.[method]session.copy-from-file": async | trappable,
+        "pghook:hook/postgres.[method]session.copy-to-file": async | trappable,
+        "pghook:hook/postgres.[method]session.take-notices": async | trappable,
+        default: async,
+    },
     exports: { default: async },
     additional_derives: [PartialEq],
     with: {

@@ -542,39 +542,50 @@ impl Host for PghookCtxView<'_> {
     }
 }
 
-impl PghookCtxView<'_> {
-    fn session(&self, handle: &Resource<Session>) -> Result<&Session, WitError> {
-        self.table.get(handle).map_err(|e| wit(ErrorKind::Config, format!("bad session handle: {e}")))
-    }
-}
-
 impl HostSession for PghookCtxView<'_> {
-    async fn query(&mut self, handle: Resource<Session>, sql: String) -> Result<Rowset, WitError> {
+    async fn query(&mut self, handle: Resource<Session>, sql: String) -> wasmtime::Result<Result<Rowset, WitError>> {
         let limit = self.policy.max_result_bytes;
-        let session =
-            self.table.get(&handle).map_err(|e| wit(ErrorKind::Config, format!("bad session handle: {e}")))?;
-        session.query(&sql, &mut self.ctx.result_budget, limit).await
+        let session = self.table.get(&handle)?;
+        Ok(session.query(&sql, &mut self.ctx.result_budget, limit).await)
     }
 
-    async fn copy_from_file(&mut self, handle: Resource<Session>, sql: String, path: String) -> Result<u64, WitError> {
-        let (file, size) = self.files.open_read(&path).await?;
+    async fn copy_from_file(
+        &mut self,
+        handle: Resource<Session>,
+        sql: String,
+        path: String,
+    ) -> wasmtime::Result<Result<u64, WitError>> {
+        self.table.get(&handle)?;
+        let (file, size) = match self.files.open_read(&path).await {
+            Ok(opened) => opened,
+            Err(e) => return Ok(Err(e)),
+        };
         let progress = self.progress.clone();
-        self.session(&handle)?.copy_in(&sql, file, size, &*progress).await
+        Ok(self.table.get(&handle)?.copy_in(&sql, file, size, &*progress).await)
     }
 
-    async fn copy_to_file(&mut self, handle: Resource<Session>, sql: String, path: String) -> Result<u64, WitError> {
-        let out = self.files.create_atomic(&path).await?;
+    async fn copy_to_file(
+        &mut self,
+        handle: Resource<Session>,
+        sql: String,
+        path: String,
+    ) -> wasmtime::Result<Result<u64, WitError>> {
+        self.table.get(&handle)?;
+        let out = match self.files.create_atomic(&path).await {
+            Ok(out) => out,
+            Err(e) => return Ok(Err(e)),
+        };
         let progress = self.progress.clone();
-        let lines = self.session(&handle)?.copy_out(&sql, &out, &*progress).await?;
-        out.commit().await?;
-        Ok(lines)
+        let lines = match self.table.get(&handle)?.copy_out(&sql, &out, &*progress).await {
+            Ok(lines) => lines,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(out.commit().await.map(|()| lines))
     }
 
-    async fn take_notices(&mut self, handle: Resource<Session>) -> Vec<String> {
-        match self.session(&handle) {
-            Ok(session) => std::mem::take(&mut *session.notices.lock().unwrap_or_else(|p| p.into_inner())),
-            Err(_) => Vec::new(),
-        }
+    async fn take_notices(&mut self, handle: Resource<Session>) -> wasmtime::Result<Vec<String>> {
+        let session = self.table.get(&handle)?;
+        Ok(std::mem::take(&mut *session.notices.lock().unwrap_or_else(|p| p.into_inner())))
     }
 
     async fn drop(&mut self, handle: Resource<Session>) -> wasmtime::Result<()> {
