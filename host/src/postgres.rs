@@ -555,13 +555,13 @@ impl HostSession for PghookCtxView<'_> {
         sql: String,
         path: String,
     ) -> wasmtime::Result<Result<u64, WitError>> {
-        self.table.get(&handle)?;
-        let (file, size) = match self.files.open_read(&path).await {
-            Ok(opened) => opened,
-            Err(e) => return Ok(Err(e)),
+        let (files, progress) = (self.files.clone(), self.progress.clone());
+        let session = self.table.get(&handle)?;
+        let load = async {
+            let (file, size) = files.open_read(&path).await?;
+            session.copy_in(&sql, file, size, &*progress).await
         };
-        let progress = self.progress.clone();
-        Ok(self.table.get(&handle)?.copy_in(&sql, file, size, &*progress).await)
+        Ok(load.await)
     }
 
     async fn copy_to_file(
@@ -570,17 +570,15 @@ impl HostSession for PghookCtxView<'_> {
         sql: String,
         path: String,
     ) -> wasmtime::Result<Result<u64, WitError>> {
-        self.table.get(&handle)?;
-        let out = match self.files.create_atomic(&path).await {
-            Ok(out) => out,
-            Err(e) => return Ok(Err(e)),
+        let (files, progress) = (self.files.clone(), self.progress.clone());
+        let session = self.table.get(&handle)?;
+        let dump = async {
+            let out = files.create_atomic(&path).await?;
+            let lines = session.copy_out(&sql, &out, &*progress).await?;
+            out.commit().await?;
+            Ok(lines)
         };
-        let progress = self.progress.clone();
-        let lines = match self.table.get(&handle)?.copy_out(&sql, &out, &*progress).await {
-            Ok(lines) => lines,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(out.commit().await.map(|()| lines))
+        Ok(dump.await)
     }
 
     async fn take_notices(&mut self, handle: Resource<Session>) -> wasmtime::Result<Vec<String>> {
