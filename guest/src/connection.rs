@@ -15,13 +15,19 @@ pub const DEFAULT_CONN_ID: &str = "postgres_default";
 /// An Airflow connection, field for field.
 #[derive(Clone, PartialEq)]
 pub struct Connection {
+    /// The id it was stored under.
     pub conn_id: String,
+    /// `postgres`, `postgresql`, ...: the URI scheme or the JSON `conn_type`.
     pub conn_type: String,
+    /// Host name, address or socket directory.
     pub host: Option<String>,
     /// The database name (Airflow calls it schema).
     pub schema: Option<String>,
+    /// The user name.
     pub login: Option<String>,
+    /// The password; never printed.
     pub password: Option<String>,
+    /// The server port.
     pub port: Option<u16>,
     /// `extra_dejson`, in the order it was written.
     pub extra: Map<String, Value>,

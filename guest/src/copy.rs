@@ -156,8 +156,11 @@ pub enum CopySource {
 /// or `COPY {table [(columns)] | (query)} TO STDOUT [[WITH] options]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyStatement {
+    /// The table (with columns) or the query.
     pub source: CopySource,
+    /// Which way rows flow.
     pub direction: Direction,
+    /// The options, in the order written.
     pub options: Vec<CopyOption>,
     /// The WHERE condition's tokens of a load; empty for none.
     pub condition: Vec<Token>,

@@ -13,10 +13,13 @@ pub const DEFAULT_AWS_CONN_ID: &str = "aws_default";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IamRequest {
     /// An RDS auth token, signed offline.
+    #[allow(missing_docs)] // The token's host, port and database user.
     Rds { host: String, port: u16, user: String },
     /// Redshift GetClusterCredentials.
+    #[allow(missing_docs)] // GetClusterCredentials' arguments, and the port to log in on.
     Redshift { cluster_identifier: String, db_user: String, db_name: Option<String>, port: u16 },
     /// Redshift Serverless GetCredentials.
+    #[allow(missing_docs)] // GetCredentials' arguments, and the port to log in on.
     RedshiftServerless { workgroup_name: String, db_name: Option<String>, port: u16 },
 }
 

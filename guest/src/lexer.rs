@@ -41,11 +41,13 @@ pub enum TokenKind {
 /// A token of SQL text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
+    /// What the token is.
     pub kind: TokenKind,
     /// See [`TokenKind`]: the text as written, or the decoded value.
     pub text: String,
-    /// Byte range in the source.
+    /// Where the token starts in the source, in bytes.
     pub start: usize,
+    /// Where it ends (exclusive), in bytes.
     pub end: usize,
     /// Whitespace or a comment separates this token from the one before.
     pub spaced: bool,
@@ -103,7 +105,9 @@ const MAX_OPERATOR: usize = 63;
 /// A lexical error: what and where (a 1-based character position).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LexError {
+    /// What is wrong.
     pub message: String,
+    /// The 1-based character position.
     pub at: usize,
 }
 

@@ -12,7 +12,9 @@ pub struct SplitUri {
     pub scheme: String,
     /// Everything between `//` and the path.
     pub netloc: String,
+    /// From the first `/` after the netloc up to `?` or `#`.
     pub path: String,
+    /// After `?`, up to `#`.
     pub query: String,
     /// Whether the text's password region ([`password_span`]) reaches past
     /// the netloc: an unencoded `#`, `?`, `/` or `@` in a password, or an

@@ -102,6 +102,7 @@ fn on_exit(cleanup: &str) {
 /// Certificates for a TLS cluster, all PEM files in one directory.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
+    /// The directory holding them.
     pub dir: PathBuf,
     /// The CA that signed the server's and the client's certificates.
     pub ca: PathBuf,
@@ -109,6 +110,7 @@ pub struct TlsFiles {
     pub other_ca: PathBuf,
     /// A client certificate for the role `certuser`.
     pub client_cert: PathBuf,
+    /// The private key of `client_cert`.
     pub client_key: PathBuf,
 }
 
@@ -162,9 +164,11 @@ static TLS: OnceLock<Cluster> = OnceLock::new();
 /// A throwaway PostgreSQL cluster on loopback.
 #[derive(Debug)]
 pub struct Cluster {
+    /// The TCP port on 127.0.0.1.
     pub port: u16,
     /// The Unix socket directory (local connections are trusted).
     pub socket_dir: PathBuf,
+    /// The certificates of a TLS cluster.
     pub tls: Option<TlsFiles>,
     stop_line: String,
 }
@@ -310,6 +314,7 @@ impl Cluster {
 /// moto's server on loopback, from the virtualenv scripts/setup made.
 #[derive(Debug)]
 pub struct Moto {
+    /// The port on 127.0.0.1.
     pub port: u16,
 }
 
@@ -357,7 +362,9 @@ pub struct ServerlessRequest {
 /// login and records each request.
 #[derive(Debug, Clone)]
 pub struct ServerlessStandIn {
+    /// The port on 127.0.0.1.
     pub port: u16,
+    /// Every request received, in order.
     pub requests: Arc<Mutex<Vec<ServerlessRequest>>>,
 }
 

@@ -10,15 +10,20 @@ use crate::sql::{quote_ident, quote_text};
 /// The `FORMAT` option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// PostgreSQL's tab-separated text format.
     Text,
+    /// Comma-separated values.
     Csv,
+    /// PostgreSQL's binary format.
     Binary,
 }
 
 /// The `HEADER` option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Header {
+    /// No header line.
     False,
+    /// A header line: written by COPY TO, skipped by COPY FROM.
     True,
     /// `COPY FROM` checks the header line against the column names.
     Match,
@@ -36,16 +41,27 @@ pub enum ForceQuote {
 /// A COPY option, from PostgreSQL 15's list; column names are quoted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CopyOption {
+    /// `FORMAT`: text, csv or binary.
     Format(Format),
+    /// `FREEZE`: load rows already frozen.
     Freeze(bool),
+    /// `DELIMITER`: the column separator.
     Delimiter(String),
+    /// `NULL`: the string that stands for a null value.
     Null(String),
+    /// `HEADER`: whether there is a header line.
     Header(Header),
+    /// `QUOTE`: the CSV quote character.
     Quote(String),
+    /// `ESCAPE`: the CSV escape character.
     Escape(String),
+    /// `FORCE_QUOTE`: columns always quoted in CSV output.
     ForceQuote(ForceQuote),
+    /// `FORCE_NOT_NULL`: columns whose null string is read as empty.
     ForceNotNull(Vec<String>),
+    /// `FORCE_NULL`: columns whose quoted null string is read as null.
     ForceNull(Vec<String>),
+    /// `ENCODING`: the file's character encoding.
     Encoding(String),
 }
 
