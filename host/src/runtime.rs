@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, EngineWeak, ResourceLimiter, Store};
+use wasmtime::{
+    Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::types::Error as WitError;
@@ -33,9 +35,36 @@ fn setup_error(e: wasmtime::Error) -> Error {
     Error::new(ErrorKind::Guest, format!("loading the guest component: {e:#}")).with_source(e)
 }
 
-fn engine() -> Result<Engine, Error> {
+/// How many guest instances may run at once in one [`Runtime`]'s engine.
+pub const MAX_CONCURRENT_CALLS: u32 = 1000;
+
+/// How a runtime's engine allocates guest instances.
+#[derive(Clone, Copy)]
+enum Allocation {
+    /// A pool of preallocated slots: cheap instances for a long-lived service.
+    Pooled,
+    /// Allocate per instance: no set-up cost for a process making one call.
+    OnDemand,
+}
+
+fn engine(allocation: Allocation) -> Result<Engine, Error> {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    if let Allocation::OnDemand = allocation {
+        return Engine::new(&config).map_err(setup_error);
+    }
+    // Every call instantiates the guest afresh: a pool of preallocated
+    // slots makes that cheap. Slots are only reserved address space until
+    // used; each call's memory is still capped by its tenant's limiter.
+    let mut pool = PoolingAllocationConfig::default();
+    // A guest instance is one component of a few core instances (the
+    // program and wit-component's shims): leave room for each.
+    pool.total_component_instances(MAX_CONCURRENT_CALLS)
+        .total_stacks(MAX_CONCURRENT_CALLS)
+        .total_core_instances(4 * MAX_CONCURRENT_CALLS)
+        .total_memories(2 * MAX_CONCURRENT_CALLS)
+        .total_tables(4 * MAX_CONCURRENT_CALLS);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).map_err(setup_error)
 }
 
@@ -139,14 +168,16 @@ pub struct Runtime {
 pub(crate) type GuestCall<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<Result<R, WitError>>> + Send + 'a>>;
 
 impl Runtime {
-    /// Compile the embedded guest component.
+    /// Compile the embedded guest component, for a long-lived service:
+    /// instances come from a pool of preallocated slots, at most
+    /// [`MAX_CONCURRENT_CALLS`] at once.
     pub fn new() -> Result<Runtime, Error> {
         Self::from_component(GUEST_COMPONENT)
     }
 
     /// Compile another build of the guest, e.g. one an embedder ships.
     pub fn from_component(bytes: &[u8]) -> Result<Runtime, Error> {
-        let engine = engine()?;
+        let engine = engine(Allocation::Pooled)?;
         let component = Component::new(&engine, bytes).map_err(setup_error)?;
         Self::link(engine, component)
     }
@@ -165,11 +196,12 @@ impl Runtime {
         &self.engine
     }
 
-    /// Like [`Runtime::new`], but keeps the compiled guest in `cache_dir`
-    /// (created private to this user), so a short-lived process skips
-    /// compiling it. A stale or unreadable entry is compiled afresh.
+    /// For a short-lived process, such as the CLI: keeps the compiled guest
+    /// in `cache_dir` (created private to this user) so the process skips
+    /// compiling it, and allocates instances on demand rather than setting
+    /// up a pool. A stale or unreadable entry is compiled afresh.
     pub fn with_cache(cache_dir: &Path) -> Result<Runtime, Error> {
-        let engine = engine()?;
+        let engine = engine(Allocation::OnDemand)?;
         let mut hasher = std::hash::DefaultHasher::new();
         GUEST_COMPONENT.hash(&mut hasher);
         engine.precompile_compatibility_hash().hash(&mut hasher);
