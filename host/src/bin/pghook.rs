@@ -442,8 +442,9 @@ struct Failure {
 }
 
 impl From<String> for Failure {
+    /// The CLI's own failures; a `pghook::Error`'s message is one line already.
     fn from(message: String) -> Failure {
-        Failure { message, interrupted: false }
+        Failure { message: one_line(&message), interrupted: false }
     }
 }
 
@@ -507,7 +508,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(failure)) => {
-            eprintln!("pghook: error: {}", one_line(&failure.message));
+            eprintln!("pghook: error: {}", failure.message);
             // 130: the shell's code for a command stopped by Ctrl-C.
             if failure.interrupted { ExitCode::from(130) } else { ExitCode::FAILURE }
         }
