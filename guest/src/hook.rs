@@ -6,7 +6,7 @@ use crate::bindings::aws;
 use crate::bindings::files;
 use crate::bindings::hook::{CopyOutcome, Fetch, Guest, HookArgs, IamToken, Parameters, Records, RowShape, RunOptions};
 use crate::bindings::log::{Level, log};
-use crate::bindings::postgres::{self, ConnectConfig, Session};
+use crate::bindings::postgres::{self, ConnectConfig, Session, TransactionSteps};
 use crate::bindings::secrets;
 use crate::bindings::types::{Error, Rowset};
 use crate::connection::{Connection, DEFAULT_CONN_ID};
@@ -148,21 +148,27 @@ impl Hook {
         // Interpolated up front, so a bad parameter fails before connecting.
         let interpolated = statements.iter().map(|s| interpolate(s, parameters)).collect::<Result<Vec<_>>>()?;
         let (session, shape) = self.connect()?;
-        if !options.autocommit {
-            session.query("BEGIN")?;
-        }
+        let last = statements.len() - 1;
         let mut results = Vec::new();
-        for (template, statement) in statements.iter().zip(&interpolated) {
+        for (i, (template, statement)) in statements.iter().zip(&interpolated).enumerate() {
+            // One transaction around them all unless autocommit: the host
+            // sends BEGIN with the first statement and COMMIT after the last.
+            let step = |wanted: bool, step: TransactionSteps| match wanted {
+                true => step,
+                false => TransactionSteps::empty(),
+            };
+            let steps = step(!options.autocommit && i == 0, TransactionSteps::BEGIN)
+                | step(!options.autocommit && i == last, TransactionSteps::COMMIT);
             // The statement as written: parameter values may be secrets.
             log(Level::Info, &format!("Running statement: {template}"));
-            let outcome = session.query(statement);
+            let outcome = session.query(statement, steps);
             self.log_notices(&session);
             let mut rowset = match outcome {
                 Ok(rowset) => rowset,
                 Err(e) => {
-                    if !options.autocommit {
+                    if !options.autocommit && i != last {
                         // Best effort: the server rolls back on disconnect anyway.
-                        let _ = session.query("ROLLBACK");
+                        let _ = session.query("ROLLBACK", TransactionSteps::empty());
                     }
                     return Err(e);
                 }
@@ -174,9 +180,6 @@ impl Hook {
                 Fetch::All => {}
             }
             results.push(rowset);
-        }
-        if !options.autocommit {
-            session.query("COMMIT")?;
         }
         if options.return_last {
             results.drain(..results.len() - 1);
@@ -224,7 +227,7 @@ impl Guest for Component {
 
     fn test_connection(args: HookArgs) -> std::result::Result<String, Error> {
         let (session, _) = Hook::new(args)?.connect()?;
-        session.query("select 1")?;
+        session.query("select 1", TransactionSteps::empty())?;
         Ok("Connection successfully tested".into())
     }
 

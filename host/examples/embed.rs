@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use pghook::bindings::PghookPre;
-use pghook::files::FileRoot;
 use pghook::{HookArgs, MapConnections, PghookCtx, PghookCtxView, PghookView, Policy};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
@@ -61,8 +60,7 @@ async fn run(uri: &str) -> anyhow::Result<Vec<(&'static str, Outcome)>> {
     ];
     let mut outcomes = Vec::new();
     for (name, policy) in tenants {
-        let files = FileRoot::new(&policy.file_root).await?;
-        let pghook = PghookCtx::new(Arc::new(policy), files);
+        let pghook = PghookCtx::new(Arc::new(policy));
         let mut store =
             Store::new(&engine, Plugin { table: ResourceTable::new(), wasi: WasiCtx::builder().build(), pghook });
         let guest = pre.instantiate_async(&mut store).await?;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
-use crate::files::FileRoot;
+use crate::files::{FileRoot, LazyRoot};
 use crate::policy::Policy;
 use crate::pool::SessionPool;
 use crate::postgres::Stopper;
@@ -25,7 +25,8 @@ use crate::progress::{NoProgress, Progress};
 /// root, where COPY progress goes, and the sessions the guest opened.
 pub struct PghookCtx {
     pub(crate) policy: Arc<Policy>,
-    pub(crate) files: FileRoot,
+    /// Opened the first time the guest touches a file.
+    pub(crate) files: LazyRoot,
     pub(crate) progress: Arc<dyn Progress>,
     /// How to stop each session this store opened, should its call be abandoned.
     pub(crate) stoppers: Vec<Arc<Stopper>>,
@@ -36,11 +37,21 @@ pub struct PghookCtx {
 }
 
 impl PghookCtx {
-    /// A context under `policy`, its files confined to `files`
-    /// (`FileRoot::new(&policy.file_root).await?` for the policy's own root).
-    pub fn new(policy: Arc<Policy>, files: FileRoot) -> PghookCtx {
+    /// A context under `policy`. Its file root is opened the first time the
+    /// guest touches a file: from the policy's [`FileRootSource`] if it has
+    /// one, else its `file_root` directory.
+    ///
+    /// [`FileRootSource`]: crate::files::FileRootSource
+    pub fn new(policy: Arc<Policy>) -> PghookCtx {
         let result_budget = policy.max_result_bytes;
+        let files = LazyRoot::new(policy.file_root_source.clone(), policy.file_root.clone());
         PghookCtx { policy, files, progress: Arc::new(NoProgress), stoppers: Vec::new(), result_budget, pool: None }
+    }
+
+    /// Confine this store's files to `root`, already opened, instead.
+    pub fn with_file_root(mut self, root: FileRoot) -> PghookCtx {
+        self.files = LazyRoot::opened(root);
+        self
     }
 
     /// Reuse sessions from `pool` (one pool per tenant, never shared between

@@ -10,14 +10,16 @@
 //! tokio's blocking pool, inside the call that asked for it.
 
 use std::ffi::OsString;
+use std::future::Future;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use cap_std::fs::{Dir, FileType, FileTypeExt, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
 
 use crate::bindings::types::{Error as WitError, ErrorKind};
-use crate::error::wit;
+use crate::error::{Error, wit};
 
 /// The largest file [`FileRoot::read`] reads: TLS material is a few KiB.
 pub const READ_LIMIT: u64 = 1 << 20;
@@ -323,13 +325,61 @@ impl Drop for AtomicFile {
     }
 }
 
+/// What opening a file root gives, in time.
+pub type OpenedRoot<'a> = Pin<Box<dyn Future<Output = Result<FileRoot, Error>> + Send + 'a>>;
+
+/// Where a tenant's files live: an embedder's hook, asked the first time a
+/// call touches a file (a call that touches none never asks), e.g. for a
+/// directory made on demand. Without one, a call opens its policy's
+/// `file_root`.
+pub trait FileRootSource: Send + Sync {
+    /// Open the root this call's files are confined to.
+    fn open(&self) -> OpenedRoot<'_>;
+}
+
+/// One call's file root, opened on first use: most calls touch no file and
+/// so pay nothing for it.
+pub(crate) struct LazyRoot {
+    opened: tokio::sync::OnceCell<FileRoot>,
+    source: Option<Arc<dyn FileRootSource>>,
+    path: PathBuf,
+}
+
+impl LazyRoot {
+    /// Open from `source` if given, else the directory at `path`.
+    pub(crate) fn new(source: Option<Arc<dyn FileRootSource>>, path: PathBuf) -> LazyRoot {
+        LazyRoot { opened: tokio::sync::OnceCell::new(), source, path }
+    }
+
+    /// A root already opened.
+    pub(crate) fn opened(root: FileRoot) -> LazyRoot {
+        LazyRoot { opened: tokio::sync::OnceCell::new_with(Some(root)), source: None, path: PathBuf::new() }
+    }
+
+    /// The root, opening it the first time.
+    pub(crate) async fn get(&self) -> Result<FileRoot, WitError> {
+        let root = self
+            .opened
+            .get_or_try_init(|| async {
+                match &self.source {
+                    Some(source) => source.open().await.map_err(|e| {
+                        wit(ErrorKind::Denied, format!("opening this tenant's file root: {}", e.message()))
+                    }),
+                    None => FileRoot::new(&self.path).await,
+                }
+            })
+            .await?;
+        Ok(root.clone())
+    }
+}
+
 impl crate::bindings::files::Host for crate::ctx::PghookCtxView<'_> {
     async fn exists(&mut self, path: String) -> Result<bool, WitError> {
-        self.files.exists(&path).await
+        self.files.get().await?.exists(&path).await
     }
 
     async fn create_empty(&mut self, path: String) -> Result<(), WitError> {
-        self.files.create_empty(&path).await
+        self.files.get().await?.create_empty(&path).await
     }
 }
 

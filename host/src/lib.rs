@@ -46,7 +46,7 @@ pub use crate::bindings::types::{Column, Rowset, Value};
 pub use crate::ctx::{PghookCtx, PghookCtxView, PghookView, SessionStop, add_to_linker};
 pub use crate::error::{Error, ErrorKind, SqlState};
 pub use crate::interrupt::Interrupt;
-pub use crate::policy::Policy;
+pub use crate::policy::{ConnectCheck, Outbound, Policy};
 pub use crate::progress::{NoProgress, Progress};
 pub use crate::runtime::Runtime;
 pub use crate::secrets::{
@@ -168,7 +168,7 @@ impl Hook {
     pub async fn get_conn(&self) -> Result<tokio_postgres::Client, Error> {
         let config = self.connect_config().await?;
         let policy = &self.tenant.policy;
-        let files = files::FileRoot::new(&policy.file_root).await?;
+        let files = files::LazyRoot::new(policy.file_root_source.clone(), policy.file_root.clone());
         Ok(postgres::connect_client(&config, policy, &files).await?)
     }
 

@@ -2,11 +2,16 @@
 //! hooks may touch, and how much memory and time each call gets.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::Error;
+
+use crate::files::FileRootSource;
 use crate::secrets::{ConnectionSource, EnvConnections};
 
 /// A tenant's limits. Build one with [`Policy::new`] and the `with_*` methods.
@@ -14,6 +19,9 @@ use crate::secrets::{ConnectionSource, EnvConnections};
 pub struct Policy {
     /// The directory every file path is confined to.
     pub file_root: PathBuf,
+    /// If set, opens the file root instead of `file_root`: an embedder's
+    /// hook, asked when a call first touches a file.
+    pub file_root_source: Option<Arc<dyn FileRootSource>>,
     /// Host patterns a session or AWS call may reach: `*` (any host name or
     /// address), `*.suffix`, or an exact host name or IP address. They never
     /// match a Unix socket directory.
@@ -23,6 +31,9 @@ pub struct Policy {
     pub allowed_socket_dirs: Vec<PathBuf>,
     /// Where connections come from.
     pub connections: Arc<dyn ConnectionSource>,
+    /// If set, asked about every server a session is about to reach, after
+    /// the allow-lists accepted it.
+    pub connect_check: Option<Arc<dyn ConnectCheck>>,
     /// If set, the only connection ids the guest may read.
     pub allowed_conn_ids: Option<HashSet<String>>,
     /// The most linear memory one call's guest may grow to.
@@ -69,9 +80,11 @@ impl Policy {
     pub fn new(file_root: impl AsRef<Path>) -> Policy {
         Policy {
             file_root: file_root.as_ref().to_path_buf(),
+            file_root_source: None,
             allowed_hosts: Vec::new(),
             allowed_socket_dirs: Vec::new(),
             connections: Arc::new(EnvConnections),
+            connect_check: None,
             allowed_conn_ids: None,
             memory_limit: 256 << 20,
             call_timeout: Duration::from_secs(3600),
@@ -98,9 +111,21 @@ impl Policy {
         self
     }
 
+    /// Open each call's file root from `source` rather than `file_root`.
+    pub fn with_file_root_source(mut self, source: impl FileRootSource + 'static) -> Policy {
+        self.file_root_source = Some(Arc::new(source));
+        self
+    }
+
     /// Read connections from `source`.
     pub fn with_connections(mut self, source: impl ConnectionSource + 'static) -> Policy {
         self.connections = Arc::new(source);
+        self
+    }
+
+    /// Ask `check` about every server a session is about to reach.
+    pub fn with_connect_check(mut self, check: impl ConnectCheck + 'static) -> Policy {
+        self.connect_check = Some(Arc::new(check));
         self
     }
 
@@ -183,6 +208,34 @@ impl Policy {
     pub fn conn_id_allowed(&self, conn_id: &str) -> bool {
         self.allowed_conn_ids.as_ref().is_none_or(|ids| ids.contains(conn_id))
     }
+}
+
+/// A server a session is about to reach: what a [`ConnectCheck`] is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// Where it leads, as the allow-lists saw it.
+    pub destination: Destination,
+    /// The address connected to instead of resolving the name (`hostaddr`).
+    pub address: Option<IpAddr>,
+    /// The TCP port, or the number in the socket file's name.
+    pub port: u16,
+    /// The database user the session logs in as.
+    pub user: String,
+    /// The database.
+    pub dbname: String,
+}
+
+/// What a [`ConnectCheck`] answers, in time.
+pub type Checked<'a> = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>>;
+
+/// An embedder's say over outbound connections, like `wasmtime-wasi-http`'s
+/// request hook: asked about each server of a session before any socket
+/// opens, after the tenant's allow-lists accepted it (so it can only narrow
+/// them), e.g. to consult an egress service or to audit. Its error reaches
+/// the caller as `denied`. AWS calls are checked by the allow-list alone.
+pub trait ConnectCheck: Send + Sync {
+    /// `Ok` to let the session reach `outbound`.
+    fn check<'a>(&'a self, outbound: &'a Outbound) -> Checked<'a>;
 }
 
 /// Where a connection endpoint or an AWS call leads, as the policy sees it.

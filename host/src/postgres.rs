@@ -23,12 +23,13 @@ use wasmtime::component::Resource;
 
 use crate::bindings::postgres::{
     ChannelBinding, ConnectConfig, Encrypt, Host, HostSession, IpAddress, Server, TargetSession, TcpServer,
+    TransactionSteps,
 };
 use crate::bindings::types::{Column, Error as WitError, ErrorKind, Rowset, Value};
 use crate::ctx::PghookCtxView;
 use crate::error::wit;
-use crate::files::FileRoot;
-use crate::policy::{Destination, Policy};
+use crate::files::LazyRoot;
+use crate::policy::{Destination, Outbound, Policy};
 use crate::progress::Progress;
 use crate::values::{Cell, supported};
 
@@ -192,15 +193,22 @@ fn destination(server: &Server, policy: &Policy) -> Result<(Destination, Option<
 }
 
 /// Build the tokio-postgres config, checking every endpoint against the
-/// policy: the config is built from the checked, parsed endpoints. Also
-/// returns the servers' names for error messages.
-fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Config, String), WitError> {
+/// policy: the config is built from the checked, parsed endpoints.
+/// The tokio-postgres config of a session, the servers it may reach, and
+/// their names for error messages.
+struct Planned {
+    config: tokio_postgres::Config,
+    outbound: Vec<Outbound>,
+    targets: String,
+}
+
+fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<Planned, WitError> {
     let mut config = tokio_postgres::Config::new();
     if cfg.endpoints.is_empty() {
         return Err(wit(ErrorKind::Config, "no server to connect to: the endpoint list is empty"));
     }
     let denied = |refusal: String| wit(ErrorKind::Denied, refusal);
-    let mut targets = Vec::new();
+    let (mut targets, mut outbound) = (Vec::new(), Vec::new());
     for endpoint in &cfg.endpoints {
         let (destination, address) = destination(&endpoint.server, policy)?;
         let destination = policy.check(destination).map_err(denied)?;
@@ -219,6 +227,13 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Co
             Destination::Name(name) => format!("{name}:{}", endpoint.port),
         });
         config.port(endpoint.port);
+        outbound.push(Outbound {
+            destination,
+            address,
+            port: endpoint.port,
+            user: cfg.user.clone(),
+            dbname: cfg.dbname.clone(),
+        });
     }
     config.user(&cfg.user);
     config.dbname(&cfg.dbname);
@@ -268,12 +283,12 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<(tokio_postgres::Co
         ChannelBinding::Prefer => PgChannelBinding::Prefer,
         ChannelBinding::Require => PgChannelBinding::Require,
     });
-    Ok((config, targets.join(",")))
+    Ok(Planned { config, outbound, targets: targets.join(",") })
 }
 
 /// Open a session, checking every endpoint and file against the tenant's
 /// policy.
-pub async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> Result<Session, WitError> {
+pub(crate) async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<Session, WitError> {
     let Opened { client, notices, tls, driver } = open(cfg, policy, files).await?;
     let stopper = Arc::new(Stopper {
         busy: AtomicBool::new(false),
@@ -285,7 +300,7 @@ pub async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> 
 }
 
 /// Open a bare client for an embedder (`get_conn`), under the same checks.
-pub async fn connect_client(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> Result<Client, WitError> {
+pub(crate) async fn connect_client(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<Client, WitError> {
     Ok(open(cfg, policy, files).await?.client)
 }
 
@@ -299,9 +314,14 @@ struct Opened {
     driver: JoinHandle<()>,
 }
 
-async fn open(cfg: &ConnectConfig, policy: &Policy, files: &FileRoot) -> Result<Opened, WitError> {
-    let (mut config, target) = pg_config(cfg, policy)?;
-    let during = format!("connection to {target} failed");
+async fn open(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<Opened, WitError> {
+    let Planned { mut config, outbound, targets } = pg_config(cfg, policy)?;
+    if let Some(check) = &policy.connect_check {
+        for server in &outbound {
+            check.check(server).await.map_err(|e| wit(ErrorKind::Denied, e.message()))?;
+        }
+    }
+    let during = format!("connection to {targets} failed");
     // tokio-postgres' sslmode for each attempt, in order; `None`: plain only.
     let attempts: Option<&[PgSslMode]> = match cfg.tls.encrypt {
         Encrypt::Never => None,
@@ -409,14 +429,57 @@ impl Session {
         outcome
     }
 
-    /// Run one statement and collect its rows, spending `budget` bytes (as
-    /// [`cell_size`] counts them) of the call's result limit `limit`.
-    pub async fn query(&self, sql: &str, budget: &mut usize, limit: usize) -> Result<Rowset, WitError> {
-        self.tracked(self.query_untracked(sql, budget, limit)).await
+    /// Run one statement with `steps` around it and collect its rows,
+    /// spending `budget` bytes (as [`cell_size`] counts them) of the call's
+    /// result limit `limit`.
+    pub(crate) async fn query(
+        &self,
+        sql: &str,
+        steps: TransactionSteps,
+        budget: &mut usize,
+        limit: usize,
+    ) -> Result<Rowset, WitError> {
+        self.tracked(async {
+            let outcome = self.query_untracked(sql, steps, budget, limit).await;
+            match outcome {
+                Ok(rowset) if steps.contains(TransactionSteps::COMMIT) => {
+                    // Only once every row is in: a result over the limit
+                    // must not commit.
+                    self.client.batch_execute("COMMIT").await.map_err(statement_error)?;
+                    Ok(rowset)
+                }
+                Err(e) if steps.contains(TransactionSteps::COMMIT) => {
+                    // Best effort: a session in a transaction is never reused.
+                    let _ = self.client.batch_execute("ROLLBACK").await;
+                    Err(e)
+                }
+                outcome => outcome,
+            }
+        })
+        .await
     }
 
-    async fn query_untracked(&self, sql: &str, budget: &mut usize, limit: usize) -> Result<Rowset, WitError> {
-        let statement = self.client.prepare(sql).await.map_err(statement_error)?;
+    /// `BEGIN` if asked, pipelined with preparing the statement; then the
+    /// statement. (Preparing first tells the columns even of an empty
+    /// result, and lets tokio-postgres look up unknown types before rows
+    /// arrive.)
+    async fn query_untracked(
+        &self,
+        sql: &str,
+        steps: TransactionSteps,
+        budget: &mut usize,
+        limit: usize,
+    ) -> Result<Rowset, WitError> {
+        let begin = async {
+            match steps.contains(TransactionSteps::BEGIN) {
+                true => self.client.batch_execute("BEGIN").await,
+                false => Ok(()),
+            }
+        };
+        // Each request goes out when first polled, in this order.
+        let (begun, prepared) = futures_util::future::join(begin, self.client.prepare(sql)).await;
+        begun.map_err(statement_error)?;
+        let statement = prepared.map_err(statement_error)?;
         let columns: Vec<Column> = statement
             .columns()
             .iter()
@@ -527,7 +590,10 @@ impl Session {
 impl Host for PghookCtxView<'_> {
     async fn connect(&mut self, config: ConnectConfig) -> Result<Resource<Session>, WitError> {
         let pool_key = self.pool.as_ref().map(|_| crate::pool::key(&config));
-        let reused = self.pool.as_ref().zip(pool_key).and_then(|(pool, key)| pool.take(key));
+        let reused = match (&self.pool, pool_key) {
+            (Some(pool), Some(key)) => pool.take(key).await,
+            _ => None,
+        };
         let mut session = match reused {
             Some(session) => session,
             None => connect(&config, &self.policy, &self.files).await?,
@@ -543,10 +609,15 @@ impl Host for PghookCtxView<'_> {
 }
 
 impl HostSession for PghookCtxView<'_> {
-    async fn query(&mut self, handle: Resource<Session>, sql: String) -> wasmtime::Result<Result<Rowset, WitError>> {
+    async fn query(
+        &mut self,
+        handle: Resource<Session>,
+        sql: String,
+        steps: TransactionSteps,
+    ) -> wasmtime::Result<Result<Rowset, WitError>> {
         let limit = self.policy.max_result_bytes;
         let session = self.table.get(&handle)?;
-        Ok(session.query(&sql, &mut self.ctx.result_budget, limit).await)
+        Ok(session.query(&sql, steps, &mut self.ctx.result_budget, limit).await)
     }
 
     async fn copy_from_file(
@@ -555,9 +626,11 @@ impl HostSession for PghookCtxView<'_> {
         sql: String,
         path: String,
     ) -> wasmtime::Result<Result<u64, WitError>> {
-        let (files, progress) = (self.files.clone(), self.progress.clone());
+        let progress = self.progress.clone();
+        let files = self.files.get().await;
         let session = self.table.get(&handle)?;
         let load = async {
+            let files = files?;
             let (file, size) = files.open_read(&path).await?;
             session.copy_in(&sql, file, size, &*progress).await
         };
@@ -570,9 +643,11 @@ impl HostSession for PghookCtxView<'_> {
         sql: String,
         path: String,
     ) -> wasmtime::Result<Result<u64, WitError>> {
-        let (files, progress) = (self.files.clone(), self.progress.clone());
+        let progress = self.progress.clone();
+        let files = self.files.get().await;
         let session = self.table.get(&handle)?;
         let dump = async {
+            let files = files?;
             let out = files.create_atomic(&path).await?;
             let lines = session.copy_out(&sql, &out, &*progress).await?;
             out.commit().await?;
@@ -592,5 +667,138 @@ impl HostSession for PghookCtxView<'_> {
             pool.give_back(key, session);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The glue between the guest's orders and a connection, up to the
+    //! socket: no server needed, the embedder's connect check is the seam.
+
+    use super::*;
+    use crate::bindings::postgres::{Endpoint, TlsConfig, Verify};
+    use crate::error::Error;
+    use crate::policy::{Checked, ConnectCheck};
+
+    /// Records what it is asked and answers with `allow`.
+    struct Recording {
+        asked: Arc<Mutex<Vec<Outbound>>>,
+        allow: bool,
+    }
+
+    impl ConnectCheck for Recording {
+        fn check<'a>(&'a self, outbound: &'a Outbound) -> Checked<'a> {
+            self.asked.lock().unwrap().push(outbound.clone());
+            let answer = match self.allow {
+                true => Ok(()),
+                false => {
+                    Err(Error::new(crate::ErrorKind::Denied, format!("egress to port {} is closed", outbound.port)))
+                }
+            };
+            Box::pin(std::future::ready(answer))
+        }
+    }
+
+    fn tcp(host: &str, address: Option<IpAddress>, port: u16) -> Endpoint {
+        Endpoint { server: Server::Tcp(TcpServer { host: host.into(), address }), port }
+    }
+
+    fn config(endpoints: Vec<Endpoint>, verify: Verify, encrypt: Encrypt) -> ConnectConfig {
+        ConnectConfig {
+            endpoints,
+            user: "etl".into(),
+            password: Some("pw".into()),
+            dbname: "wh".into(),
+            options: None,
+            application_name: None,
+            connect_timeout_seconds: Some(2),
+            keepalives: None,
+            tcp_user_timeout_ms: None,
+            target_session: TargetSession::Any,
+            load_balance_hosts: false,
+            tls: TlsConfig {
+                encrypt,
+                verify,
+                client_cert: None,
+                sni: true,
+                min_version: None,
+                max_version: None,
+                channel_binding: ChannelBinding::Prefer,
+            },
+        }
+    }
+
+    fn recording(policy: Policy, allow: bool) -> (Policy, Arc<Mutex<Vec<Outbound>>>) {
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        (policy.with_connect_check(Recording { asked: asked.clone(), allow }), asked)
+    }
+
+    fn no_files() -> LazyRoot {
+        LazyRoot::new(None, "/nonexistent/pghook-root".into())
+    }
+
+    async fn connect_error(cfg: &ConnectConfig, policy: &Policy) -> WitError {
+        match connect(cfg, policy, &no_files()).await {
+            Ok(_) => panic!("connected"),
+            Err(e) => e,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_check_is_asked_about_each_server_and_can_refuse() {
+        let (policy, asked) = recording(Policy::new("/").allow_host("*"), false);
+        let endpoints =
+            vec![tcp("db.example", Some(IpAddress::Ipv4((192, 0, 2, 7))), 5432), tcp("[2001:db8::1]", None, 6432)];
+        let e = connect_error(&config(endpoints, Verify::None, Encrypt::Never), &policy).await;
+        assert_eq!(e.kind, ErrorKind::Denied);
+        assert_eq!(e.message, "egress to port 5432 is closed");
+        let asked = asked.lock().unwrap().clone();
+        assert_eq!(
+            asked,
+            [Outbound {
+                destination: Destination::Name("db.example".into()),
+                address: Some(IpAddr::from([192, 0, 2, 7])),
+                port: 5432,
+                user: "etl".into(),
+                dbname: "wh".into(),
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn every_server_is_checked_before_any_socket_opens() {
+        let (policy, asked) = recording(Policy::new("/").allow_host("*"), true);
+        // Nothing listens on port 1: a refused connection proves the check let it through.
+        let endpoints = vec![tcp("127.0.0.1", None, 1), tcp("localhost", None, 1)];
+        let e = connect_error(&config(endpoints, Verify::None, Encrypt::Never), &policy).await;
+        assert_eq!(e.kind, ErrorKind::Connect, "{}", e.message);
+        let ports: Vec<_> = asked.lock().unwrap().iter().map(|o| (o.destination.clone(), o.port)).collect();
+        assert_eq!(
+            ports,
+            [(Destination::Ip(IpAddr::from([127, 0, 0, 1])), 1), (Destination::Name("localhost".into()), 1)]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_allow_list_refuses_before_the_check_is_asked() {
+        let (policy, asked) = recording(Policy::new("/").allow_host("db.example"), true);
+        let endpoints = vec![tcp("db.example", Some(IpAddress::Ipv4((203, 0, 113, 9))), 5432)];
+        let e = connect_error(&config(endpoints, Verify::None, Encrypt::Never), &policy).await;
+        assert_eq!(e.kind, ErrorKind::Denied);
+        assert!(e.message.contains("203.0.113.9"), "{}", e.message);
+        assert!(asked.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_file_root_opens_only_for_a_file() {
+        let policy = Policy::new("/").allow_host("*");
+        // No certificate named: the missing root is never opened.
+        let plain = config(vec![tcp("127.0.0.1", None, 1)], Verify::None, Encrypt::Always);
+        assert_eq!(connect_error(&plain, &policy).await.kind, ErrorKind::Connect);
+        // A certificate named: the root is opened, and its absence reported.
+        let verified = config(vec![tcp("127.0.0.1", None, 1)], Verify::Chain("ca.pem".into()), Encrypt::Always);
+        let e = connect_error(&verified, &policy).await;
+        assert_eq!(e.kind, ErrorKind::Denied);
+        assert!(e.message.contains("/nonexistent/pghook-root"), "{}", e.message);
     }
 }

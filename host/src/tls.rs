@@ -23,7 +23,7 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 use crate::bindings::postgres::{ClientCert, TlsConfig, TlsVersion, Verify};
 use crate::bindings::types::{Error as WitError, ErrorKind};
 use crate::error::wit;
-use crate::files::FileRoot;
+use crate::files::LazyRoot;
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -34,8 +34,8 @@ fn tls_error(what: &str, e: impl std::fmt::Display) -> WitError {
 }
 
 /// Build the rustls client configuration for `tls`, reading certificate
-/// files through `files`.
-pub async fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Arc<ClientConfig>, WitError> {
+/// files through `files` (opened only if a file is named).
+pub(crate) async fn client_config(tls: &TlsConfig, files: &LazyRoot) -> Result<Arc<ClientConfig>, WitError> {
     let versions: Vec<&'static rustls::SupportedProtocolVersion> =
         [(TlsVersion::Tls12, &rustls::version::TLS12), (TlsVersion::Tls13, &rustls::version::TLS13)]
             .into_iter()
@@ -61,7 +61,7 @@ pub async fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Arc<Clie
     let webpki = match root_cert {
         None => None,
         Some(path) => {
-            let pem = files.read(path).await?;
+            let pem = files.get().await?.read(path).await?;
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| tls_error(&format!("root certificate {path}"), e))?;
@@ -80,13 +80,13 @@ pub async fn client_config(tls: &TlsConfig, files: &FileRoot) -> Result<Arc<Clie
     let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
     let mut config = match &tls.client_cert {
         Some(ClientCert { cert: cert_path, key: key_path }) => {
-            let chain = CertificateDer::pem_slice_iter(&files.read(cert_path).await?)
+            let chain = CertificateDer::pem_slice_iter(&files.get().await?.read(cert_path).await?)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| tls_error(&format!("client certificate {cert_path}"), e))?;
             if chain.is_empty() {
                 return Err(tls_error(&format!("client certificate {cert_path}"), "holds no certificate"));
             }
-            let key = PrivateKeyDer::from_pem_slice(&files.read(key_path).await?)
+            let key = PrivateKeyDer::from_pem_slice(&files.get().await?.read(key_path).await?)
                 .map_err(|e| tls_error(&format!("client key {key_path}"), e))?;
             builder.with_client_auth_cert(chain, key).map_err(|e| tls_error("client certificate and key", e))?
         }
