@@ -137,42 +137,59 @@ impl Hook {
     }
 
     fn run(&self, sql: Vec<String>, parameters: Option<&Parameters>, options: Run) -> Result<(Vec<Rowset>, RowShape)> {
-        let statements: Vec<String> = if options.split_statements {
+        let templates: Vec<String> = if options.split_statements {
             sql.iter().map(|s| split_statements(s)).collect::<Result<Vec<_>>>()?.concat()
         } else {
             sql.into_iter().filter(|s| !s.trim().is_empty()).collect()
         };
-        if statements.is_empty() {
+        if templates.is_empty() {
             return Err(config("List of SQL statements is empty"));
         }
         // Interpolated up front, so a bad parameter fails before connecting.
-        let interpolated = statements.iter().map(|s| interpolate(s, parameters)).collect::<Result<Vec<_>>>()?;
+        // A string of several statements runs whole, as psycopg2 sends it:
+        // one statement at a time, one result (the last).
+        let units = templates
+            .iter()
+            .map(|template| Ok(statements_of(&interpolate(template, parameters)?)))
+            .collect::<Result<Vec<_>>>()?;
         let (session, shape) = self.connect()?;
-        let last = statements.len() - 1;
+        let total: usize = units.iter().map(Vec::len).sum();
+        let mut done = 0;
         let mut results = Vec::new();
-        for (i, (template, statement)) in statements.iter().zip(&interpolated).enumerate() {
-            // One transaction around them all unless autocommit: the host
-            // sends BEGIN with the first statement and COMMIT after the last.
-            let step = |wanted: bool, step: TransactionSteps| match wanted {
-                true => step,
-                false => TransactionSteps::empty(),
-            };
-            let steps = step(!options.autocommit && i == 0, TransactionSteps::BEGIN)
-                | step(!options.autocommit && i == last, TransactionSteps::COMMIT);
+        for (template, statements) in templates.iter().zip(&units) {
             // The statement as written: parameter values may be secrets.
             log(Level::Info, &format!("Running statement: {template}"));
-            let outcome = session.query(statement, steps);
-            self.log_notices(&session);
-            let mut rowset = match outcome {
-                Ok(rowset) => rowset,
-                Err(e) => {
-                    if !options.autocommit && i != last {
-                        // Best effort: the server rolls back on disconnect anyway.
-                        let _ = session.query("ROLLBACK", TransactionSteps::empty());
+            let mut last = None;
+            for (i, statement) in statements.iter().enumerate() {
+                // One transaction around them all unless autocommit; with
+                // autocommit, one around each string of several statements,
+                // as the server runs such a string. The host sends BEGIN
+                // with the first statement and COMMIT after the last.
+                let (begin, commit) = match options.autocommit {
+                    false => (done == 0, done + 1 == total),
+                    true => (statements.len() > 1 && i == 0, statements.len() > 1 && i + 1 == statements.len()),
+                };
+                let step = |wanted: bool, step: TransactionSteps| match wanted {
+                    true => step,
+                    false => TransactionSteps::empty(),
+                };
+                let steps = step(begin, TransactionSteps::BEGIN) | step(commit, TransactionSteps::COMMIT);
+                let in_transaction = !options.autocommit || statements.len() > 1;
+                let outcome = session.query(statement, steps);
+                self.log_notices(&session);
+                done += 1;
+                match outcome {
+                    Ok(rowset) => last = Some(rowset),
+                    Err(e) => {
+                        if in_transaction && !commit {
+                            // Best effort: the server rolls back on disconnect anyway.
+                            let _ = session.query("ROLLBACK", TransactionSteps::empty());
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
                 }
-            };
+            }
+            let mut rowset = last.ok_or_else(|| config("no statement was run"))?;
             log(Level::Info, &format!("Rows affected: {}", rowset.row_count));
             match options.fetch {
                 Fetch::None => rowset.rows.clear(),
@@ -213,6 +230,15 @@ impl Hook {
         };
         self.log_notices(&session);
         Ok(CopyOutcome { loaded: direction == Direction::Load, rows: rows? })
+    }
+}
+
+/// The statements of one SQL string: several if it has several, else the
+/// string as given (also when it cannot be split: the server will say why).
+fn statements_of(sql: &str) -> Vec<String> {
+    match split_statements(sql) {
+        Ok(statements) if statements.len() > 1 => statements,
+        _ => vec![sql.to_string()],
     }
 }
 

@@ -110,8 +110,13 @@ fn bare_literal(value: &Value) -> Result<String> {
 }
 
 /// Substitute parameters into `sql` as psycopg2's `cursor.execute` does.
-/// Without parameters the text is left untouched, `%` signs included.
+/// Without parameters the text is left untouched, `%` signs included; empty
+/// parameters count as none, as the hook passes them on only if truthy.
 pub fn interpolate(sql: &str, parameters: Option<&Parameters>) -> Result<String> {
+    let parameters = parameters.filter(|p| match p {
+        Parameters::Positional(values) => !values.is_empty(),
+        Parameters::Named(values) => !values.is_empty(),
+    });
     let Some(parameters) = parameters else {
         return Ok(sql.to_string());
     };
@@ -210,7 +215,11 @@ mod tests {
         let named = Parameters::Named(vec![("id".into(), Value::Null)]);
         assert_eq!(interpolate("where id = %(id)s", Some(&named)).unwrap(), "where id = NULL");
         assert_eq!(interpolate("select '5%'", None).unwrap(), "select '5%'");
-        assert!(interpolate("select %s", Some(&Parameters::Positional(vec![]))).is_err());
+        // Empty parameters are none, as the hook passes on only truthy ones: `%` is not special.
+        let empty = [Parameters::Positional(vec![]), Parameters::Named(vec![])];
+        for none in &empty {
+            assert_eq!(interpolate("select '100%', %s", Some(none)).unwrap(), "select '100%', %s");
+        }
         assert!(interpolate("select 1", Some(&p)).is_err());
         assert!(interpolate("select %d", Some(&p)).is_err());
         assert!(interpolate("select %(nope)s", Some(&named)).is_err());

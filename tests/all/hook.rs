@@ -102,8 +102,43 @@ async fn run_statements_parameters_and_transactions() {
     assert_eq!(all[1].columns[0].name, "b");
     let e = hook.run(&[], None, RunOptions::default()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
-    let e = hook.get_records("select %s", Some(Parameters::Positional(vec![]))).await.unwrap_err();
-    assert!(e.message().contains("placeholders"), "{e}");
+    // Empty parameters are none, as in the hook: `%` is not special.
+    let r = hook.get_records("select '100%' as p", Some(Parameters::Positional(vec![]))).await.unwrap();
+    assert_eq!(r.rows, vec![vec![Value::Text("100%".into())]]);
+    let e = hook.get_records("select %s", Some(Parameters::Positional(vec![Value::Int(1), Value::Int(2)]))).await;
+    assert!(e.unwrap_err().message().contains("placeholders"));
+}
+
+#[tokio::test]
+async fn several_statements_in_one_string_run_whole() {
+    let pg = Cluster::plain();
+    let (_root, hook) = fresh_database(pg, "hook_several");
+    // As psycopg2 sends such a string: every statement runs, the last one's rows come back.
+    let r = hook
+        .get_records("create table m (a int); insert into m values (1), (2); select a from m order by a", None)
+        .await
+        .unwrap();
+    assert_eq!(r.rows, vec![vec![Value::Int(1)], vec![Value::Int(2)]]);
+    assert_eq!(r.columns[0].name, "a");
+    let three = Parameters::Positional(vec![Value::Int(3)]);
+    let r = hook.get_first("insert into m values (%s); select count(*) from m", Some(three)).await.unwrap();
+    assert_eq!(r.rows, vec![vec![Value::Int(3)]]);
+    let count = || async { hook.get_first("select count(*) from m", None).await.unwrap().rows[0][0].clone() };
+    // With autocommit such a string is still one transaction, as the server runs it.
+    let autocommit = RunOptions { autocommit: Some(true), ..Default::default() };
+    let e = hook.run(&["insert into m values (10); insert into m values ('x')"], None, autocommit).await;
+    assert_eq!(e.unwrap_err().sqlstate().map(|s| s.code()), Some("22P02"));
+    assert_eq!(count().await, Value::Int(3));
+    hook.run(&["insert into m values (20); insert into m values (21)"], None, autocommit).await.unwrap();
+    assert_eq!(count().await, Value::Int(5));
+    // Without autocommit, one transaction around every string.
+    let e = hook.run(&["insert into m values (30)", "insert into m values (31); select 1/0"], None, Default::default());
+    assert_eq!(e.await.unwrap_err().sqlstate().map(|s| s.code()), Some("22012"));
+    assert_eq!(count().await, Value::Int(5));
+    // A semicolon inside a quoted body does not split.
+    hook.run(&["create function f() returns int language sql as $$ select 7; $$"], None, autocommit).await.unwrap();
+    let r = hook.get_first("select f(); -- a trailing comment", None).await.unwrap();
+    assert_eq!(r.rows, vec![vec![Value::Int(7)]]);
 }
 
 #[tokio::test]
