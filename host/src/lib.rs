@@ -80,7 +80,8 @@ impl Runtime {
     /// A tenant: hooks that share one sandbox.
     pub fn tenant(&self, policy: Policy) -> Tenant {
         let pool = (policy.session_reuse > 0).then(|| Arc::new(pool::SessionPool::new(policy.session_reuse)));
-        Tenant { runtime: self.clone(), policy: Arc::new(policy), pool }
+        let warm = Arc::new(self.warm_instances());
+        Tenant { runtime: self.clone(), policy: Arc::new(policy), pool, warm }
     }
 }
 
@@ -91,6 +92,8 @@ pub struct Tenant {
     policy: Arc<Policy>,
     /// Idle sessions, when the policy asks for reuse: this tenant's alone.
     pool: Option<Arc<pool::SessionPool>>,
+    /// Guest instances kept for this tenant's next calls.
+    warm: Arc<runtime::WarmInstances>,
 }
 
 impl Tenant {
@@ -110,7 +113,8 @@ impl Tenant {
     }
 }
 
-/// One PostgresHook. Each method is one call into a fresh guest instance.
+/// One PostgresHook. Each method is one call into a guest instance of its
+/// tenant's, never one that trapped or was stopped.
 #[derive(Clone)]
 pub struct Hook {
     tenant: Tenant,
@@ -128,6 +132,7 @@ macro_rules! guest_call {
             .call(
                 &$hook.tenant.policy,
                 $hook.tenant.pool.clone(),
+                &$hook.tenant.warm,
                 $hook.progress.clone(),
                 &$hook.interrupt,
                 move |$guest, $store| Box::pin(async move { $call.await }),

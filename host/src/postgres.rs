@@ -40,12 +40,15 @@ const MAX_NOTICES: usize = 50;
 
 /// An open session, owned by the guest through a resource handle.
 pub struct Session {
-    client: Client,
+    client: Arc<Client>,
     notices: Arc<Mutex<Vec<String>>>,
     stopper: Arc<Stopper>,
     opened: std::time::Instant,
     /// Its settings' key in the tenant's session pool, if the tenant reuses sessions.
     pool_key: Option<u64>,
+    /// The reset of a session given back to its pool, which goes out before
+    /// anything of the next call: whether it succeeded.
+    reset: Mutex<Option<JoinHandle<bool>>>,
 }
 
 /// What it takes to stop a session's statement after its call was abandoned
@@ -106,11 +109,61 @@ impl Session {
         !self.client.is_closed() && !self.stopper.busy.load(Ordering::SeqCst) && self.opened.elapsed() < max_age
     }
 
-    /// Reset the session for the next call (`DISCARD ALL`, which PostgreSQL
-    /// refuses inside a transaction). Returns whether it can be reused.
-    pub(crate) async fn reset(&self) -> bool {
+    /// Start resetting the session for its next call. The reset is queued
+    /// on the connection before this returns, so it reaches the server
+    /// before anything the next call sends, and the next call need not wait
+    /// for it: its first statement checks the outcome ([`Session::reset_done`]).
+    pub(crate) fn start_reset(&self) {
         self.notices.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        self.client.simple_query("DISCARD ALL").await.is_ok()
+        let client = self.client.clone();
+        let mut reset = Box::pin(async move {
+            // A transaction the caller left open is rolled back, as closing
+            // the connection would; `client_min_messages` keeps ROLLBACK's
+            // "no transaction in progress" out of the next call's notices,
+            // and DISCARD ALL resets it with every other setting.
+            let (_, _, discarded) = futures_util::future::join3(
+                client.batch_execute("SET client_min_messages = error"),
+                client.batch_execute("ROLLBACK"),
+                client.batch_execute("DISCARD ALL"),
+            )
+            .await;
+            discarded.is_ok()
+        });
+        // One poll sends all three requests.
+        let handle = match reset.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            std::task::Poll::Ready(done) => tokio::spawn(std::future::ready(done)),
+            std::task::Poll::Pending => tokio::spawn(reset),
+        };
+        *self.reset.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+    }
+
+    /// Whether the session's reset has already failed.
+    pub(crate) async fn reset_failed(&self) -> bool {
+        let finished = {
+            let mut reset = self.reset.lock().unwrap_or_else(|p| p.into_inner());
+            match reset.as_ref() {
+                Some(handle) if handle.is_finished() => reset.take(),
+                _ => None,
+            }
+        };
+        match finished {
+            Some(handle) => !handle.await.unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// Wait for the reset of a reused session (done by now if anything
+    /// sent after it has been answered); an error if it failed.
+    async fn reset_done(&self) -> Result<(), WitError> {
+        let pending = self.reset.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let reset = match pending {
+            Some(reset) => reset.await.unwrap_or(false),
+            None => true,
+        };
+        match reset {
+            true => Ok(()),
+            false => Err(wit(ErrorKind::Connect, "a reused session could not be reset for this call")),
+        }
     }
 }
 
@@ -296,7 +349,14 @@ pub(crate) async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &LazyRo
         tls,
         driver: Mutex::new(Some(driver)),
     });
-    Ok(Session { client, notices, stopper, opened: std::time::Instant::now(), pool_key: None })
+    Ok(Session {
+        client: Arc::new(client),
+        notices,
+        stopper,
+        opened: std::time::Instant::now(),
+        pool_key: None,
+        reset: Mutex::new(None),
+    })
 }
 
 /// Open a bare client for an embedder (`get_conn`), under the same checks.
@@ -478,6 +538,7 @@ impl Session {
         };
         // Each request goes out when first polled, in this order.
         let (begun, prepared) = futures_util::future::join(begin, self.client.prepare(sql)).await;
+        self.reset_done().await?;
         begun.map_err(statement_error)?;
         let statement = prepared.map_err(statement_error)?;
         let columns: Vec<Column> = statement
@@ -536,6 +597,7 @@ impl Session {
         size: u64,
         progress: &dyn Progress,
     ) -> Result<u64, WitError> {
+        self.reset_done().await?;
         let sink = self.client.copy_in::<_, Bytes>(sql).await.map_err(copy_error)?;
         pin_mut!(sink);
         progress.start("loading", Some(size));
@@ -571,6 +633,7 @@ impl Session {
         out: &crate::files::AtomicFile,
         progress: &dyn Progress,
     ) -> Result<u64, WitError> {
+        self.reset_done().await?;
         let stream = self.client.copy_out(sql).await.map_err(copy_error)?;
         pin_mut!(stream);
         progress.start("dumping", None);

@@ -1,11 +1,13 @@
 //! The runtime that embeds the guest component: one engine and compiled
-//! component per process, one fresh store and instance per hook call, so a
+//! component per process, a store and instance per call of a tenant's own
+//! (kept warm for its next call only if the call returned cleanly), so a
 //! trap or a timeout fails that call and nothing else.
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,8 +57,8 @@ fn engine(allocation: Allocation) -> Result<Engine, Error> {
     if let Allocation::OnDemand = allocation {
         return Engine::new(&config).map_err(setup_error);
     }
-    // Every call instantiates the guest afresh: a pool of preallocated
-    // slots makes that cheap. Slots are only reserved address space until
+    // Calls instantiate the guest often: a pool of preallocated slots makes
+    // that cheap. Slots are only reserved address space until
     // used; each call's memory is still capped by its tenant's limiter.
     let mut pool = PoolingAllocationConfig::default();
     // A guest instance is one component of a few core instances (the
@@ -129,12 +131,17 @@ fn store_compiled(dir: &Path, path: &Path, compiled: &[u8]) -> std::io::Result<(
 pub(crate) struct MemoryLimiter {
     limit: usize,
     hit: bool,
+    /// The largest size a memory of the store has grown to.
+    grown: usize,
 }
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let allowed = desired <= self.limit;
         self.hit |= !allowed;
+        if allowed {
+            self.grown = self.grown.max(desired);
+        }
         Ok(allowed)
     }
 
@@ -170,9 +177,54 @@ impl PghookView for State {
 pub struct Runtime {
     engine: Engine,
     pre: PghookPre<State>,
+    /// How many instances all tenants keep warm, against [`MAX_WARM`].
+    warm_total: Arc<AtomicUsize>,
 }
 
-/// A call into a fresh guest instance.
+/// The most guest instances a runtime keeps warm across its tenants: well
+/// under [`MAX_CONCURRENT_CALLS`], so warm instances never starve calls of
+/// pooled slots.
+pub const MAX_WARM: usize = MAX_CONCURRENT_CALLS as usize / 4;
+
+/// The most instances one tenant keeps warm.
+const MAX_WARM_PER_TENANT: usize = 16;
+
+/// A warm instance whose memory grew past this is dropped, not kept.
+const MAX_WARM_MEMORY: usize = 16 << 20;
+
+/// A guest instance that ended its last call cleanly, with its store.
+struct Warm {
+    store: Store<State>,
+    guest: Pghook,
+}
+
+/// One tenant's warm guest instances: an instance whose call returned
+/// (with a result or an error of its own) and left no session open serves
+/// the tenant's next call, skipping instantiation. One that trapped, ran
+/// out of memory, was stopped or grew large is dropped. The guest keeps no
+/// state between calls; instances are never shared between tenants.
+pub(crate) struct WarmInstances {
+    idle: Mutex<Vec<Warm>>,
+    /// The runtime's count of warm instances, of all tenants.
+    total: Arc<AtomicUsize>,
+}
+
+impl WarmInstances {
+    fn take(&self) -> Option<Warm> {
+        let warm = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+        self.total.fetch_sub(1, Ordering::SeqCst);
+        Some(warm)
+    }
+}
+
+impl Drop for WarmInstances {
+    fn drop(&mut self) {
+        let idle = self.idle.get_mut().unwrap_or_else(|p| p.into_inner());
+        self.total.fetch_sub(idle.len(), Ordering::SeqCst);
+    }
+}
+
+/// A call into a guest instance.
 pub(crate) type GuestCall<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<Result<R, WitError>>> + Send + 'a>>;
 
 impl Runtime {
@@ -197,6 +249,11 @@ impl Runtime {
     pub fn with_engine(engine: &Engine) -> Result<Runtime, Error> {
         let component = Component::new(engine, GUEST_COMPONENT).map_err(setup_error)?;
         Self::link(engine.clone(), component)
+    }
+
+    /// A new, empty set of warm instances for one tenant.
+    pub(crate) fn warm_instances(&self) -> WarmInstances {
+        WarmInstances { idle: Mutex::new(Vec::new()), total: self.warm_total.clone() }
     }
 
     /// The engine this runtime compiles and runs the guest with.
@@ -243,7 +300,7 @@ impl Runtime {
         crate::ctx::add_to_linker(&mut linker).map_err(setup_error)?;
         let pre = PghookPre::new(linker.instantiate_pre(&component).map_err(setup_error)?).map_err(setup_error)?;
         tick_epochs(&engine)?;
-        Ok(Runtime { engine, pre })
+        Ok(Runtime { engine, pre, warm_total: Arc::new(AtomicUsize::new(0)) })
     }
 
     /// The interfaces the guest component imports, as `namespace:package/interface@version`.
@@ -252,13 +309,15 @@ impl Runtime {
         component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
     }
 
-    /// Run one call in a fresh instance under `policy`'s limits. A call over
-    /// its time limit, or interrupted, is stopped: its statements are
-    /// cancelled on the server, and it returns once the server is done.
+    /// Run one call under `policy`'s limits, in a warm instance of the
+    /// tenant's if one is idle, else a fresh one. A call over its time
+    /// limit, or interrupted, is stopped: its statements are cancelled on
+    /// the server, and it returns once the server is done.
     pub(crate) async fn call<R, F>(
         &self,
         policy: &Arc<Policy>,
         pool: Option<Arc<SessionPool>>,
+        warm: &WarmInstances,
         progress: Arc<dyn Progress>,
         interrupt: &Interrupt,
         f: F,
@@ -268,14 +327,24 @@ impl Runtime {
     {
         let limit = policy.call_timeout;
         let deadline = tokio::time::Instant::now() + limit;
-        let state = State {
-            table: ResourceTable::new(),
-            wasi: WasiCtx::builder().build(),
-            limiter: MemoryLimiter { limit: policy.memory_limit, hit: false },
-            pghook: PghookCtx { pool, ..PghookCtx::new(policy.clone()).with_progress(progress) },
+        let pghook = PghookCtx { pool, ..PghookCtx::new(policy.clone()).with_progress(progress) };
+        let (mut store, warm_guest) = match warm.take() {
+            Some(Warm { mut store, guest }) => {
+                store.data_mut().pghook = pghook;
+                (store, Some(guest))
+            }
+            None => {
+                let state = State {
+                    table: ResourceTable::new(),
+                    wasi: WasiCtx::builder().build(),
+                    limiter: MemoryLimiter { limit: policy.memory_limit, hit: false, grown: 0 },
+                    pghook,
+                };
+                let mut store = Store::new(&self.engine, state);
+                store.limiter(|state| &mut state.limiter);
+                (store, None)
+            }
         };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
         // Rows the guest hands back count against the tenant's result limit
         // first; wasmtime's own cap stays above it.
         store.set_hostcall_fuel(HOSTCALL_FUEL.max(policy.max_result_bytes.saturating_mul(2)));
@@ -288,11 +357,15 @@ impl Runtime {
                 _ = interrupt.thrown() => Stop::Interrupted,
             }
         };
-        let outcome = tokio::select! {
+        let outcome: wasmtime::Result<(Result<R, WitError>, Pghook)> = tokio::select! {
             biased;
             outcome = async {
-                let guest = self.pre.instantiate_async(&mut store).await?;
-                f(&guest, &mut store).await
+                let guest = match warm_guest {
+                    Some(guest) => guest,
+                    None => self.pre.instantiate_async(&mut store).await?,
+                };
+                let outcome = f(&guest, &mut store).await;
+                wasmtime::Result::Ok((outcome?, guest))
             } => outcome,
             stop = stop => return Err(abandon(store, stop, limit).await),
         };
@@ -309,7 +382,30 @@ impl Runtime {
                 log::info!(target: "pghook", "guest trap: {trap:?}");
                 Err(Error::new(ErrorKind::Trap, format!("the guest failed: {}", trap.root_cause())))
             }
-            Ok(result) => result.map_err(Error::from),
+            Ok((result, guest)) => {
+                self.keep_warm(warm, store, guest);
+                result.map_err(Error::from)
+            }
+        }
+    }
+
+    /// Keep an instance whose call returned for the tenant's next call, if
+    /// it left nothing open, stayed small and there is room.
+    fn keep_warm(&self, warm: &WarmInstances, mut store: Store<State>, guest: Pghook) {
+        let state = store.data_mut();
+        if !state.table.is_empty() || state.limiter.grown > MAX_WARM_MEMORY {
+            return;
+        }
+        // The call's context goes: its sessions are closed or pooled already.
+        state.pghook = PghookCtx::new(state.pghook.policy.clone());
+        let mut idle = warm.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() >= MAX_WARM_PER_TENANT {
+            return;
+        }
+        let admitted =
+            warm.total.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < MAX_WARM).then_some(n + 1)).is_ok();
+        if admitted {
+            idle.push(Warm { store, guest });
         }
     }
 }

@@ -59,12 +59,16 @@ async fn a_guest_out_of_memory_fails_only_that_call() {
     let root = tempfile::tempdir().unwrap();
     let small = runtime().tenant(policy(root.path(), &pg.uri("")).with_memory_limit(16 << 20));
     let big = "select repeat('x', 1000) from generate_series(1, 40000)";
+    // A call that returns leaves its instance warm for the next: the one that runs out.
+    small.hook(HookArgs::conn_id("c")).get_first("select 1", None).await.unwrap();
     let e = small.hook(HookArgs::conn_id("c")).get_records(big, None).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Trap, "{e}");
     assert!(e.message().contains("out of memory"), "{e}");
-    // The same tenant and its neighbours go on.
-    let one = small.hook(HookArgs::conn_id("c")).get_first("select 1", None).await.unwrap();
-    assert_eq!(one.rows[0][0], Value::Int(1));
+    // The same tenant (in a new instance: one that trapped is never reused) and its neighbours go on.
+    for _ in 0..3 {
+        let one = small.hook(HookArgs::conn_id("c")).get_first("select 1", None).await.unwrap();
+        assert_eq!(one.rows[0][0], Value::Int(1));
+    }
     let roomy = tenant(root.path(), &[("c", &pg.uri(""))]);
     assert_eq!(roomy.hook(HookArgs::conn_id("c")).get_records(big, None).await.unwrap().rows.len(), 40000);
 }
@@ -282,7 +286,7 @@ async fn backend_pid(hook: &pghook::Hook) -> Value {
     hook.get_first("select pg_backend_pid()", None).await.unwrap().rows.remove(0).remove(0)
 }
 
-/// Wait until `tenant` holds `n` idle sessions (they return after `DISCARD ALL`, off the caller's path).
+/// Wait until `tenant` holds `n` idle sessions.
 async fn idle(tenant: &pghook::Tenant, n: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while tenant.idle_sessions() != n {
@@ -312,10 +316,12 @@ async fn sessions_are_reused_only_when_asked_clean_and_per_tenant() {
     let path = hook.get_first("show search_path", None).await.unwrap().rows.remove(0).remove(0);
     assert_eq!(path, Value::Text("\"$user\", public".into()));
     idle(&reusing, 1).await;
-    // A session left inside a transaction is closed, not reused.
-    hook.run(&["begin"], None, autocommit).await.unwrap();
-    idle(&reusing, 0).await;
-    assert_ne!(backend_pid(&hook).await, pid);
+    // A transaction a call left open is rolled back, as closing the session would.
+    hook.run(&["begin", "create table left_open (a int)"], None, autocommit).await.unwrap();
+    idle(&reusing, 1).await;
+    assert_eq!(backend_pid(&hook).await, pid);
+    let open = hook.get_first("select to_regclass('left_open') is null", None).await.unwrap();
+    assert_eq!(open.rows, vec![vec![Value::Boolean(true)]]);
     idle(&reusing, 1).await;
     // Another tenant with the same connection never gets this tenant's session.
     let other = runtime().tenant(policy(root.path(), &pg.uri("")).with_session_reuse(4));
