@@ -5,7 +5,8 @@
 //! rolled back (as closing the connection would), then `DISCARD ALL`. The
 //! reset is sent at once and travels ahead of the next call's statements,
 //! which check that it succeeded before they use the session: the next call
-//! does not wait for it. A session that is closed, busy or old is closed. Sessions live at most
+//! does not wait for it. A session that is broken, busy, old or had a
+//! statement fail is closed. Sessions live at most
 //! [`MAX_AGE`], so an IAM login never outlives its token (15 minutes). The
 //! pool belongs to one tenant: no tenant gets another's session. Airflow's
 //! behaviour, a new connection per call, stays the default.

@@ -49,6 +49,8 @@ pub struct Session {
     /// The reset of a session given back to its pool, which goes out before
     /// anything of the next call: whether it succeeded.
     reset: Mutex<Option<JoinHandle<bool>>>,
+    /// Set once a statement failed: such a session is closed, not reused.
+    failed: AtomicBool,
 }
 
 /// What it takes to stop a session's statement after its call was abandoned
@@ -104,9 +106,13 @@ impl Stopper {
 }
 
 impl Session {
-    /// Whether the session may serve another call: open, idle, young enough.
+    /// Whether the session may serve another call: open, idle, no statement
+    /// failed on it, young enough.
     pub(crate) fn reusable(&self, max_age: Duration) -> bool {
-        !self.client.is_closed() && !self.stopper.busy.load(Ordering::SeqCst) && self.opened.elapsed() < max_age
+        !self.client.is_closed()
+            && !self.stopper.busy.load(Ordering::SeqCst)
+            && !self.failed.load(Ordering::SeqCst)
+            && self.opened.elapsed() < max_age
     }
 
     /// Start resetting the session for its next call. The reset is queued
@@ -356,6 +362,7 @@ pub(crate) async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &LazyRo
         opened: std::time::Instant::now(),
         pool_key: None,
         reset: Mutex::new(None),
+        failed: AtomicBool::new(false),
     })
 }
 
@@ -480,12 +487,15 @@ fn decode_error(column: &str, e: &tokio_postgres::Error) -> WitError {
 }
 
 impl Session {
-    /// Run `work`, marking the session busy until it completes. Cleared only
-    /// on completion: a dropped future leaves the mark for [`Session`]'s drop.
-    async fn tracked<T>(&self, work: impl Future<Output = T>) -> T {
+    /// Run `work`, marking the session busy until it completes, and failed
+    /// if it fails. Busy is cleared only on completion: a dropped future
+    /// leaves the mark for [`Session`]'s drop.
+    async fn tracked<T>(&self, work: impl Future<Output = Result<T, WitError>>) -> Result<T, WitError> {
         self.stopper.busy.store(true, Ordering::SeqCst);
         let outcome = work.await;
         self.stopper.busy.store(false, Ordering::SeqCst);
+        // A session whose statement failed is not reused.
+        self.failed.fetch_or(outcome.is_err(), Ordering::SeqCst);
         outcome
     }
 

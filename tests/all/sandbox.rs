@@ -316,6 +316,12 @@ async fn sessions_are_reused_only_when_asked_clean_and_per_tenant() {
     let path = hook.get_first("show search_path", None).await.unwrap().rows.remove(0).remove(0);
     assert_eq!(path, Value::Text("\"$user\", public".into()));
     idle(&reusing, 1).await;
+    // A session whose statement failed is closed, not reused.
+    let e = hook.get_first("select 1/0", None).await.unwrap_err();
+    assert_eq!(e.sqlstate().map(|s| s.code()), Some("22012"));
+    idle(&reusing, 0).await;
+    let pid = backend_pid(&hook).await;
+    idle(&reusing, 1).await;
     // A transaction a call left open is rolled back, as closing the session would.
     hook.run(&["begin", "create table left_open (a int)"], None, autocommit).await.unwrap();
     idle(&reusing, 1).await;
