@@ -18,7 +18,8 @@ use tokio_postgres::config::{
     ChannelBinding as PgChannelBinding, LoadBalanceHosts, SslMode as PgSslMode, TargetSessionAttrs,
 };
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, CancelToken, Client, NoTls};
+use tokio_postgres::types::Type;
+use tokio_postgres::{AsyncMessage, CancelToken, Client, NoTls, SimpleQueryMessage};
 use wasmtime::component::Resource;
 
 use crate::bindings::postgres::{
@@ -31,7 +32,7 @@ use crate::error::wit;
 use crate::files::LazyRoot;
 use crate::policy::{Destination, Outbound, Policy};
 use crate::progress::Progress;
-use crate::values::{Cell, supported};
+use crate::values::{Cell, decode_text, supported};
 
 /// How much of a file or a COPY stream is held in memory at once.
 const CHUNK: usize = 256 << 10;
@@ -556,16 +557,9 @@ impl Session {
             .iter()
             .map(|c| Column { name: c.name().to_string(), type_name: c.type_().name().to_string() })
             .collect();
-        if let Some(c) = statement.columns().iter().find(|c| !supported(c.type_())) {
-            return Err(wit(
-                ErrorKind::Config,
-                format!(
-                    "column \"{}\" has type {}, which pghook cannot decode: cast it in the query, e.g. {}::text",
-                    c.name(),
-                    c.type_().name(),
-                    c.name()
-                ),
-            ));
+        if !statement.columns().iter().all(|c| supported(c.type_())) {
+            let types: Vec<Type> = statement.columns().iter().map(|c| c.type_().clone()).collect();
+            return self.query_text(sql, columns, &types, budget, limit).await;
         }
         let stream = self
             .client
@@ -586,6 +580,52 @@ impl Session {
             rows.push(values);
         }
         let row_count = stream.rows_affected().unwrap_or(rows.len() as u64);
+        Ok(Rowset { columns, rows, row_count })
+    }
+
+    /// Run `sql` with the simple protocol, whose rows come in the text
+    /// format: for statements with a column of a type the binary decoder
+    /// does not know, which comes back as the server prints it.
+    async fn query_text(
+        &self,
+        sql: &str,
+        columns: Vec<Column>,
+        types: &[Type],
+        budget: &mut usize,
+        limit: usize,
+    ) -> Result<Rowset, WitError> {
+        let stream = self.client.simple_query_raw(sql).await.map_err(statement_error)?;
+        pin_mut!(stream);
+        let (mut rows, mut row_count) = (Vec::new(), None);
+        while let Some(message) = stream.try_next().await.map_err(statement_error)? {
+            let row = match message {
+                SimpleQueryMessage::Row(row) => row,
+                SimpleQueryMessage::CommandComplete(count) => {
+                    row_count = Some(count);
+                    continue;
+                }
+                _ => continue,
+            };
+            if row.len() != types.len() {
+                return Err(wit(ErrorKind::Database, "the statement's columns changed while it ran"));
+            }
+            let mut values = Vec::with_capacity(row.len());
+            let mut bytes = std::mem::size_of::<Vec<Value>>();
+            for (i, (ty, column)) in types.iter().zip(&columns).enumerate() {
+                let text = row.try_get(i).map_err(|e| decode_error(&column.name, &e))?;
+                let value = match text {
+                    None => Value::Null,
+                    Some(text) => decode_text(ty, text).map_err(|e| {
+                        wit(ErrorKind::Database, format!("column \"{}\" ({}): {e}", column.name, ty.name()))
+                    })?,
+                };
+                bytes += cell_size(&value);
+                values.push(value);
+            }
+            *budget = budget.checked_sub(bytes).ok_or_else(|| over_limit(limit))?;
+            rows.push(values);
+        }
+        let row_count = row_count.unwrap_or(rows.len() as u64);
         Ok(Rowset { columns, rows, row_count })
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Types with an exact WIT form map to it; dates, times, uuid, inet and
 //! intervals become text in PostgreSQL's own output style; json, jsonb and
-//! arrays become JSON text. Any other type is refused with a hint to cast.
+//! arrays become JSON text. A statement with a column of any other type is
+//! read in the text format instead ([`decode_text`]).
 
 use std::error::Error as StdError;
 
@@ -13,6 +14,9 @@ use postgres_types::{FromSql, Kind, Type};
 use crate::bindings::types::Value;
 
 mod temporal;
+mod text;
+
+pub use text::decode_text;
 
 type DecodeResult<T> = Result<T, Box<dyn StdError + Sync + Send>>;
 
@@ -33,8 +37,8 @@ impl<'a> FromSql<'a> for Cell {
     }
 }
 
-/// Whether [`decode`] knows `ty`; checked before any row is read, so an
-/// unsupported column fails the statement with a clear message.
+/// Whether [`decode`] knows `ty`; checked before the statement runs, to
+/// choose the binary or the text format.
 pub fn supported(ty: &Type) -> bool {
     match ty.kind() {
         Kind::Enum(_) => true,
