@@ -1,20 +1,111 @@
-//! Speed and memory of pghook's data plane against `psql \copy`, measured in
-//! the same run on the same throwaway cluster. Prints ratios (pghook / psql).
+//! Speed and memory of pghook's data plane against `psql \copy` and against
+//! Airflow's own `PostgresHook` (psycopg2), measured in the same run on the
+//! same throwaway cluster, same table, same file. Prints ratios pghook / peer
+//! for wall time and peak resident memory.
 //!
 //! `scripts/bench [MEGABYTES]` (default 200), or `cargo build --release -p pghook
 //! -p pghook-tests` then `target/release/bench`: it runs the `pghook` binary
-//! built next to it.
+//! built next to it, and Airflow from the `.venv` that `scripts/setup` makes
+//! (skipped, with a line saying so, when that has no Airflow).
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use pghook_tests::{Cluster, SUPERUSER, pg_bindir, sibling_pghook_binary};
 
+/// Airflow's `PostgresHook` run as a task would run it, the connection read
+/// from `AIRFLOW_CONN_POSTGRES_DEFAULT` (no metadata database involved).
+/// Arguments: `bulk_load|bulk_dump TABLE FILE`; none only imports the hook.
+const AIRFLOW_DRIVER: &str = r#"
+import sys
+import airflow.providers.postgres.hooks.postgres as postgres
+# With psycopg 3 installed too, the provider would pick it; pghook matches psycopg2.
+postgres.USE_PSYCOPG3 = False
+if len(sys.argv) > 1:
+    method, table, path = sys.argv[1:]
+    hook = postgres.PostgresHook()
+    getattr(hook, method)(table, path)
+    assert type(hook.conn).__module__.startswith("psycopg2"), type(hook.conn)
+"#;
+
+/// The two halves of the job every peer runs: load `in.tsv` into `t`, then
+/// dump `t`.
+#[derive(Clone, Copy)]
+enum Job {
+    Load,
+    Dump,
+}
+
+impl Job {
+    fn name(self) -> &'static str {
+        match self {
+            Job::Load => "load",
+            Job::Dump => "dump",
+        }
+    }
+}
+
 /// Wall time and peak resident memory of one command.
 struct Measure {
     seconds: f64,
     peak_rss_kib: u64,
+}
+
+/// One way of running the job.
+#[derive(Clone, Copy, PartialEq)]
+enum Peer {
+    Psql,
+    Pghook,
+    Airflow,
+}
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Peer::Psql => "psql \\copy",
+            Peer::Pghook => "pghook",
+            Peer::Airflow => "Airflow",
+        }
+    }
+
+    /// The name in a ratio's header, `pghook/<short name>`.
+    fn short_name(self) -> &'static str {
+        match self {
+            Peer::Psql => "psql",
+            _ => self.name(),
+        }
+    }
+
+    /// The command that runs `job` on `file` (in `dir`) against the table `t`.
+    fn command(self, cluster: &Cluster, dir: &Path, job: Job, file: &str) -> Command {
+        match (self, job) {
+            (Peer::Psql, Job::Load) => psql(cluster, dir, &format!("\\copy t from '{file}'")),
+            (Peer::Psql, Job::Dump) => psql(cluster, dir, &format!("\\copy t to '{file}'")),
+            (Peer::Pghook, Job::Load) => pghook(cluster, dir, &["bulk-load", "--table", "t", "--file", file]),
+            (Peer::Pghook, Job::Dump) => pghook(cluster, dir, &["bulk-dump", "--table", "t", "--file", file]),
+            (Peer::Airflow, Job::Load) => airflow(cluster, dir, &["bulk_load", "t", file]),
+            (Peer::Airflow, Job::Dump) => airflow(cluster, dir, &["bulk_dump", "t", file]),
+        }
+    }
+}
+
+/// A peer's measures of the load and of the dump, and where it dumped.
+struct Results {
+    peer: Peer,
+    load: Measure,
+    dump: Measure,
+    dump_file: PathBuf,
+}
+
+impl Results {
+    fn of(&self, job: Job) -> &Measure {
+        match job {
+            Job::Load => &self.load,
+            Job::Dump => &self.dump,
+        }
+    }
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -23,21 +114,34 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn measure(cmd: &mut Command) -> Measure {
+/// Runs `cmd`, sampling its peak RSS every 10 ms; its stderr on failure.
+fn try_measure(cmd: &mut Command) -> Result<Measure, String> {
     let started = Instant::now();
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawning");
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+    // Drained on a thread so that a chatty child never blocks on a full pipe.
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
     let mut peak = 0;
-    loop {
+    let status = loop {
         if let Some(kib) = peak_rss_kib(child.id()) {
             peak = peak.max(kib);
         }
         if let Some(status) = child.try_wait().expect("waiting") {
-            assert!(status.success(), "{cmd:?} failed");
-            break;
+            break status;
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
-    Measure { seconds: started.elapsed().as_secs_f64(), peak_rss_kib: peak }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = stderr.join().unwrap_or_default();
+    if status.success() { Ok(Measure { seconds, peak_rss_kib: peak }) } else { Err(format!("{status}: {stderr}")) }
+}
+
+fn measure(cmd: &mut Command) -> Measure {
+    try_measure(cmd).unwrap_or_else(|e| panic!("{cmd:?} failed: {e}"))
 }
 
 fn psql(cluster: &Cluster, dir: &Path, command: &str) -> Command {
@@ -56,55 +160,102 @@ fn pghook(cluster: &Cluster, dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// The virtualenv's Python running [`AIRFLOW_DRIVER`] with `args`, in `dir`,
+/// with an `AIRFLOW_HOME` of its own there.
+fn airflow(cluster: &Cluster, dir: &Path, args: &[&str]) -> Command {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let mut cmd = Command::new(python);
+    cmd.current_dir(dir)
+        .env("AIRFLOW_HOME", dir.join("airflow-home"))
+        .env("AIRFLOW_CONN_POSTGRES_DEFAULT", cluster.uri("sslmode=disable"))
+        .args(["-c", AIRFLOW_DRIVER])
+        .args(args);
+    cmd
+}
+
 fn main() -> ExitCode {
     let megabytes: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(200);
     let cluster = Cluster::start_plain();
     let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
     let line = "123456\tsome customer name\t1234.56\t2024-01-01\tpadding padding padding padding\n";
     let rows = megabytes * 1_000_000 / line.len();
     let mut data = String::with_capacity(rows * line.len());
     for _ in 0..rows {
         data.push_str(line);
     }
-    std::fs::write(dir.path().join("in.tsv"), &data).unwrap();
+    std::fs::write(dir.join("in.tsv"), &data).unwrap();
     drop(data);
-    cluster.psql("create unlogged table t (id int, name text, amount numeric, day date, pad text)");
+    // No autovacuum: it would start at a moment of its own, in some peer's measure.
+    cluster.psql(
+        "create unlogged table t (id int, name text, amount numeric, day date, pad text) with (autovacuum_enabled = off)",
+    );
     println!("{megabytes} MB, {rows} rows, PostgreSQL from {}", pg_bindir().display());
 
-    let mut results = Vec::new();
-    for (what, sql) in [("load", "\\copy t from 'in.tsv'"), ("dump", "\\copy t to 'out-psql.tsv'")] {
-        cluster.psql("truncate t");
-        if what == "dump" {
-            measure(&mut psql(&cluster, dir.path(), "\\copy t from 'in.tsv'"));
+    // The CLI compiles the guest on its first run and caches it; measure it warm, as it runs deployed.
+    measure(&mut pghook(&cluster, dir, &["test-connection"]));
+    let mut peers = vec![Peer::Psql, Peer::Pghook];
+    match try_measure(&mut airflow(&cluster, dir, &[])) {
+        Ok(import) => {
+            println!(
+                "Airflow's PostgresHook (psycopg2): importing it alone takes {:.2}s and {} MiB",
+                import.seconds,
+                import.peak_rss_kib / 1024
+            );
+            peers.push(Peer::Airflow);
         }
-        let peer = measure(&mut psql(&cluster, dir.path(), sql));
-        cluster.psql("truncate t");
-        let ours = if what == "load" {
-            measure(&mut pghook(&cluster, dir.path(), &["bulk-load", "--table", "t", "--file", "in.tsv"]))
-        } else {
-            measure(&mut psql(&cluster, dir.path(), "\\copy t from 'in.tsv'"));
-            measure(&mut pghook(&cluster, dir.path(), &["bulk-dump", "--table", "t", "--file", "out-pghook.tsv"]))
-        };
-        results.push((what, peer, ours));
+        Err(error) => {
+            let reason = error.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default();
+            println!("Airflow's PostgresHook: skipped, .venv cannot import it (scripts/setup installs it): {reason}");
+        }
     }
+
+    // Each peer loads into an empty table, then dumps what it loaded. The
+    // vacuum between, unmeasured, sets the hint bits the dump's scan would
+    // otherwise write: the dump measures reading.
+    let results: Vec<Results> = peers
+        .into_iter()
+        .enumerate()
+        .map(|(i, peer)| {
+            cluster.psql("truncate t");
+            let load = measure(&mut peer.command(&cluster, dir, Job::Load, "in.tsv"));
+            cluster.psql("vacuum t");
+            let dump_file = format!("out-{i}.tsv");
+            let dump = measure(&mut peer.command(&cluster, dir, Job::Dump, &dump_file));
+            Results { peer, load, dump, dump_file: dir.join(dump_file) }
+        })
+        .collect();
     cluster.stop();
-    let same = std::fs::read(dir.path().join("out-psql.tsv")).unwrap()
-        == std::fs::read(dir.path().join("out-pghook.tsv")).unwrap();
-    println!(
-        "{:<6} {:>12} {:>12} {:>8} {:>14} {:>14}",
-        "", "psql \\copy", "pghook", "time", "psql peak RSS", "pghook peak RSS"
-    );
-    for (what, peer, ours) in &results {
-        println!(
-            "{:<6} {:>11.2}s {:>11.2}s {:>7.2}x {:>11} MiB {:>11} MiB",
-            what,
-            peer.seconds,
-            ours.seconds,
-            ours.seconds / peer.seconds,
-            peer.peak_rss_kib / 1024,
-            ours.peak_rss_kib / 1024
-        );
-    }
-    println!("time ratio = pghook / psql (lower is better); dumps identical: {same}");
+
+    let first_dump = std::fs::read(&results[0].dump_file).unwrap();
+    let same = results[1..].iter().all(|r| std::fs::read(&r.dump_file).unwrap() == first_dump);
+    print_table(&results, "time", |m| m.seconds, |s| format!("{s:.2}s"));
+    print_table(&results, "peak RSS", |m| m.peak_rss_kib as f64, |kib| format!("{} MiB", kib as u64 / 1024));
+    println!("ratios are pghook / peer: lower is better; dumps identical: {same}");
     if same { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// One table of `quantity`: a column per peer, then pghook / peer for each
+/// other peer; a row per job.
+fn print_table(results: &[Results], quantity: &str, value: fn(&Measure) -> f64, show: fn(f64) -> String) {
+    let ours = results.iter().find(|r| r.peer == Peer::Pghook).expect("pghook is measured");
+    let others: Vec<&Results> = results.iter().filter(|r| r.peer != Peer::Pghook).collect();
+    let mut header = format!("{quantity:<9}");
+    for r in results {
+        header += &format!(" {:>11}", r.peer.name());
+    }
+    for r in &others {
+        header += &format!(" {:>15}", format!("pghook/{}", r.peer.short_name()));
+    }
+    println!("{header}");
+    for job in [Job::Load, Job::Dump] {
+        let mut row = format!("{:<9}", job.name());
+        for r in results {
+            row += &format!(" {:>11}", show(value(r.of(job))));
+        }
+        for r in &others {
+            row += &format!(" {:>14.2}x", value(ours.of(job)) / value(r.of(job)));
+        }
+        println!("{row}");
+    }
 }
