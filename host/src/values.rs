@@ -37,8 +37,13 @@ impl<'a> FromSql<'a> for Cell {
     }
 }
 
-/// Whether [`decode`] knows `ty`; checked before the statement runs, to
-/// choose the binary or the text format.
+/// Whether a column of `ty` is read in the binary format, which [`decode`]
+/// knows; checked before the statement runs. A statement with any other
+/// column is read in the text format ([`decode_text`]). float4, timestamptz
+/// and money are among those: their text says more than their binary form
+/// (float4 at its own precision, timestamptz in the session's time zone
+/// with its offset, money as the session's locale prints it), and it is
+/// what psycopg2 reads.
 pub fn supported(ty: &Type) -> bool {
     match ty.kind() {
         Kind::Enum(_) => true,
@@ -52,10 +57,8 @@ pub fn supported(ty: &Type) -> bool {
                     | Type::INT4
                     | Type::INT8
                     | Type::OID
-                    | Type::FLOAT4
                     | Type::FLOAT8
                     | Type::NUMERIC
-                    | Type::MONEY
                     | Type::TEXT
                     | Type::VARCHAR
                     | Type::BPCHAR
@@ -71,7 +74,6 @@ pub fn supported(ty: &Type) -> bool {
                     | Type::TIME
                     | Type::TIMETZ
                     | Type::TIMESTAMP
-                    | Type::TIMESTAMPTZ
                     | Type::INTERVAL
                     | Type::INET
                     | Type::CIDR
