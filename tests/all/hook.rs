@@ -201,6 +201,16 @@ async fn values_as_the_session_prints_them() {
     assert_eq!(r.rows[0][3], Value::Text("$12.50".into()));
     assert_eq!(r.rows[0][4], Value::Json("[\"2024-01-01 05:30:00+05:30\"]".into()));
     assert_eq!(r.rows[0][5], Value::Json("[0.1]".into()));
+    // json in arrays keeps every digit; NaN and the infinities read alike for float and numeric.
+    let sql = concat!(
+        r#"select array['{"n": 123456789012345678901234567890}'::jsonb] as js, "#,
+        "array['NaN'::float8, 'Infinity'::float8, '-Infinity'::float8] as fs, ",
+        "array['NaN'::numeric, 'Infinity'::numeric] as ns"
+    );
+    let r = t.hook(args("c")).get_records(sql, None).await.unwrap();
+    assert_eq!(r.rows[0][0], Value::Json(r#"[{"n": 123456789012345678901234567890}]"#.into()));
+    assert_eq!(r.rows[0][1], Value::Json(r#"["NaN","Infinity","-Infinity"]"#.into()));
+    assert_eq!(r.rows[0][2], Value::Json(r#"["NaN","Infinity"]"#.into()));
 }
 
 #[tokio::test]
