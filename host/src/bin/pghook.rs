@@ -463,6 +463,13 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
             let records = if first { hook.get_first(&sql, params).await } else { hook.get_records(&sql, params).await }
                 .map_err(err)?;
             match format {
+                // get_first gives the row itself or nothing, as Airflow's a tuple or None.
+                Format::Json if first => {
+                    let row = records.rows.into_iter().next();
+                    let shown = row.map(|row| rows_json(records.shape, &records.columns, vec![row]));
+                    let row = shown.as_deref().and_then(|rows| rows.strip_prefix('[')?.strip_suffix(']'));
+                    println!("{}", row.unwrap_or("null"));
+                }
                 Format::Json => println!("{}", rows_json(records.shape, &records.columns, records.rows)),
                 Format::Table => print_table(records),
             }
