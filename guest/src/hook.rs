@@ -5,7 +5,7 @@
 use crate::bindings::aws;
 use crate::bindings::files;
 use crate::bindings::hook::{
-    CopyOutcome, Fetch, Guest, HookArgs, IamToken, Param, Parameters, Records, RowShape, RunOptions,
+    CopyOutcome, Fetch, Guest, HookArgs, IamToken, InsertOptions, Param, Parameters, Records, RowShape, RunOptions,
 };
 use crate::bindings::log::{Level, log};
 use crate::bindings::postgres::{self, ConnectConfig, Session, TransactionSteps};
@@ -15,6 +15,7 @@ use crate::connection::{Connection, DEFAULT_CONN_ID};
 use crate::copy::{CopyStatement, Direction, TableRef};
 use crate::error::{Result, config, not_found};
 use crate::iam::{self, IamRequest};
+use crate::insert::{COMMIT_EVERY, InsertPlan};
 use crate::libpq::{ConnArgs, HookOverrides};
 use crate::sql::{interpolate, split_statements};
 
@@ -214,6 +215,47 @@ impl Hook {
         Ok(Records { shape, columns: last.columns, rows: last.rows })
     }
 
+    /// insert_rows: `commit_every` rows per transaction, each batch one
+    /// multi-row INSERT on the fast path, else a statement per row.
+    fn insert_rows(&self, table: &str, rows: &[Vec<Param>], options: InsertOptions) -> Result<u64> {
+        let (session, _) = self.connect()?;
+        let key = match (options.replace, options.replace_index) {
+            (true, None) => Some(primary_key(&session, table)?),
+            (_, given) => given,
+        };
+        let plan = InsertPlan::new(table, options.target_fields.as_deref(), options.replace, key.as_deref())?;
+        let batch = match options.commit_every.unwrap_or(COMMIT_EVERY) {
+            0 => rows.len().max(1),
+            n => n as usize,
+        };
+        let mut done = 0;
+        for chunk in rows.chunks(batch) {
+            if options.fast {
+                session.query(&plan.statement(chunk)?, TransactionSteps::BEGIN | TransactionSteps::COMMIT)?;
+            } else {
+                for (i, row) in chunk.iter().enumerate() {
+                    let last = i + 1 == chunk.len();
+                    let step = |wanted: bool, step: TransactionSteps| match wanted {
+                        true => step,
+                        false => TransactionSteps::empty(),
+                    };
+                    let steps = step(i == 0, TransactionSteps::BEGIN) | step(last, TransactionSteps::COMMIT);
+                    let outcome = plan.statement(std::slice::from_ref(row)).and_then(|sql| session.query(&sql, steps));
+                    if let Err(e) = outcome {
+                        if !last {
+                            let _ = session.query("ROLLBACK", TransactionSteps::empty());
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            done += chunk.len();
+            log(Level::Info, &format!("Loaded {done} rows into {table} so far"));
+        }
+        log(Level::Info, &format!("Done loading. Loaded a total of {done} rows into {table}"));
+        Ok(done as u64)
+    }
+
     /// Run a COPY: the statement sent (and logged) is the one rendered from
     /// what was parsed, never the caller's text.
     fn copy(&self, statement: &CopyStatement, filename: &str) -> Result<CopyOutcome> {
@@ -233,6 +275,34 @@ impl Hook {
         self.log_notices(&session);
         Ok(CopyOutcome { loaded: direction == Direction::Load, rows: rows? })
     }
+}
+
+/// The first column of each row, where it is text.
+fn first_texts(rows: Vec<Vec<Value>>) -> Vec<String> {
+    let first = |row: Vec<Value>| match row.into_iter().next() {
+        Some(Value::Text(text)) => Some(text),
+        _ => None,
+    };
+    rows.into_iter().filter_map(first).collect()
+}
+
+/// The primary key columns of `table` (`[schema.]table`, found as the
+/// INSERT would find it), in key order; an error if it has none.
+fn primary_key(session: &Session, table: &str) -> Result<Vec<String>> {
+    let name = TableRef::parse(table)?.name;
+    let sql = interpolate(
+        "select a.attname::text from pg_index i \
+         join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) \
+         where i.indrelid = %s::regclass and i.indisprimary \
+         order by array_position(i.indkey, a.attnum)",
+        Some(&Parameters::Positional(vec![Param::Value(Value::Text(name))])),
+    )?;
+    let key = first_texts(session.query(&sql, TransactionSteps::empty())?.rows);
+    if key.is_empty() {
+        return Err(config(format!("replace: {table} has no primary key; give replace_index")));
+    }
+    // Names as PostgreSQL prints them, quoted so they read back the same.
+    Ok(key.iter().map(|k| crate::sql::quote_ident(k)).collect())
 }
 
 /// The statements of one SQL string: several if it has several, else the
@@ -300,6 +370,15 @@ impl Guest for Component {
         Hook::new(args)?.iam_token()
     }
 
+    fn insert_rows(
+        args: HookArgs,
+        table: String,
+        rows: Vec<Vec<Param>>,
+        options: InsertOptions,
+    ) -> std::result::Result<u64, Error> {
+        Hook::new(args)?.insert_rows(&table, &rows, options)
+    }
+
     fn get_table_primary_key(
         args: HookArgs,
         table: String,
@@ -317,14 +396,7 @@ impl Guest for Component {
         let names = [schema.unwrap_or_else(|| "public".into()), table];
         let parameters = Parameters::Positional(names.into_iter().map(|n| Param::Value(Value::Text(n))).collect());
         let records = Hook::new(args)?.records(sql.into(), Some(parameters), Fetch::All)?;
-        let columns: Vec<String> = records
-            .rows
-            .into_iter()
-            .filter_map(|row| match row.into_iter().next() {
-                Some(Value::Text(name)) => Some(name),
-                _ => None,
-            })
-            .collect();
+        let columns = first_texts(records.rows);
         Ok((!columns.is_empty()).then_some(columns))
     }
 }

@@ -12,6 +12,7 @@ pub mod copy;
 pub mod error;
 pub mod hook;
 pub mod iam;
+pub mod insert;
 pub mod lexer;
 pub mod libpq;
 mod no_secrets;

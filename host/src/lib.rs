@@ -41,7 +41,7 @@ pub mod values;
 use std::sync::Arc;
 
 pub use crate::bindings::hook::{
-    CopyOutcome, Fetch, HookArgs, IamToken, Param, Parameters, Records, RowShape, RunOptions,
+    CopyOutcome, Fetch, HookArgs, IamToken, InsertOptions, Param, Parameters, Records, RowShape, RunOptions,
 };
 pub use crate::bindings::postgres::ConnectConfig;
 pub use crate::bindings::types::{Column, Rowset, Value};
@@ -74,6 +74,14 @@ impl From<Value> for Param {
     /// A scalar parameter.
     fn from(value: Value) -> Param {
         Param::Value(value)
+    }
+}
+
+impl Default for InsertOptions {
+    /// Nothing set: the guest applies Airflow's defaults (every column,
+    /// commit every 1000 rows, plain inserts, a statement per row).
+    fn default() -> InsertOptions {
+        InsertOptions { target_fields: None, commit_every: None, replace: false, replace_index: None, fast: false }
     }
 }
 
@@ -243,6 +251,15 @@ impl Hook {
     /// `get_uri`: the SQLAlchemy URI, password included.
     pub async fn get_uri(&self) -> Result<String, Error> {
         guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_uri(s, &args))
+    }
+
+    /// `insert_rows`: insert `rows` (each in `target_fields` order), a
+    /// transaction per `commit_every` rows; returns how many were inserted.
+    /// The rows are in the guest's memory during the call: split very large
+    /// inserts, or raise the tenant's memory limit.
+    pub async fn insert_rows(&self, table: &str, rows: Vec<Vec<Param>>, options: InsertOptions) -> Result<u64, Error> {
+        let table = table.to_string();
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_insert_rows(s, &args, &table, &rows, &options))
     }
 
     /// `get_table_primary_key`: the primary key's columns in key order, or

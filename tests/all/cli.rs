@@ -106,6 +106,16 @@ fn data_commands_against_a_real_server() {
     stdout(&run(&["run", "--sql", "alter table t add primary key (id)"]));
     assert_eq!(stdout(&run(&["primary-key", "--table", "t"])), r#"["id"]"#);
     assert_eq!(stdout(&run(&["primary-key", "--table", "t", "--schema", "nowhere"])), "null");
+    // insert_rows from JSON lines, typed values as in --params.
+    stdout(&run(&["run", "--sql", "create table ins (id int primary key, day date)"]));
+    std::fs::write(root.path().join("rows.jsonl"), "[1, {\"$date\": \"2024-02-29\"}]\n\n[2, null]\n").unwrap();
+    let out = run(&["insert-rows", "--table", "ins", "--file", "rows.jsonl", "--target-fields", "id,day", "--fast"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("inserted 2 rows into ins"), "{out:?}");
+    let out = run(&["records", "--sql", "select id, day + 1 from ins order by id"]);
+    assert_eq!(stdout(&out), r#"[[1,"2024-03-01"],[2,null]]"#);
+    std::fs::write(root.path().join("bad.jsonl"), "[1]\n{\"id\": 2}\n").unwrap();
+    let out = run(&["insert-rows", "--table", "ins", "--file", "bad.jsonl"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.jsonl line 2"), "{out:?}");
     // get_first: the row itself, or null, as Airflow's tuple or None.
     let out = run(&["records", "--first", "--sql", "select count(*) as n from t"]);
     assert_eq!(stdout(&out), "[2]");

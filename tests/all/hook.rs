@@ -1,6 +1,6 @@
 //! The hook methods against a real PostgreSQL server.
 
-use pghook::{ErrorKind, Fetch, HookArgs, Param, Parameters, RowShape, RunOptions, Value};
+use pghook::{ErrorKind, Fetch, HookArgs, InsertOptions, Param, Parameters, RowShape, RunOptions, Value};
 use pghook_tests::{Cluster, tenant};
 
 fn args(conn_id: &str) -> HookArgs {
@@ -487,4 +487,55 @@ async fn get_table_primary_key_in_key_order() {
     assert_eq!(hook.get_table_primary_key("K", Some("Other")).await.unwrap(), Some(vec!["id".to_string()]));
     // Names are data, never SQL.
     assert_eq!(hook.get_table_primary_key("k' or '1'='1", None).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn insert_rows_as_airflow_commits_them() {
+    let pg = Cluster::plain();
+    let (_root, hook) = fresh_database(pg, "hook_insert_rows");
+    let ddl = "create table r (id int primary key, \"Name\" text, day date)";
+    hook.run(&[ddl], None, RunOptions::default()).await.unwrap();
+    let row = |id: i64, name: &str| {
+        vec![Param::Value(Value::Int(id)), Param::Value(Value::Text(name.into())), Param::Date("2024-02-29".into())]
+    };
+    let fields = Some(vec!["id".to_string(), "\"Name\"".to_string(), "day".to_string()]);
+    let every_two = InsertOptions { target_fields: fields.clone(), commit_every: Some(2), ..Default::default() };
+    // A statement per row, a transaction per two: the batch with the duplicate rolls back, the one before stays.
+    let rows = vec![row(1, "a"), row(2, "b"), row(3, "c"), row(1, "dup")];
+    let e = hook.insert_rows("r", rows, every_two.clone()).await.unwrap_err();
+    assert_eq!(e.sqlstate().map(|s| s.code()), Some("23505"), "{e}");
+    let ids = || async { hook.get_records("select id from r order by id", None).await.unwrap().rows };
+    assert_eq!(ids().await, vec![vec![Value::Int(1)], vec![Value::Int(2)]]);
+    // The fast path: one INSERT per batch.
+    let fast = InsertOptions { fast: true, ..every_two.clone() };
+    let inserted = hook.insert_rows("public.r", (3..=7).map(|i| row(i, "f")).collect(), fast).await.unwrap();
+    assert_eq!(inserted, 5);
+    assert_eq!(ids().await.len(), 7);
+    // replace upserts on the primary key, found when no replace_index is given.
+    let upsert = InsertOptions { replace: true, ..every_two.clone() };
+    hook.insert_rows("r", vec![row(1, "new"), row(8, "h")], upsert).await.unwrap();
+    let r = hook.get_records(r#"select "Name", day from r where id in (1, 8) order by id"#, None).await.unwrap();
+    assert_eq!(r.rows[0], vec![Value::Text("new".into()), Value::Text("2024-02-29".into())]);
+    assert_eq!(r.rows.len(), 2);
+    // ...or on replace_index; key-only fields do nothing on conflict.
+    let key_only = InsertOptions {
+        target_fields: Some(vec!["id".into()]),
+        replace: true,
+        replace_index: Some(vec!["id".into()]),
+        fast: true,
+        ..Default::default()
+    };
+    let n = hook.insert_rows("r", vec![vec![Param::Value(Value::Int(1))], vec![Param::Value(Value::Int(9))]], key_only);
+    assert_eq!(n.await.unwrap(), 2);
+    assert_eq!(ids().await.len(), 9);
+    // Names and values are never SQL.
+    let evil =
+        InsertOptions { target_fields: Some(vec!["id) values (99); drop table r; --".into()]), ..Default::default() };
+    let e = hook.insert_rows("r", vec![vec![Param::Value(Value::Int(10))]], evil).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    let no_key = hook.run(&["create table loose (x int)"], None, RunOptions::default()).await;
+    no_key.unwrap();
+    let upsert = InsertOptions { target_fields: Some(vec!["x".into()]), replace: true, ..Default::default() };
+    let e = hook.insert_rows("loose", vec![vec![Param::Value(Value::Int(1))]], upsert).await.unwrap_err();
+    assert!(e.message().contains("no primary key"), "{e}");
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 use pghook::error::one_line;
 use pghook::{
-    ChainConnections, EnvConnections, ErrorKind, Fetch, Hook, HookArgs, Interrupt, Param, Parameters, Policy, Progress,
-    Records, RowShape, Rowset, RunOptions, Runtime, Value, file_connections,
+    ChainConnections, EnvConnections, ErrorKind, Fetch, Hook, HookArgs, InsertOptions, Interrupt, Param, Parameters,
+    Policy, Progress, Records, RowShape, Rowset, RunOptions, Runtime, Value, file_connections,
 };
 
 #[derive(Parser)]
@@ -136,6 +136,28 @@ enum Command {
     Uri {
         #[arg(long)]
         show_password: bool,
+    },
+    /// Insert rows from a JSON-lines file, each line a JSON array of values
+    /// (typed as in --params) in --target-fields order (insert_rows).
+    InsertRows {
+        #[arg(long)]
+        table: String,
+        #[arg(long)]
+        file: PathBuf,
+        /// Columns the values go to, comma-separated (default: every column in table order).
+        #[arg(long, value_delimiter = ',')]
+        target_fields: Option<Vec<String>>,
+        /// Rows per transaction (default 1000; 0: one transaction).
+        #[arg(long)]
+        commit_every: Option<u32>,
+        /// Upsert on --replace-index, or the table's primary key.
+        #[arg(long)]
+        replace: bool,
+        #[arg(long, value_delimiter = ',')]
+        replace_index: Option<Vec<String>>,
+        /// One multi-row INSERT per batch rather than a statement per row.
+        #[arg(long)]
+        fast: bool,
     },
     /// Print a table's primary key columns as a JSON list, or null (get_table_primary_key).
     PrimaryKey {
@@ -288,6 +310,23 @@ fn param_value(raw: &serde_json::value::RawValue) -> Result<Param, String> {
         }
         _ => return Err(format!("--params: unknown tag {tag}; the tags are {PARAM_TAGS}")),
     })
+}
+
+/// The rows of a JSON-lines file: each non-blank line a JSON array of
+/// values, typed as `--params` values are.
+fn read_rows(path: &std::path::Path) -> Result<Vec<Vec<Param>>, String> {
+    use serde_json::value::RawValue;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            let at = |e: String| format!("{} line {}: {e}", path.display(), i + 1);
+            let values: Vec<Box<RawValue>> =
+                serde_json::from_str(line).map_err(|e| at(format!("expected a JSON array of values: {e}")))?;
+            values.iter().map(|v| param_value(v).map_err(at)).collect()
+        })
+        .collect()
 }
 
 fn parse_params(params: Option<&str>) -> Result<Option<Parameters>, String> {
@@ -505,6 +544,12 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
         Command::Uri { show_password } => {
             let uri = hook.get_uri().await.map_err(err)?;
             println!("{}", if show_password { uri } else { mask_password(&uri) });
+        }
+        Command::InsertRows { table, file, target_fields, commit_every, replace, replace_index, fast } => {
+            let rows = read_rows(&file)?;
+            let options = InsertOptions { target_fields, commit_every, replace, replace_index, fast };
+            let inserted = hook.insert_rows(&table, rows, options).await.map_err(err)?;
+            eprintln!("pghook: inserted {inserted} rows into {table}");
         }
         Command::PrimaryKey { table, schema } => {
             let columns = hook.get_table_primary_key(&table, schema.as_deref()).await.map_err(err)?;
