@@ -37,8 +37,13 @@ impl<'a> FromSql<'a> for Cell {
     }
 }
 
-/// Whether [`decode`] knows `ty`; checked before the statement runs, to
-/// choose the binary or the text format.
+/// Whether a column of `ty` is read in the binary format, which [`decode`]
+/// knows; checked before the statement runs. A statement with any other
+/// column is read in the text format ([`decode_text`]). float4, timestamptz
+/// and money are among those: their text says more than their binary form
+/// (float4 at its own precision, timestamptz in the session's time zone
+/// with its offset, money as the session's locale prints it), and it is
+/// what psycopg2 reads.
 pub fn supported(ty: &Type) -> bool {
     match ty.kind() {
         Kind::Enum(_) => true,
@@ -52,10 +57,8 @@ pub fn supported(ty: &Type) -> bool {
                     | Type::INT4
                     | Type::INT8
                     | Type::OID
-                    | Type::FLOAT4
                     | Type::FLOAT8
                     | Type::NUMERIC
-                    | Type::MONEY
                     | Type::TEXT
                     | Type::VARCHAR
                     | Type::BPCHAR
@@ -71,7 +74,6 @@ pub fn supported(ty: &Type) -> bool {
                     | Type::TIME
                     | Type::TIMETZ
                     | Type::TIMESTAMP
-                    | Type::TIMESTAMPTZ
                     | Type::INTERVAL
                     | Type::INET
                     | Type::CIDR
@@ -104,7 +106,7 @@ fn single_char(raw: &[u8]) -> DecodeResult<String> {
 /// `ty` as PostgreSQL sends it are an error, never a panic.
 pub fn decode(ty: &Type, raw: &[u8]) -> DecodeResult<Value> {
     if let Kind::Array(member) = ty.kind() {
-        return Ok(Value::Json(array_json(member, raw)?.to_string()));
+        return Ok(Value::Json(array_json(member, raw)?));
     }
     if let Kind::Domain(base) = ty.kind() {
         return decode(base, raw);
@@ -160,42 +162,57 @@ pub fn decode(ty: &Type, raw: &[u8]) -> DecodeResult<Value> {
 /// PostgreSQL's limit on array dimensions (MAXDIM).
 const MAX_ARRAY_DIMENSIONS: usize = 6;
 
-fn array_json(member: &Type, raw: &[u8]) -> DecodeResult<serde_json::Value> {
+fn array_json(member: &Type, raw: &[u8]) -> DecodeResult<String> {
     let array = postgres_protocol::types::array_from_sql(raw)?;
     let dims: Vec<usize> = array.dimensions().map(|d| Ok(usize::try_from(d.len)?)).collect()?;
     if dims.len() > MAX_ARRAY_DIMENSIONS {
         return Err(format!("an array of {} dimensions (PostgreSQL allows {MAX_ARRAY_DIMENSIONS})", dims.len()).into());
     }
     // array_from_sql checked that the elements fill the dimensions exactly.
-    let flat: Vec<serde_json::Value> = array
+    let flat: Vec<String> = array
         .values()
-        .map(|v| Ok(v.map(|raw| decode(member, raw)).transpose()?.map_or(serde_json::Value::Null, to_json)))
+        .map(|v| Ok(json_text(&v.map(|raw| decode(member, raw)).transpose()?.unwrap_or(Value::Null))))
         .collect()?;
-    fn nest(dims: &[usize], items: &mut std::vec::IntoIter<serde_json::Value>) -> serde_json::Value {
-        match dims.split_first() {
-            None => items.next().unwrap_or(serde_json::Value::Null),
-            Some((len, [])) => items.by_ref().take(*len).collect(),
-            Some((len, rest)) => (0..*len).map(|_| nest(rest, items)).collect(),
-        }
-    }
     // PostgreSQL stores every empty array with no dimensions; a zero-length
     // dimension must not make nest build the others' worth of empty lists.
     if flat.is_empty() {
-        return Ok(serde_json::Value::Array(Vec::new()));
+        return Ok("[]".into());
     }
     Ok(nest(&dims, &mut flat.into_iter()))
 }
 
-/// A value as JSON, for array elements.
-pub fn to_json(value: Value) -> serde_json::Value {
+/// Elements (JSON texts) laid out in `dims` as nested JSON arrays.
+fn nest(dims: &[usize], items: &mut std::vec::IntoIter<String>) -> String {
+    match dims.split_first() {
+        None => items.next().unwrap_or_else(|| "null".into()),
+        Some((len, [])) => format!("[{}]", items.by_ref().take(*len).collect::<Vec<_>>().join(",")),
+        Some((len, rest)) => format!("[{}]", (0..*len).map(|_| nest(rest, items)).collect::<Vec<_>>().join(",")),
+    }
+}
+
+/// A value as JSON text, exactly: json and jsonb as the server sent them
+/// (an integer of any size stays as written), numeric and text as strings,
+/// bytes as `\\x` hex, a float that JSON cannot hold (NaN, infinities) as
+/// its name.
+pub fn json_text(value: &Value) -> String {
+    let string = |s: &str| serde_json::Value::from(s).to_string();
     match value {
-        Value::Null => serde_json::Value::Null,
-        Value::Boolean(b) => b.into(),
-        Value::Int(i) => i.into(),
-        Value::Float(f) => serde_json::Number::from_f64(f).map_or_else(|| f.to_string().into(), Into::into),
-        Value::Numeric(n) | Value::Text(n) => n.into(),
-        Value::Bytes(b) => format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()).into(),
-        Value::Json(j) => serde_json::from_str(&j).unwrap_or(serde_json::Value::String(j)),
+        Value::Null => "null".into(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or_else(|| string(&float_name(*f)), |n| n.to_string()),
+        Value::Numeric(n) | Value::Text(n) => string(n),
+        Value::Bytes(b) => string(&format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())),
+        Value::Json(j) => j.clone(),
+    }
+}
+
+/// PostgreSQL's name for a float JSON cannot hold.
+fn float_name(f: f64) -> String {
+    match f {
+        f if f.is_nan() => "NaN".into(),
+        f if f > 0.0 => "Infinity".into(),
+        _ => "-Infinity".into(),
     }
 }
 

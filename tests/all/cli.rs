@@ -105,6 +105,10 @@ fn data_commands_against_a_real_server() {
     assert_eq!(stdout(&out), "id | name\n---+-----\n1  | one \n2  | two \n(2 rows)");
     let out = run(&["records", "--first", "--sql", "select count(*) as n from t"]);
     assert_eq!(stdout(&out), "[[2]]");
+    // json keeps every digit, in arrays too; floats JSON cannot hold go by name.
+    let big = r#"select '{"n": 123456789012345678901234567890}'::jsonb as j, array['[1e400]'::json] as a, 'NaN'::float8 as f"#;
+    let out = run(&["records", "--sql", big]);
+    assert_eq!(stdout(&out), r#"[[{"n": 123456789012345678901234567890},[[1e400]],"NaN"]]"#);
     stdout(&run(&["bulk-dump", "--table", "public.t", "--file", "out.tsv"]));
     assert_eq!(std::fs::read_to_string(root.path().join("out.tsv")).unwrap(), "1\tone\n2\ttwo\n");
     stdout(&run(&["copy-expert", "--sql", "COPY t TO STDOUT WITH CSV", "--file", "out.csv"]));

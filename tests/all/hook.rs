@@ -186,6 +186,34 @@ async fn records_decode_types_and_shapes() {
 }
 
 #[tokio::test]
+async fn values_as_the_session_prints_them() {
+    let pg = Cluster::plain();
+    let root = tempfile::tempdir().unwrap();
+    let kolkata = pg.uri("options=-c%20TimeZone%3DAsia%2FKolkata%20-c%20lc_monetary%3DC");
+    let t = tenant(root.path(), &[("c", &kolkata)]);
+    // timestamptz in the session's time zone with its offset, float4 at its
+    // own precision, money as printed: what psycopg2 reads, in arrays too.
+    let sql = "select '2024-01-01 00:00:00+00'::timestamptz as at, 0.1::float4 as f4, 'NaN'::float4 as nan,                12.5::money as m, array['2024-01-01 00:00:00+00'::timestamptz] as ats, array[0.1::float4] as f4s";
+    let r = t.hook(args("c")).get_records(sql, None).await.unwrap();
+    assert_eq!(r.rows[0][0], Value::Text("2024-01-01 05:30:00+05:30".into()));
+    assert_eq!(r.rows[0][1], Value::Float(0.1));
+    assert!(matches!(r.rows[0][2], Value::Float(f) if f.is_nan()));
+    assert_eq!(r.rows[0][3], Value::Text("$12.50".into()));
+    assert_eq!(r.rows[0][4], Value::Json("[\"2024-01-01 05:30:00+05:30\"]".into()));
+    assert_eq!(r.rows[0][5], Value::Json("[0.1]".into()));
+    // json in arrays keeps every digit; NaN and the infinities read alike for float and numeric.
+    let sql = concat!(
+        r#"select array['{"n": 123456789012345678901234567890}'::jsonb] as js, "#,
+        "array['NaN'::float8, 'Infinity'::float8, '-Infinity'::float8] as fs, ",
+        "array['NaN'::numeric, 'Infinity'::numeric] as ns"
+    );
+    let r = t.hook(args("c")).get_records(sql, None).await.unwrap();
+    assert_eq!(r.rows[0][0], Value::Json(r#"[{"n": 123456789012345678901234567890}]"#.into()));
+    assert_eq!(r.rows[0][1], Value::Json(r#"["NaN","Infinity","-Infinity"]"#.into()));
+    assert_eq!(r.rows[0][2], Value::Json(r#"["NaN","Infinity"]"#.into()));
+}
+
+#[tokio::test]
 async fn bulk_load_and_dump_round_trip() {
     let pg = Cluster::plain();
     let (root, hook) = fresh_database(pg, "hook_bulk");

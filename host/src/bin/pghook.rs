@@ -257,23 +257,37 @@ fn parse_params(params: Option<&str>) -> Result<Option<Parameters>, String> {
     }
 }
 
-fn rows_json(shape: RowShape, columns: &[pghook::Column], rows: Vec<Vec<Value>>) -> serde_json::Value {
-    rows.into_iter()
+/// JSON text of a string.
+fn json_string(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+/// The rows as JSON text: arrays, or objects keyed by column name. Built as
+/// text so that json values keep every digit.
+fn rows_json(shape: RowShape, columns: &[pghook::Column], rows: Vec<Vec<Value>>) -> String {
+    let rows: Vec<String> = rows
+        .iter()
         .map(|row| {
-            let cells = row.into_iter().map(pghook::values::to_json);
+            let cells = row.iter().map(pghook::values::json_text);
             match shape {
-                RowShape::Tuple => cells.collect(),
-                _ => serde_json::Value::Object(columns.iter().map(|c| c.name.clone()).zip(cells).collect()),
+                RowShape::Tuple => format!("[{}]", cells.collect::<Vec<_>>().join(",")),
+                _ => {
+                    let fields = columns.iter().zip(cells).map(|(c, cell)| format!("{}:{cell}", json_string(&c.name)));
+                    format!("{{{}}}", fields.collect::<Vec<_>>().join(","))
+                }
             }
         })
-        .collect()
+        .collect();
+    format!("[{}]", rows.join(","))
 }
 
 fn cell_text(value: Value) -> String {
-    match pghook::values::to_json(value) {
-        serde_json::Value::Null => "NULL".into(),
-        serde_json::Value::String(s) => s,
-        other => other.to_string(),
+    match value {
+        Value::Null => "NULL".into(),
+        Value::Numeric(s) | Value::Text(s) | Value::Json(s) => s,
+        Value::Bytes(b) => format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        // Numbers and booleans, NaN and the infinities by name.
+        other => pghook::values::json_text(&other).trim_matches('"').to_string(),
     }
 }
 
@@ -296,13 +310,14 @@ fn print_table(records: Records) {
     println!("({} row{})", rows.len(), if rows.len() == 1 { "" } else { "s" });
 }
 
-fn rowset_json(rowset: Rowset) -> serde_json::Value {
-    let columns: Vec<serde_json::Value> = rowset.columns.iter().map(|c| c.name.clone().into()).collect();
-    serde_json::json!({
-        "columns": columns,
-        "rows": rows_json(RowShape::Tuple, &rowset.columns, rowset.rows),
-        "row_count": rowset.row_count,
-    })
+fn rowset_json(rowset: Rowset) -> String {
+    let columns: Vec<String> = rowset.columns.iter().map(|c| json_string(&c.name)).collect();
+    format!(
+        "{{\"columns\":[{}],\"rows\":{},\"row_count\":{}}}",
+        columns.join(","),
+        rows_json(RowShape::Tuple, &rowset.columns, rowset.rows),
+        rowset.row_count
+    )
 }
 
 fn mask_password(uri: &str) -> String {

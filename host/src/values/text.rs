@@ -12,7 +12,7 @@ use crate::bindings::types::Value;
 /// Decode one non-null cell of type `ty` from the server's text output.
 pub fn decode_text(ty: &Type, text: &str) -> DecodeResult<Value> {
     if let Kind::Array(member) = ty.kind() {
-        return Ok(Value::Json(array_json(member, text)?.to_string()));
+        return Ok(Value::Json(array_json(member, text)?));
     }
     if let Kind::Domain(base) = ty.kind() {
         return decode_text(base, text);
@@ -63,7 +63,7 @@ fn delimiter(member: &Type) -> u8 {
 
 /// An array literal (`{1,NULL,"a b"}`, nested, with or without explicit
 /// bounds) as JSON, each element decoded as `member`.
-fn array_json(member: &Type, text: &str) -> DecodeResult<serde_json::Value> {
+fn array_json(member: &Type, text: &str) -> DecodeResult<String> {
     // Bounds other than 1 are printed first: `[0:1]={a,b}`.
     let body = match text.strip_prefix('[') {
         Some(_) => text.split_once('=').map(|(_, body)| body).ok_or("array bounds without `=`")?,
@@ -99,7 +99,7 @@ impl ArrayParser<'_> {
         }
     }
 
-    fn array(&mut self, depth: usize) -> DecodeResult<serde_json::Value> {
+    fn array(&mut self, depth: usize) -> DecodeResult<String> {
         if depth > super::MAX_ARRAY_DIMENSIONS {
             return Err("an array literal nested too deep".into());
         }
@@ -107,7 +107,7 @@ impl ArrayParser<'_> {
         let mut items = Vec::new();
         if self.peek() == Some(b'}') {
             self.at += 1;
-            return Ok(serde_json::Value::Array(items));
+            return Ok("[]".into());
         }
         loop {
             items.push(match self.peek() {
@@ -118,7 +118,7 @@ impl ArrayParser<'_> {
             match self.peek() {
                 Some(b'}') => {
                     self.at += 1;
-                    return Ok(serde_json::Value::Array(items));
+                    return Ok(format!("[{}]", items.join(",")));
                 }
                 Some(b) if b == self.delimiter => self.at += 1,
                 _ => return Err(format!("an array literal is malformed at byte {}", self.at).into()),
@@ -128,7 +128,7 @@ impl ArrayParser<'_> {
 
     /// One element, quoted (`"..."` with backslash escapes) or bare (where
     /// `NULL` is null).
-    fn element(&mut self, bare: bool) -> DecodeResult<serde_json::Value> {
+    fn element(&mut self, bare: bool) -> DecodeResult<String> {
         let mut raw = Vec::new();
         if bare {
             while let Some(b) = self.peek().filter(|&b| b != self.delimiter && b != b'}') {
@@ -136,7 +136,7 @@ impl ArrayParser<'_> {
                 self.at += 1;
             }
             if raw == b"NULL" {
-                return Ok(serde_json::Value::Null);
+                return Ok("null".into());
             }
         } else {
             self.expect(b'"')?;
@@ -154,7 +154,7 @@ impl ArrayParser<'_> {
             self.at += 1;
         }
         let text = std::str::from_utf8(&raw)?;
-        Ok(super::to_json(decode_text(self.member, text)?))
+        Ok(super::json_text(&decode_text(self.member, text)?))
     }
 }
 
