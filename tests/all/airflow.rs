@@ -8,12 +8,13 @@
 //! changes tables has it drop them again, so pghook starts from the same
 //! database.
 
-use pghook::{Fetch, HookArgs, Parameters, Records, RunOptions, Value};
+use pghook::{Fetch, HookArgs, Parameters, Records, RowShape, RunOptions, Value};
 use pghook_tests::{Cluster, Py, airflow_hook, tenant};
 
 /// Handlers and helpers every Airflow snippet may use.
 const PRELUDE: &str = "from airflow.providers.common.sql.hooks.handlers import fetch_all_handler\n\
-                       def pgcode(call):\n    try:\n        call()\n    except Exception as e:\n        return e.pgcode\n";
+                       def pgcode(call):\n    try:\n        call()\n    except Exception as e:\n        return e.pgcode\n\
+                       def error(call):\n    try:\n        return call()\n    except Exception as e:\n        return type(e).__name__\n";
 
 /// Both hooks on a new database `name`, its connection given `extras`.
 struct Side {
@@ -38,8 +39,27 @@ impl Side {
     }
 }
 
+/// What get_records returns: a list of rows, each a tuple, or a dict with
+/// realdictcursor (psycopg2's DictRow is a list, a namedtuple a tuple).
 fn records(r: &Records) -> Py {
-    Py::from_rows(&r.columns, &r.rows)
+    let rows = Py::from_rows(&r.columns, &r.rows);
+    if r.shape != RowShape::RealDict {
+        return rows;
+    }
+    let Py::List(rows) = rows else { unreachable!() };
+    let dict = |row: Py| {
+        let Py::List(values) = row else { unreachable!() };
+        Py::Dict(r.columns.iter().map(|c| c.name.clone()).zip(values).collect())
+    };
+    Py::List(rows.into_iter().map(dict).collect())
+}
+
+/// What get_first returns: the first row, or None.
+fn first(r: &Records) -> Py {
+    match records(r) {
+        Py::List(mut rows) if !rows.is_empty() => rows.remove(0),
+        _ => Py::None,
+    }
 }
 
 /// What fetch_all_handler returns for a run of one SQL string.
@@ -96,10 +116,9 @@ out
                 .unwrap(),
         ),
     ];
-    // get_first is one row, not a list of rows.
-    let first = hook.get_first("select a from m order by a desc; select a from m order by a", None).await.unwrap();
-    let Py::List(mut rows) = records(&first) else { unreachable!() };
-    pghook.push(rows.remove(0));
+    pghook.push(first(
+        &hook.get_first("select a from m order by a desc; select a from m order by a", None).await.unwrap(),
+    ));
     let pghook = Py::List(pghook);
     assert_eq!(pghook, airflow);
 }
@@ -123,7 +142,7 @@ out
     );
     let hook = &side.hook;
     hook.run(&["create table n (a int)"], None, RunOptions::default()).await.unwrap();
-    let count = || async { records(&hook.get_first("select count(*) from n", None).await.unwrap()) };
+    let count = || async { first(&hook.get_first("select count(*) from n", None).await.unwrap()) };
     let autocommit = RunOptions { autocommit: Some(true), ..Default::default() };
     let mut pghook = Vec::new();
     for (sql, options) in [
@@ -133,10 +152,8 @@ out
         (&["insert into n values (4); select 1/0"][..], RunOptions::default()),
     ] {
         pghook.push(sqlstate(hook.run(sql, None, options).await.unwrap_err()));
-        // get_first's row, its only value.
-        let Py::List(rows) = count().await else { unreachable!() };
-        let Py::List(row) = &rows[0] else { unreachable!() };
-        pghook.push(row[0].clone());
+        let Py::List(mut row) = count().await else { unreachable!() };
+        pghook.push(row.remove(0));
     }
     assert_eq!(Py::List(pghook), airflow);
     // A string is one transaction even with autocommit; a list is not.
@@ -172,6 +189,25 @@ async fn empty_parameters_leave_percent_alone() {
             Py::List(vec![Py::List(vec![Py::Str("5 %".into())])]),
         ])
     );
+}
+
+#[tokio::test]
+async fn row_shapes_of_the_cursor_extra_and_get_first() {
+    for cursor in ["", "dictcursor", "realdictcursor", "namedtuplecursor"] {
+        let extras = if cursor.is_empty() { String::new() } else { format!("cursor={cursor}") };
+        let side = Side::new(&format!("airflow_shape_{cursor}"), &extras);
+        let sql = "select 1 as a, 'x' as b union all select 2, null order by a";
+        let airflow = side.airflow(&format!(
+            "[hook.get_records({sql:?}), hook.get_first({sql:?}), hook.get_first('select 1 where false')]"
+        ));
+        let hook = &side.hook;
+        let pghook = Py::List(vec![
+            records(&hook.get_records(sql, None).await.unwrap()),
+            first(&hook.get_first(sql, None).await.unwrap()),
+            first(&hook.get_first("select 1 where false", None).await.unwrap()),
+        ]);
+        assert_eq!(pghook, airflow, "cursor={cursor}");
+    }
 }
 
 /// The connection's time zone, set as Airflow users set it: the `options` extra.
@@ -334,6 +370,9 @@ async fn arrays() {
             "array[0.1::float8]",
             "array['2024-01-01'::date]",
             "array['\\x00ff'::bytea]",
+            "array['NaN'::float8, 'Infinity', '-Infinity']",
+            "array['NaN'::numeric, 'Infinity', 1.0]",
+            "array[0.1::float4]",
         ],
     )
     .await;
@@ -375,4 +414,28 @@ async fn ranges() {
         &["'[1,2)'::int4range", "'(,5]'::int8range", "'empty'::int4range", "'[1.5,2.50]'::numrange"],
     )
     .await;
+}
+
+/// Where psycopg2 loses the server's value (README, "Differences from
+/// Airflow"), pghook keeps the server's text: these are the values each gives.
+#[tokio::test]
+async fn where_psycopg2_loses_the_value_pghook_keeps_the_server_text() {
+    let side = Side::new("airflow_lossy", "");
+    let cases: &[(&str, Py, &str)] = &[
+        ("'infinity'::timestamp", Py::DateTime("9999-12-31T23:59:59.999999".into()), "infinity"),
+        ("'-infinity'::timestamptz", Py::DateTime("0001-01-01T00:00:00+00:00".into()), "-infinity"),
+        ("'infinity'::date", Py::Date("9999-12-31".into()), "infinity"),
+        ("'24:00:00'::time", Py::Time("00:00:00".into()), "24:00:00"),
+        ("'0044-03-15 BC'::date", Py::Str("ValueError".into()), "0044-03-15 BC"),
+        ("'10000-01-01'::date", Py::Str("ValueError".into()), "10000-01-01"),
+        ("'1 year 1 mon'::interval", Py::TimeDelta(395, 0, 0), "1 year 1 mon"),
+    ];
+    let calls: Vec<String> =
+        cases.iter().map(|(e, _, _)| format!("error(lambda: hook.get_first(\"select {e}\")[0])")).collect();
+    let airflow = side.airflow(&format!("[{}]", calls.join(", ")));
+    assert_eq!(airflow, Py::List(cases.iter().map(|(_, py, _)| py.clone()).collect()));
+    for (expression, _, text) in cases {
+        let r = side.hook.get_first(&format!("select {expression}"), None).await.unwrap();
+        assert_eq!(r.rows[0][0], Value::Text(text.to_string()), "{expression}");
+    }
 }

@@ -200,9 +200,14 @@ impl Py {
             (Json::Null, _) => Py::None,
             (_, "json" | "jsonb") => Py::from_json(json),
             (Json::Array(items), _) => Py::List(items.iter().map(|i| Py::from_array(i, element)).collect()),
-            (Json::Bool(b), _) => Py::Bool(*b),
-            (Json::Number(n) | Json::String(n), _) => Py::from_server_text(n, element),
-            (Json::Object(_), _) => panic!("an object in an array of {element}"),
+            (Json::Bool(b), "bool") => Py::Bool(*b),
+            (Json::Number(n), "int2" | "int4" | "int8" | "oid" | "float4" | "float8" | "numeric") => {
+                Py::from_server_text(n, element)
+            }
+            (Json::String(s), _) if !matches!(element, "bool" | "int2" | "int4" | "int8" | "oid") => {
+                Py::from_server_text(s, element)
+            }
+            (other, _) => panic!("{other:?} in an array of {element}"),
         }
     }
 }
