@@ -3,7 +3,7 @@
 
 #[cfg(test)]
 mod tests {
-    use crate::bindings::hook::Parameters;
+    use crate::bindings::hook::{Param, Parameters};
     use crate::bindings::types::Value;
     use crate::connection::Connection;
     use crate::copy::{CopyStatement, TableRef};
@@ -92,8 +92,8 @@ mod tests {
     #[test]
     fn parsers_never_panic() {
         let params = [
-            Parameters::Positional(vec![Value::Text("x'\\".into()), Value::Int(-1)]),
-            Parameters::Named(vec![("x".into(), Value::Numeric("1e5".into()))]),
+            Parameters::Positional(vec![Param::Value(Value::Text("x'\\".into())), Param::Array(vec![Value::Int(-1)])]),
+            Parameters::Named(vec![("x".into(), Param::Date("1e5".into()))]),
         ];
         for input in inputs() {
             if let Ok(conn) = Connection::parse("fuzz", &input) {

@@ -2,7 +2,7 @@
 //! identifier quoting, and psycopg2's client-side parameter interpolation
 //! (`%s`, `%(name)s`, `%%`).
 
-use crate::bindings::hook::Parameters;
+use crate::bindings::hook::{Param, Parameters};
 use crate::bindings::types::Value;
 use crate::error::{Result, config};
 use crate::lexer::{self, LexError, Scs, lex};
@@ -102,11 +102,33 @@ fn bare_literal(value: &Value) -> Result<String> {
         Value::Numeric(n) if is_numeric_literal(n) => format!("{n}::numeric"),
         Value::Numeric(n) => return Err(config(format!("{n:?} is not a numeric value"))),
         Value::Text(t) | Value::Json(t) => quote_text(t)?,
+        // E'' reads the same whatever standard_conforming_strings says.
         Value::Bytes(b) => {
             let hex: String = b.iter().map(|byte| format!("{byte:02x}")).collect();
-            format!("'\\x{hex}'::bytea")
+            format!("E'\\\\x{hex}'::bytea")
         }
     })
+}
+
+/// A parameter as the literal psycopg2 would send for it.
+pub fn param_literal(param: &Param) -> Result<String> {
+    let typed = |text: &str, ty: &str| Ok(format!("{}::{ty}", quote_text(text)?));
+    let listed = |values: &[Value]| values.iter().map(literal).collect::<Result<Vec<_>>>().map(|l| l.join(", "));
+    match param {
+        Param::Value(value) => literal(value),
+        Param::Date(text) => typed(text, "date"),
+        Param::Time(text) => typed(text, "time"),
+        Param::Timestamp(text) => typed(text, "timestamp"),
+        Param::Timestamptz(text) => typed(text, "timestamptz"),
+        Param::Interval(text) => typed(text, "interval"),
+        Param::Uuid(text) => typed(text, "uuid"),
+        Param::Array(values) if values.is_empty() => Ok("'{}'".into()),
+        Param::Array(values) => Ok(format!("ARRAY[{}]", listed(values)?)),
+        Param::Tuple(values) if values.is_empty() => {
+            Err(config("an empty tuple parameter: `IN ()` is not SQL (psycopg2 sends it and the server refuses)"))
+        }
+        Param::Tuple(values) => Ok(format!("({})", listed(values)?)),
+    }
 }
 
 /// Substitute parameters into `sql` as psycopg2's `cursor.execute` does.
@@ -136,7 +158,7 @@ pub fn interpolate(sql: &str, parameters: Option<&Parameters>) -> Result<String>
             let value = values.get(next_positional).ok_or_else(|| {
                 config(format!("the query has more %s placeholders than the {} parameters given", values.len()))
             })?;
-            out.push_str(&literal(value)?);
+            out.push_str(&param_literal(value)?);
             next_positional += 1;
             rest = after;
         } else if let Some(after) = rest.strip_prefix('(') {
@@ -147,7 +169,7 @@ pub fn interpolate(sql: &str, parameters: Option<&Parameters>) -> Result<String>
             };
             let (_, value) =
                 values.iter().find(|(n, _)| n == name).ok_or_else(|| config(format!("no parameter named {name:?}")))?;
-            out.push_str(&literal(value)?);
+            out.push_str(&param_literal(value)?);
             rest = after;
         } else {
             let shown: String = rest.chars().take(1).collect();
@@ -199,7 +221,7 @@ mod tests {
     #[test]
     fn literals_are_injection_safe() {
         assert_eq!(literal(&Value::Text("it's \\ ok".into())).unwrap(), "E'it''s \\\\ ok'");
-        assert_eq!(literal(&Value::Bytes(vec![0, 255])).unwrap(), "'\\x00ff'::bytea");
+        assert_eq!(literal(&Value::Bytes(vec![0, 255])).unwrap(), "E'\\\\x00ff'::bytea");
         assert_eq!(literal(&Value::Numeric("-12.50e3".into())).unwrap(), "(-12.50e3::numeric)");
         assert!(literal(&Value::Numeric("1; drop table x".into())).is_err());
         assert!(literal(&Value::Text("a\0b".into())).is_err());
@@ -210,9 +232,9 @@ mod tests {
 
     #[test]
     fn interpolates_like_psycopg2() {
-        let p = Parameters::Positional(vec![Value::Int(1), Value::Text("x".into())]);
+        let p = Parameters::Positional(vec![Param::Value(Value::Int(1)), Param::Value(Value::Text("x".into()))]);
         assert_eq!(interpolate("select %s, %s, '100%%'", Some(&p)).unwrap(), "select 1, E'x', '100%'");
-        let named = Parameters::Named(vec![("id".into(), Value::Null)]);
+        let named = Parameters::Named(vec![("id".into(), Param::Value(Value::Null))]);
         assert_eq!(interpolate("where id = %(id)s", Some(&named)).unwrap(), "where id = NULL");
         assert_eq!(interpolate("select '5%'", None).unwrap(), "select '5%'");
         // Empty parameters are none, as the hook passes on only truthy ones: `%` is not special.
@@ -223,5 +245,21 @@ mod tests {
         assert!(interpolate("select 1", Some(&p)).is_err());
         assert!(interpolate("select %d", Some(&p)).is_err());
         assert!(interpolate("select %(nope)s", Some(&named)).is_err());
+    }
+
+    #[test]
+    fn typed_parameters_like_psycopg2() {
+        let one = |p: Param| param_literal(&p).unwrap();
+        assert_eq!(one(Param::Date("2024-02-29".into())), "E'2024-02-29'::date");
+        assert_eq!(
+            one(Param::Timestamptz("2024-02-29 13:14:15+05:30".into())),
+            "E'2024-02-29 13:14:15+05:30'::timestamptz"
+        );
+        assert_eq!(one(Param::Interval("P1DT2H".into())), "E'P1DT2H'::interval");
+        assert_eq!(one(Param::Uuid("x'y".into())), "E'x''y'::uuid");
+        assert_eq!(one(Param::Array(vec![Value::Int(1), Value::Null])), "ARRAY[1, NULL]");
+        assert_eq!(one(Param::Array(vec![])), "'{}'");
+        assert_eq!(one(Param::Tuple(vec![Value::Text("a".into()), Value::Int(-2)])), "(E'a', (-2))");
+        assert!(param_literal(&Param::Tuple(vec![])).is_err());
     }
 }

@@ -40,7 +40,9 @@ pub mod values;
 
 use std::sync::Arc;
 
-pub use crate::bindings::hook::{CopyOutcome, Fetch, HookArgs, IamToken, Parameters, Records, RowShape, RunOptions};
+pub use crate::bindings::hook::{
+    CopyOutcome, Fetch, HookArgs, IamToken, Param, Parameters, Records, RowShape, RunOptions,
+};
 pub use crate::bindings::postgres::ConnectConfig;
 pub use crate::bindings::types::{Column, Rowset, Value};
 pub use crate::ctx::{PghookCtx, PghookCtxView, PghookView, SessionStop, add_to_linker};
@@ -65,6 +67,20 @@ impl Default for HookArgs {
     /// database or options override, no notices logged.
     fn default() -> HookArgs {
         HookArgs { conn_id: None, database: None, options: None, enable_log_db_messages: false }
+    }
+}
+
+impl From<Value> for Param {
+    /// A scalar parameter.
+    fn from(value: Value) -> Param {
+        Param::Value(value)
+    }
+}
+
+impl Parameters {
+    /// Positional parameters (`%s`) from scalar values.
+    pub fn values(values: impl IntoIterator<Item = Value>) -> Parameters {
+        Parameters::Positional(values.into_iter().map(Param::Value).collect())
     }
 }
 

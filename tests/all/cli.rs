@@ -103,8 +103,17 @@ fn data_commands_against_a_real_server() {
     assert_eq!(stdout(&out), r#"[[1,"one"],[2,"two"]]"#);
     let out = run(&["records", "--sql", "select id, name from t order by id", "--format", "table"]);
     assert_eq!(stdout(&out), "id | name\n---+-----\n1  | one \n2  | two \n(2 rows)");
+    // get_first: the row itself, or null, as Airflow's tuple or None.
     let out = run(&["records", "--first", "--sql", "select count(*) as n from t"]);
-    assert_eq!(stdout(&out), "[[2]]");
+    assert_eq!(stdout(&out), "[2]");
+    let out = run(&["records", "--first", "--sql", "select 1 where false"]);
+    assert_eq!(stdout(&out), "null");
+    // Typed parameters as tagged objects.
+    let typed = r#"[{"$date": "2024-02-29"}, {"$array": [1, 2]}, {"$bytes": "00ff"}]"#;
+    let out = run(&["records", "--sql", "select %s + 1, 2 = ANY(%s), %s", "--params", typed]);
+    assert_eq!(stdout(&out), r#"[["2024-03-01",true,"\\x00ff"]]"#);
+    let out = run(&["records", "--sql", "select %s", "--params", r#"[{"$when": "now"}]"#]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown tag $when"), "{out:?}");
     // json keeps every digit, in arrays too; floats JSON cannot hold go by name.
     let big = r#"select '{"n": 123456789012345678901234567890}'::jsonb as j, array['[1e400]'::json] as a, 'NaN'::float8 as f"#;
     let out = run(&["records", "--sql", big]);

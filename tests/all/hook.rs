@@ -1,6 +1,6 @@
 //! The hook methods against a real PostgreSQL server.
 
-use pghook::{ErrorKind, Fetch, HookArgs, Parameters, RowShape, RunOptions, Value};
+use pghook::{ErrorKind, Fetch, HookArgs, Param, Parameters, RowShape, RunOptions, Value};
 use pghook_tests::{Cluster, tenant};
 
 fn args(conn_id: &str) -> HookArgs {
@@ -61,12 +61,12 @@ async fn run_statements_parameters_and_transactions() {
     let evil = Value::Text("x'); drop table t; --".into());
     hook.run(
         &["insert into t values (%s, %s)"],
-        Some(Parameters::Positional(vec![Value::Int(2), evil.clone()])),
+        Some(Parameters::values([Value::Int(2), evil.clone()])),
         RunOptions::default(),
     )
     .await
     .unwrap();
-    let named = Parameters::Named(vec![("id".into(), Value::Int(2))]);
+    let named = Parameters::Named(vec![("id".into(), Value::Int(2).into())]);
     let r = hook.get_first("select name from t where id = %(id)s", Some(named)).await.unwrap();
     assert_eq!(r.rows, vec![vec![evil]]);
     // A failing statement rolls the whole run back.
@@ -105,7 +105,7 @@ async fn run_statements_parameters_and_transactions() {
     // Empty parameters are none, as in the hook: `%` is not special.
     let r = hook.get_records("select '100%' as p", Some(Parameters::Positional(vec![]))).await.unwrap();
     assert_eq!(r.rows, vec![vec![Value::Text("100%".into())]]);
-    let e = hook.get_records("select %s", Some(Parameters::Positional(vec![Value::Int(1), Value::Int(2)]))).await;
+    let e = hook.get_records("select %s", Some(Parameters::values([Value::Int(1), Value::Int(2)]))).await;
     assert!(e.unwrap_err().message().contains("placeholders"));
 }
 
@@ -120,7 +120,7 @@ async fn several_statements_in_one_string_run_whole() {
         .unwrap();
     assert_eq!(r.rows, vec![vec![Value::Int(1)], vec![Value::Int(2)]]);
     assert_eq!(r.columns[0].name, "a");
-    let three = Parameters::Positional(vec![Value::Int(3)]);
+    let three = Parameters::values([Value::Int(3)]);
     let r = hook.get_first("insert into m values (%s); select count(*) from m", Some(three)).await.unwrap();
     assert_eq!(r.rows, vec![vec![Value::Int(3)]]);
     let count = || async { hook.get_first("select count(*) from m", None).await.unwrap().rows[0][0].clone() };
@@ -425,4 +425,51 @@ async fn columns_without_a_form_of_their_own_come_back_as_the_server_prints_them
     assert_eq!(r.rows[1][1], Value::Int(2));
     let count = hook.get_first("select count(*) from x", None).await.unwrap();
     assert_eq!(count.rows[0][0], Value::Int(2));
+}
+
+#[tokio::test]
+async fn typed_parameters_as_psycopg2_adapts_them() {
+    let pg = Cluster::plain();
+    let (_root, hook) = fresh_database(pg, "hook_typed_params");
+    hook.run(
+        &["create table p (id int, at timestamptz)", "insert into p values (1, now()), (2, now()), (3, now())"],
+        None,
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let params = Parameters::Positional(vec![
+        Param::Date("2024-02-29".into()),
+        Param::Interval("P1DT2H".into()),
+        Param::Uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()),
+        Param::Timestamptz("2024-01-01 00:00:00+05:30".into()),
+        Param::Value(Value::Bytes(vec![0, 92, 39, 255])),
+    ]);
+    let sql = "select %s + 1, %s::text, %s::text, %s at time zone 'UTC', %s";
+    let r = hook.get_first(sql, Some(params)).await.unwrap();
+    assert_eq!(
+        r.rows[0],
+        vec![
+            Value::Text("2024-03-01".into()),
+            Value::Text("1 day 02:00:00".into()),
+            Value::Text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()),
+            Value::Text("2023-12-31 18:30:00".into()),
+            Value::Bytes(vec![0, 92, 39, 255]),
+        ]
+    );
+    // A list for `= ANY(%s)`, a tuple for `IN %s`, an empty list.
+    let ids = Parameters::Positional(vec![Param::Array(vec![Value::Int(1), Value::Int(3)])]);
+    let r = hook.get_records("select id from p where id = ANY(%s) order by id", Some(ids)).await.unwrap();
+    assert_eq!(r.rows, vec![vec![Value::Int(1)], vec![Value::Int(3)]]);
+    let ids = Parameters::Named(vec![("ids".into(), Param::Tuple(vec![Value::Int(2), Value::Int(3)]))]);
+    let r = hook.get_records("select id from p where id in %(ids)s order by id", Some(ids)).await.unwrap();
+    assert_eq!(r.rows, vec![vec![Value::Int(2)], vec![Value::Int(3)]]);
+    let none = Parameters::Positional(vec![Param::Array(vec![])]);
+    let r = hook.get_records("select id from p where id = ANY(%s::int[])", Some(none)).await.unwrap();
+    assert!(r.rows.is_empty());
+    // A malformed typed value is the server's clear refusal, never SQL.
+    let bad = Parameters::Positional(vec![Param::Date("2024-02-30'; drop table p; --".into())]);
+    let e = hook.get_first("select %s", Some(bad)).await.unwrap_err();
+    assert_eq!(e.sqlstate().map(|s| s.code()), Some("22007"), "{e}");
+    assert_eq!(hook.get_first("select count(*) from p", None).await.unwrap().rows[0][0], Value::Int(3));
 }

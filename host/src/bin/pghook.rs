@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 use pghook::error::one_line;
 use pghook::{
-    ChainConnections, EnvConnections, ErrorKind, Fetch, Hook, HookArgs, Interrupt, Parameters, Policy, Progress,
+    ChainConnections, EnvConnections, ErrorKind, Fetch, Hook, HookArgs, Interrupt, Param, Parameters, Policy, Progress,
     Records, RowShape, Rowset, RunOptions, Runtime, Value, file_connections,
 };
 
@@ -79,7 +79,8 @@ enum Command {
         /// A SQL string (repeatable; run in order).
         #[arg(long, required = true)]
         sql: Vec<String>,
-        /// Parameters as JSON: an array for %s, an object for %(name)s.
+        /// Parameters as JSON: an array for %s, an object for %(name)s; typed
+        /// values as `{"$date": "2024-02-29"}`, `{"$array": [1, 2]}` (see README).
         #[arg(long)]
         params: Option<String>,
         #[arg(long)]
@@ -218,9 +219,9 @@ impl Progress for TerminalProgress {
     }
 }
 
-/// One `--params` value. Numbers keep every digit: an integer that fits in
-/// 64 bits is an int, any other number travels as exact numeric text.
-fn param_value(raw: &serde_json::value::RawValue) -> Result<Value, String> {
+/// One scalar `--params` value. Numbers keep every digit: an integer that
+/// fits in 64 bits is an int, any other number travels as exact numeric text.
+fn scalar_value(raw: &serde_json::value::RawValue) -> Result<Value, String> {
     let text = raw.get();
     if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
         return Ok(match text.parse::<i64>() {
@@ -234,6 +235,50 @@ fn param_value(raw: &serde_json::value::RawValue) -> Result<Value, String> {
         serde_json::Value::String(s) => Value::Text(s),
         // Arrays and objects as their JSON text, numbers inside kept as written.
         _ => Value::Json(text.to_string()),
+    })
+}
+
+/// The tags of typed `--params` values: `{"$date": "2024-02-29"}`.
+const PARAM_TAGS: &str =
+    "$date, $time, $timestamp, $timestamptz, $interval, $uuid (a string), $array, $tuple (a list), $json, $bytes (hex)";
+
+/// One `--params` value: a scalar, or a typed value written as an object
+/// with one `$tag` key.
+fn param_value(raw: &serde_json::value::RawValue) -> Result<Param, String> {
+    use serde_json::value::RawValue;
+    let tagged: Option<std::collections::BTreeMap<String, Box<RawValue>>> =
+        serde_json::from_str(raw.get()).ok().filter(|m: &std::collections::BTreeMap<String, Box<RawValue>>| {
+            m.len() == 1 && m.keys().all(|k| k.starts_with('$'))
+        });
+    let Some((tag, inner)) = tagged.and_then(|m| m.into_iter().next()) else {
+        return Ok(Param::Value(scalar_value(raw)?));
+    };
+    let string = || serde_json::from_str::<String>(inner.get()).map_err(|_| format!("--params: {tag} takes a string"));
+    let list = || -> Result<Vec<Value>, String> {
+        let items: Vec<Box<RawValue>> =
+            serde_json::from_str(inner.get()).map_err(|_| format!("--params: {tag} takes a list"))?;
+        items.iter().map(|item| scalar_value(item)).collect()
+    };
+    Ok(match tag.as_str() {
+        "$date" => Param::Date(string()?),
+        "$time" => Param::Time(string()?),
+        "$timestamp" => Param::Timestamp(string()?),
+        "$timestamptz" => Param::Timestamptz(string()?),
+        "$interval" => Param::Interval(string()?),
+        "$uuid" => Param::Uuid(string()?),
+        "$array" => Param::Array(list()?),
+        "$tuple" => Param::Tuple(list()?),
+        "$json" => Param::Value(Value::Json(inner.get().to_string())),
+        "$bytes" => {
+            let hex = string()?;
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+                .collect::<Option<Vec<u8>>>()
+                .ok_or_else(|| "--params: $bytes takes hex digits, two per byte".to_string())?;
+            Param::Value(Value::Bytes(bytes))
+        }
+        _ => return Err(format!("--params: unknown tag {tag}; the tags are {PARAM_TAGS}")),
     })
 }
 
@@ -418,6 +463,13 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
             let records = if first { hook.get_first(&sql, params).await } else { hook.get_records(&sql, params).await }
                 .map_err(err)?;
             match format {
+                // get_first gives the row itself or nothing, as Airflow's a tuple or None.
+                Format::Json if first => {
+                    let row = records.rows.into_iter().next();
+                    let shown = row.map(|row| rows_json(records.shape, &records.columns, vec![row]));
+                    let row = shown.as_deref().and_then(|rows| rows.strip_prefix('[')?.strip_suffix(']'));
+                    println!("{}", row.unwrap_or("null"));
+                }
                 Format::Json => println!("{}", rows_json(records.shape, &records.columns, records.rows)),
                 Format::Table => print_table(records),
             }
