@@ -8,11 +8,12 @@
 //! changes tables has it drop them again, so pghook starts from the same
 //! database.
 
-use pghook::{Fetch, HookArgs, Parameters, Records, RowShape, RunOptions, Value};
+use pghook::{Fetch, HookArgs, Param, Parameters, Records, RowShape, RunOptions, Value};
 use pghook_tests::{Cluster, Py, airflow_hook, tenant};
 
 /// Handlers and helpers every Airflow snippet may use.
-const PRELUDE: &str = "from airflow.providers.common.sql.hooks.handlers import fetch_all_handler\n\
+const PRELUDE: &str = "import datetime, decimal, uuid\n\
+                       from airflow.providers.common.sql.hooks.handlers import fetch_all_handler\n\
                        def pgcode(call):\n    try:\n        call()\n    except Exception as e:\n        return e.pgcode\n\
                        def error(call):\n    try:\n        return call()\n    except Exception as e:\n        return type(e).__name__\n";
 
@@ -95,8 +96,8 @@ out
     );
     let hook = &side.hook;
     let sql = "create table m (a int, b text); insert into m values (1, 'x'), (2, null); select a, b from m order by a";
-    let three = Parameters::Positional(vec![Value::Int(3), Value::Text("100%".into())]);
-    let four = Parameters::Named(vec![("a".into(), Value::Int(4))]);
+    let three = Parameters::Positional(vec![Param::Value(Value::Int(3)), Param::Value(Value::Text("100%".into()))]);
+    let four = Parameters::Named(vec![("a".into(), Param::Value(Value::Int(4)))]);
     let mut pghook = vec![
         records(&hook.get_records(sql, None).await.unwrap()),
         records(
@@ -216,13 +217,20 @@ const KOLKATA: &str = "options=-c%20TimeZone%3DAsia%2FKolkata";
 /// Select `expressions` in one statement through both hooks and describe
 /// every column whose values differ.
 async fn differences(side: &Side, expressions: &[&str]) -> Vec<String> {
+    differences_with(side, expressions, "None", None).await
+}
+
+/// [`differences`] with parameters: `python`, the Python list Airflow's hook
+/// gets, and `pghook`, the same values as pghook's.
+async fn differences_with(side: &Side, expressions: &[&str], python: &str, pghook: Option<Parameters>) -> Vec<String> {
     let list: Vec<String> = expressions.iter().enumerate().map(|(i, e)| format!("{e} as c{i}")).collect();
     let sql = format!("select {}", list.join(", "));
     // A JSON string is a Python string literal.
-    let airflow = side.airflow(&format!("hook.get_records({})", serde_json::to_string(&sql).unwrap()));
+    let airflow =
+        side.airflow(&format!("hook.get_records({}, parameters={python})", serde_json::to_string(&sql).unwrap()));
     let Py::List(mut rows) = airflow else { panic!("Airflow's rows: {airflow:?}") };
     let Py::List(airflow) = rows.remove(0) else { panic!("Airflow's row") };
-    let r = side.hook.get_records(&sql, None).await.unwrap();
+    let r = side.hook.get_records(&sql, pghook).await.unwrap();
     let mut differences = Vec::new();
     for (i, expression) in expressions.iter().enumerate() {
         let (value, type_name) = (&r.rows[0][i], &r.columns[i].type_name);
@@ -438,4 +446,79 @@ async fn where_psycopg2_loses_the_value_pghook_keeps_the_server_text() {
         let r = side.hook.get_first(&format!("select {expression}"), None).await.unwrap();
         assert_eq!(r.rows[0][0], Value::Text(text.to_string()), "{expression}");
     }
+}
+
+/// Parameters of the types psycopg2 adapts, each selected back with the type
+/// the server gave it: the same values and the same types through both.
+#[tokio::test]
+async fn typed_parameters() {
+    let side = Side::new("airflow_typed_params", KOLKATA);
+    let cases: Vec<(&str, Param)> = vec![
+        ("datetime.date(2024, 2, 29)", Param::Date("2024-02-29".into())),
+        ("datetime.time(13, 14, 15, 500000)", Param::Time("13:14:15.5".into())),
+        ("datetime.datetime(2024, 2, 29, 13, 14, 15)", Param::Timestamp("2024-02-29 13:14:15".into())),
+        (
+            "datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30)))",
+            Param::Timestamptz("2024-01-01 00:00:00+05:30".into()),
+        ),
+        ("datetime.timedelta(days=1, hours=2)", Param::Interval("1 day 02:00:00".into())),
+        ("decimal.Decimal('1.50')", Param::Value(Value::Numeric("1.50".into()))),
+        ("b'\\x00\\\\\\'\\xff'", Param::Value(Value::Bytes(vec![0, 92, 39, 255]))),
+        ("[1, 2, 3]", Param::Array(vec![Value::Int(1), Value::Int(2), Value::Int(3)])),
+        ("['a', None]", Param::Array(vec![Value::Text("a".into()), Value::Null])),
+        ("10000000000000000001", Param::Value(Value::Numeric("10000000000000000001".into()))),
+        ("-1", Param::Value(Value::Int(-1))),
+        ("True", Param::Value(Value::Boolean(true))),
+        ("None", Param::Value(Value::Null)),
+    ];
+    let mut expressions = Vec::new();
+    let mut python = Vec::new();
+    let mut params = Vec::new();
+    for (py, param) in cases {
+        expressions.extend(["%s", "pg_typeof(%s)::text"]);
+        python.extend([py, py]);
+        params.extend([param.clone(), param]);
+    }
+    let python = format!("[{}]", python.join(", "));
+    let differences = differences_with(&side, &expressions, &python, Some(Parameters::Positional(params))).await;
+    assert!(differences.is_empty(), "pghook and Airflow differ:\n{}", differences.join("\n"));
+    // A uuid.UUID psycopg2 adapts only after register_uuid(), which the hook
+    // does not call; pghook's uuid parameter is a uuid (README, "Differences from Airflow").
+    let u = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+    let airflow = side.airflow(&format!("error(lambda: hook.get_first('select %s', [uuid.UUID('{u}')]))"));
+    assert_eq!(airflow, Py::Str("ProgrammingError".into()));
+    let r = side.hook.get_first("select %s", Some(Parameters::Positional(vec![Param::Uuid(u.into())]))).await.unwrap();
+    assert_eq!((&r.rows[0][0], r.columns[0].type_name.as_str()), (&Value::Text(u.into()), "uuid"));
+}
+
+/// A list for `= ANY(%s)`, a tuple for `IN %s`.
+#[tokio::test]
+async fn lists_and_tuples_as_parameters() {
+    let side = Side::new("airflow_list_params", "");
+    let list = Param::Array(vec![Value::Int(1), Value::Int(2)]);
+    let tuple = Param::Tuple(vec![Value::Text("y".into()), Value::Text("x".into())]);
+    let differences = differences_with(
+        &side,
+        &["2 = any(%s)", "'x' in %s", "3 = any(%s)"],
+        "[[1, 2], ('y', 'x'), [1, 2]]",
+        Some(Parameters::Positional(vec![list.clone(), tuple, list])),
+    )
+    .await;
+    assert!(differences.is_empty(), "pghook and Airflow differ:\n{}", differences.join("\n"));
+}
+
+/// psycopg2 sends a float as a bare literal (`0.1`), which PostgreSQL types
+/// as numeric; pghook sends `0.1::float8` (guest/src/sql.rs `literal`).
+#[tokio::test]
+#[ignore = "issue #7: a float parameter is float8 in pghook, an untyped numeric literal in psycopg2"]
+async fn a_float_parameter_as_psycopg2_sends_it() {
+    let side = Side::new("airflow_float_param", "");
+    let differences = differences_with(
+        &side,
+        &["%s", "pg_typeof(%s)::text", "%s * 3"],
+        "[0.1, 0.1, 0.1]",
+        Some(Parameters::Positional(vec![Param::Value(Value::Float(0.1)); 3])),
+    )
+    .await;
+    assert!(differences.is_empty(), "pghook and Airflow differ:\n{}", differences.join("\n"));
 }
