@@ -4,11 +4,13 @@
 
 use crate::bindings::aws;
 use crate::bindings::files;
-use crate::bindings::hook::{CopyOutcome, Fetch, Guest, HookArgs, IamToken, Parameters, Records, RowShape, RunOptions};
+use crate::bindings::hook::{
+    CopyOutcome, Fetch, Guest, HookArgs, IamToken, Param, Parameters, Records, RowShape, RunOptions,
+};
 use crate::bindings::log::{Level, log};
 use crate::bindings::postgres::{self, ConnectConfig, Session, TransactionSteps};
 use crate::bindings::secrets;
-use crate::bindings::types::{Error, Rowset};
+use crate::bindings::types::{Error, Rowset, Value};
 use crate::connection::{Connection, DEFAULT_CONN_ID};
 use crate::copy::{CopyStatement, Direction, TableRef};
 use crate::error::{Result, config, not_found};
@@ -296,5 +298,33 @@ impl Guest for Component {
 
     fn get_iam_token(args: HookArgs) -> std::result::Result<IamToken, Error> {
         Hook::new(args)?.iam_token()
+    }
+
+    fn get_table_primary_key(
+        args: HookArgs,
+        table: String,
+        schema: Option<String>,
+    ) -> std::result::Result<Option<Vec<String>>, Error> {
+        // Airflow's query, its names passed as parameters.
+        let sql = "select kcu.column_name \
+                   from information_schema.table_constraints tco \
+                   join information_schema.key_column_usage kcu \
+                     on kcu.constraint_name = tco.constraint_name \
+                    and kcu.constraint_schema = tco.constraint_schema \
+                   where tco.constraint_type = 'PRIMARY KEY' \
+                     and kcu.table_schema = %s and kcu.table_name = %s \
+                   order by kcu.ordinal_position";
+        let names = [schema.unwrap_or_else(|| "public".into()), table];
+        let parameters = Parameters::Positional(names.into_iter().map(|n| Param::Value(Value::Text(n))).collect());
+        let records = Hook::new(args)?.records(sql.into(), Some(parameters), Fetch::All)?;
+        let columns: Vec<String> = records
+            .rows
+            .into_iter()
+            .filter_map(|row| match row.into_iter().next() {
+                Some(Value::Text(name)) => Some(name),
+                _ => None,
+            })
+            .collect();
+        Ok((!columns.is_empty()).then_some(columns))
     }
 }

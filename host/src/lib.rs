@@ -245,6 +245,18 @@ impl Hook {
         guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_uri(s, &args))
     }
 
+    /// `get_table_primary_key`: the primary key's columns in key order, or
+    /// `None` if the table has none (`schema` defaults to `public`).
+    pub async fn get_table_primary_key(&self, table: &str, schema: Option<&str>) -> Result<Option<Vec<String>>, Error> {
+        let (table, schema) = (table.to_string(), schema.map(str::to_string));
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_table_primary_key(
+            s,
+            &args,
+            &table,
+            schema.as_deref()
+        ))
+    }
+
     /// `get_iam_token`: a temporary login for RDS, Redshift or Redshift Serverless.
     pub async fn get_iam_token(&self) -> Result<IamToken, Error> {
         guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_iam_token(s, &args))

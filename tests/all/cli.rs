@@ -103,6 +103,9 @@ fn data_commands_against_a_real_server() {
     assert_eq!(stdout(&out), r#"[[1,"one"],[2,"two"]]"#);
     let out = run(&["records", "--sql", "select id, name from t order by id", "--format", "table"]);
     assert_eq!(stdout(&out), "id | name\n---+-----\n1  | one \n2  | two \n(2 rows)");
+    stdout(&run(&["run", "--sql", "alter table t add primary key (id)"]));
+    assert_eq!(stdout(&run(&["primary-key", "--table", "t"])), r#"["id"]"#);
+    assert_eq!(stdout(&run(&["primary-key", "--table", "t", "--schema", "nowhere"])), "null");
     // get_first: the row itself, or null, as Airflow's tuple or None.
     let out = run(&["records", "--first", "--sql", "select count(*) as n from t"]);
     assert_eq!(stdout(&out), "[2]");

@@ -473,3 +473,18 @@ async fn typed_parameters_as_psycopg2_adapts_them() {
     assert_eq!(e.sqlstate().map(|s| s.code()), Some("22007"), "{e}");
     assert_eq!(hook.get_first("select count(*) from p", None).await.unwrap().rows[0][0], Value::Int(3));
 }
+
+#[tokio::test]
+async fn get_table_primary_key_in_key_order() {
+    let pg = Cluster::plain();
+    let (_root, hook) = fresh_database(pg, "hook_primary_key");
+    let ddl = "create table k (b int, a text, c int, primary key (c, a)); create table loose (x int); \
+               create schema \"Other\"; create table \"Other\".\"K\" (id int primary key)";
+    hook.run(&[ddl], None, RunOptions::default()).await.unwrap();
+    let key = hook.get_table_primary_key("k", None).await.unwrap();
+    assert_eq!(key, Some(vec!["c".to_string(), "a".to_string()]));
+    assert_eq!(hook.get_table_primary_key("loose", None).await.unwrap(), None);
+    assert_eq!(hook.get_table_primary_key("K", Some("Other")).await.unwrap(), Some(vec!["id".to_string()]));
+    // Names are data, never SQL.
+    assert_eq!(hook.get_table_primary_key("k' or '1'='1", None).await.unwrap(), None);
+}

@@ -137,6 +137,14 @@ enum Command {
         #[arg(long)]
         show_password: bool,
     },
+    /// Print a table's primary key columns as a JSON list, or null (get_table_primary_key).
+    PrimaryKey {
+        #[arg(long)]
+        table: String,
+        /// The table's schema (default: public).
+        #[arg(long)]
+        schema: Option<String>,
+    },
 }
 
 /// Warnings (and with -v, info) from the hook, one line each on stderr.
@@ -497,6 +505,10 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
         Command::Uri { show_password } => {
             let uri = hook.get_uri().await.map_err(err)?;
             println!("{}", if show_password { uri } else { mask_password(&uri) });
+        }
+        Command::PrimaryKey { table, schema } => {
+            let columns = hook.get_table_primary_key(&table, schema.as_deref()).await.map_err(err)?;
+            println!("{}", serde_json::json!(columns));
         }
     }
     Ok(())
