@@ -7,6 +7,7 @@
 //! `CARGO_BIN_EXE_pghook`. The harness (clusters, moto, the Serverless
 //! stand-in) is the `pghook-tests` library.
 
+mod airflow;
 mod cli;
 mod connections;
 mod copy_attacks;

@@ -3,8 +3,17 @@
 //! test CA and client certificates), moto's server for Redshift, and a small
 //! stand-in for the Redshift Serverless API, which moto lacks.
 //!
+//! Airflow's own PostgresHook runs beside them ([`airflow`]) so a test can
+//! compare its results with pghook's value by value ([`py_value`]).
+//!
 //! Every server is stopped by a watchdog when the test process exits, so
 //! nothing outlives a test run.
+
+pub mod airflow;
+pub mod py_value;
+
+pub use airflow::airflow_hook;
+pub use py_value::Py;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -163,8 +163,7 @@ fn pghook(cluster: &Cluster, dir: &Path, args: &[&str]) -> Command {
 /// The virtualenv's Python running [`AIRFLOW_DRIVER`] with `args`, in `dir`,
 /// with an `AIRFLOW_HOME` of its own there.
 fn airflow(cluster: &Cluster, dir: &Path, args: &[&str]) -> Command {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    let mut cmd = Command::new(python);
+    let mut cmd = Command::new(pghook_tests::airflow::python());
     cmd.current_dir(dir)
         .env("AIRFLOW_HOME", dir.join("airflow-home"))
         .env("AIRFLOW_CONN_POSTGRES_DEFAULT", cluster.uri("sslmode=disable"))

@@ -1,0 +1,524 @@
+//! The same operations through Airflow's own `PostgresHook` (providers-postgres
+//! on psycopg2, from the virtualenv scripts/setup makes) and through pghook,
+//! on one throwaway database each test, compared value by value (issue #7).
+//!
+//! Results meet as the Python values psycopg2 returns ([`Py`]): Airflow's
+//! arrive tagged by type, pghook's are mapped from `pghook::Value` with their
+//! column's type name ([`Py::from_pghook`]). Airflow runs first; a test that
+//! changes tables has it drop them again, so pghook starts from the same
+//! database.
+
+use pghook::{Fetch, HookArgs, Param, Parameters, Records, RowShape, RunOptions, Value};
+use pghook_tests::{Cluster, Py, airflow_hook, tenant};
+
+/// Handlers and helpers every Airflow snippet may use.
+const PRELUDE: &str = "import datetime, decimal, uuid\n\
+                       from airflow.providers.common.sql.hooks.handlers import fetch_all_handler\n\
+                       def pgcode(call):\n    try:\n        call()\n    except Exception as e:\n        return e.pgcode\n\
+                       def error(call):\n    try:\n        return call()\n    except Exception as e:\n        return type(e).__name__\n";
+
+/// Both hooks on a new database `name`, its connection given `extras`.
+struct Side {
+    uri: String,
+    hook: pghook::Hook,
+    _root: tempfile::TempDir,
+}
+
+impl Side {
+    fn new(name: &str, extras: &str) -> Side {
+        let pg = Cluster::plain();
+        let db = pg.create_database(name);
+        let uri = pg.uri_db(&db, extras);
+        let root = tempfile::tempdir().unwrap();
+        let hook = tenant(root.path(), &[("c", &uri)]).hook(HookArgs::conn_id("c"));
+        Side { uri, hook, _root: root }
+    }
+
+    /// The value of `snippet`'s last expression, run with Airflow's hook.
+    fn airflow(&self, snippet: &str) -> Py {
+        Py::from_tagged(&airflow_hook(&self.uri, &format!("{PRELUDE}{snippet}")))
+    }
+}
+
+/// What get_records returns: a list of rows, each a tuple, or a dict with
+/// realdictcursor (psycopg2's DictRow is a list, a namedtuple a tuple).
+fn records(r: &Records) -> Py {
+    let rows = Py::from_rows(&r.columns, &r.rows);
+    if r.shape != RowShape::RealDict {
+        return rows;
+    }
+    let Py::List(rows) = rows else { unreachable!() };
+    let dict = |row: Py| {
+        let Py::List(values) = row else { unreachable!() };
+        Py::Dict(r.columns.iter().map(|c| c.name.clone()).zip(values).collect())
+    };
+    Py::List(rows.into_iter().map(dict).collect())
+}
+
+/// What get_first returns: the first row, or None.
+fn first(r: &Records) -> Py {
+    match records(r) {
+        Py::List(mut rows) if !rows.is_empty() => rows.remove(0),
+        _ => Py::None,
+    }
+}
+
+/// What fetch_all_handler returns for a run of one SQL string.
+fn fetched(mut rowsets: Vec<pghook::Rowset>) -> Py {
+    assert_eq!(rowsets.len(), 1, "one result for one string");
+    let r = rowsets.pop().unwrap();
+    Py::from_rows(&r.columns, &r.rows)
+}
+
+fn sqlstate(e: pghook::Error) -> Py {
+    Py::Str(e.sqlstate().unwrap_or_else(|| panic!("no SQLSTATE: {e}")).code().to_string())
+}
+
+fn fetch_all() -> RunOptions {
+    RunOptions { fetch: Some(Fetch::All), ..Default::default() }
+}
+
+#[tokio::test]
+async fn several_statements_in_one_string() {
+    let side = Side::new("airflow_several", "");
+    let airflow = side.airflow(
+        r#"
+out = [
+    hook.get_records("create table m (a int, b text); insert into m values (1, 'x'), (2, null); select a, b from m order by a"),
+    hook.get_records("insert into m values (%s, %s); select b, a from m order by a", parameters=[3, "100%"]),
+    hook.run("insert into m values (%(a)s, 'y'); select count(*) from m", parameters={"a": 4}, handler=fetch_all_handler),
+    hook.run("select a from m where a > 1 order by a; select b from m order by a", handler=fetch_all_handler),
+    hook.get_first("select a from m order by a desc; select a from m order by a"),
+]
+hook.run("drop table m")
+out
+"#,
+    );
+    let hook = &side.hook;
+    let sql = "create table m (a int, b text); insert into m values (1, 'x'), (2, null); select a, b from m order by a";
+    let three = Parameters::Positional(vec![Param::Value(Value::Int(3)), Param::Value(Value::Text("100%".into()))]);
+    let four = Parameters::Named(vec![("a".into(), Param::Value(Value::Int(4)))]);
+    let mut pghook = vec![
+        records(&hook.get_records(sql, None).await.unwrap()),
+        records(
+            &hook
+                .get_records("insert into m values (%s, %s); select b, a from m order by a", Some(three))
+                .await
+                .unwrap(),
+        ),
+        fetched(
+            hook.run(&["insert into m values (%(a)s, 'y'); select count(*) from m"], Some(four), fetch_all())
+                .await
+                .unwrap(),
+        ),
+        fetched(
+            hook.run(&["select a from m where a > 1 order by a; select b from m order by a"], None, fetch_all())
+                .await
+                .unwrap(),
+        ),
+    ];
+    pghook.push(first(
+        &hook.get_first("select a from m order by a desc; select a from m order by a", None).await.unwrap(),
+    ));
+    let pghook = Py::List(pghook);
+    assert_eq!(pghook, airflow);
+}
+
+#[tokio::test]
+async fn autocommit_and_failures_leave_the_same_rows() {
+    let side = Side::new("airflow_atomic", "");
+    let airflow = side.airflow(
+        r#"
+hook.run("create table n (a int)")
+count = lambda: hook.get_first("select count(*) from n")[0]
+out = [
+    pgcode(lambda: hook.run("insert into n values (1); insert into n values ('x')", autocommit=True)), count(),
+    pgcode(lambda: hook.run(["insert into n values (2)", "insert into n values ('x')"], autocommit=True)), count(),
+    pgcode(lambda: hook.run(["insert into n values (3)", "insert into n values ('x')"])), count(),
+    pgcode(lambda: hook.run("insert into n values (4); select 1/0")), count(),
+]
+hook.run("drop table n")
+out
+"#,
+    );
+    let hook = &side.hook;
+    hook.run(&["create table n (a int)"], None, RunOptions::default()).await.unwrap();
+    let count = || async { first(&hook.get_first("select count(*) from n", None).await.unwrap()) };
+    let autocommit = RunOptions { autocommit: Some(true), ..Default::default() };
+    let mut pghook = Vec::new();
+    for (sql, options) in [
+        (&["insert into n values (1); insert into n values ('x')"][..], autocommit),
+        (&["insert into n values (2)", "insert into n values ('x')"][..], autocommit),
+        (&["insert into n values (3)", "insert into n values ('x')"][..], RunOptions::default()),
+        (&["insert into n values (4); select 1/0"][..], RunOptions::default()),
+    ] {
+        pghook.push(sqlstate(hook.run(sql, None, options).await.unwrap_err()));
+        let Py::List(mut row) = count().await else { unreachable!() };
+        pghook.push(row.remove(0));
+    }
+    assert_eq!(Py::List(pghook), airflow);
+    // A string is one transaction even with autocommit; a list is not.
+    let (bad, zero) = (Py::Str("22P02".into()), Py::Str("22012".into()));
+    let count = |n: i64| Py::Int(n.to_string());
+    let expected = [bad.clone(), count(0), bad.clone(), count(1), bad, count(1), zero, count(1)];
+    assert_eq!(airflow, Py::List(expected.to_vec()));
+}
+
+#[tokio::test]
+async fn empty_parameters_leave_percent_alone() {
+    let side = Side::new("airflow_empty_params", "");
+    let airflow = side.airflow(
+        r#"[
+    hook.get_records("select '100%' as p, '%s' as s", parameters=[]),
+    hook.get_records("select '100%' as p, '%(x)s' as s", parameters={}),
+    hook.run("select '5 %'", parameters=[], handler=fetch_all_handler),
+]"#,
+    );
+    let hook = &side.hook;
+    let none = || Some(Parameters::Positional(vec![]));
+    let pghook = Py::List(vec![
+        records(&hook.get_records("select '100%' as p, '%s' as s", none()).await.unwrap()),
+        records(&hook.get_records("select '100%' as p, '%(x)s' as s", Some(Parameters::Named(vec![]))).await.unwrap()),
+        fetched(hook.run(&["select '5 %'"], none(), fetch_all()).await.unwrap()),
+    ]);
+    assert_eq!(pghook, airflow);
+    assert_eq!(
+        pghook,
+        Py::List(vec![
+            Py::List(vec![Py::List(vec![Py::Str("100%".into()), Py::Str("%s".into())])]),
+            Py::List(vec![Py::List(vec![Py::Str("100%".into()), Py::Str("%(x)s".into())])]),
+            Py::List(vec![Py::List(vec![Py::Str("5 %".into())])]),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn row_shapes_of_the_cursor_extra_and_get_first() {
+    for cursor in ["", "dictcursor", "realdictcursor", "namedtuplecursor"] {
+        let extras = if cursor.is_empty() { String::new() } else { format!("cursor={cursor}") };
+        let side = Side::new(&format!("airflow_shape_{cursor}"), &extras);
+        let sql = "select 1 as a, 'x' as b union all select 2, null order by a";
+        let airflow = side.airflow(&format!(
+            "[hook.get_records({sql:?}), hook.get_first({sql:?}), hook.get_first('select 1 where false')]"
+        ));
+        let hook = &side.hook;
+        let pghook = Py::List(vec![
+            records(&hook.get_records(sql, None).await.unwrap()),
+            first(&hook.get_first(sql, None).await.unwrap()),
+            first(&hook.get_first("select 1 where false", None).await.unwrap()),
+        ]);
+        assert_eq!(pghook, airflow, "cursor={cursor}");
+    }
+}
+
+/// The connection's time zone, set as Airflow users set it: the `options` extra.
+const KOLKATA: &str = "options=-c%20TimeZone%3DAsia%2FKolkata";
+
+/// Select `expressions` in one statement through both hooks and describe
+/// every column whose values differ.
+async fn differences(side: &Side, expressions: &[&str]) -> Vec<String> {
+    differences_with(side, expressions, "None", None).await
+}
+
+/// [`differences`] with parameters: `python`, the Python list Airflow's hook
+/// gets, and `pghook`, the same values as pghook's.
+async fn differences_with(side: &Side, expressions: &[&str], python: &str, pghook: Option<Parameters>) -> Vec<String> {
+    let list: Vec<String> = expressions.iter().enumerate().map(|(i, e)| format!("{e} as c{i}")).collect();
+    let sql = format!("select {}", list.join(", "));
+    // A JSON string is a Python string literal.
+    let airflow =
+        side.airflow(&format!("hook.get_records({}, parameters={python})", serde_json::to_string(&sql).unwrap()));
+    let Py::List(mut rows) = airflow else { panic!("Airflow's rows: {airflow:?}") };
+    let Py::List(airflow) = rows.remove(0) else { panic!("Airflow's row") };
+    let r = side.hook.get_records(&sql, pghook).await.unwrap();
+    let mut differences = Vec::new();
+    for (i, expression) in expressions.iter().enumerate() {
+        let (value, type_name) = (&r.rows[0][i], &r.columns[i].type_name);
+        let pghook = Py::from_pghook(value, type_name);
+        if pghook != airflow[i] {
+            differences.push(format!(
+                "{expression} ({type_name}): pghook {value:?}, as Python {pghook:?}; Airflow {:?}",
+                airflow[i]
+            ));
+        }
+    }
+    differences
+}
+
+async fn assert_same_values(name: &str, extras: &str, expressions: &[&str]) {
+    let side = Side::new(name, extras);
+    let differences = differences(&side, expressions).await;
+    assert!(differences.is_empty(), "pghook and Airflow differ:\n{}", differences.join("\n"));
+}
+
+#[tokio::test]
+async fn numbers() {
+    assert_same_values(
+        "airflow_numbers",
+        "",
+        &[
+            "1::int2",
+            "(-2147483648)::int4",
+            "9223372036854775807::int8",
+            "'4294967295'::oid",
+            "0.1::float8",
+            "1e300::float8",
+            "'-0'::float8",
+            "'NaN'::float8",
+            "'-Infinity'::float8",
+            "1.50::numeric",
+            "'NaN'::numeric",
+            "'Infinity'::numeric",
+            "123456789012345678901234567890.000::numeric",
+            "0.000001::numeric",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn float4_at_its_own_precision() {
+    assert_same_values("airflow_float4", "", &["0.1::float4", "1.5::float4", "3.4e38::float4", "'NaN'::float4"]).await;
+}
+
+#[tokio::test]
+async fn text_bytes_and_booleans() {
+    assert_same_values(
+        "airflow_text",
+        "",
+        &[
+            "'héllo'::text",
+            "'a'::char(3)",
+            "'x y'::varchar",
+            "'pg_class'::name",
+            "'\\x00ff10'::bytea",
+            "''::bytea",
+            "true",
+            "false",
+            "null::text",
+            "null::int",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn json_documents() {
+    assert_same_values(
+        "airflow_json",
+        "",
+        &[
+            r#"'{"a": 123456789012345678901234567890, "b": [1.5, "x", null, true, -0]}'::jsonb"#,
+            r#"'{"z": 1, "a": {"n": 2.50}}'::json"#,
+            "'123456789012345678901234567890'::json",
+            r#"'"text"'::jsonb"#,
+            "'null'::json",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dates_and_times_in_the_session_time_zone() {
+    assert_same_values(
+        "airflow_times",
+        KOLKATA,
+        &[
+            "'2024-02-29'::date",
+            "'13:14:15.5'::time",
+            "'00:00:00'::time",
+            "'12:34:56.789+05:30'::timetz",
+            "'2024-02-29 13:14:15.5'::timestamp",
+            "'2024-01-01 00:00:00+00'::timestamptz",
+            "'2024-06-01 12:00:00.123456+02'::timestamptz",
+            "current_setting('TimeZone')",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn intervals() {
+    assert_same_values(
+        "airflow_intervals",
+        "",
+        &[
+            "'1 year 2 mons -3 days 04:05:06.7'::interval",
+            "'-00:00:00.5'::interval",
+            "'1 day'::interval",
+            "'00:00:00'::interval",
+            "'-1 days +02:00:00'::interval",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn uuid_and_money() {
+    assert_same_values(
+        "airflow_uuid_money",
+        "",
+        &["'A0EEBC99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid", "1.5::money", "(-12345.67)::money"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn arrays() {
+    assert_same_values(
+        "airflow_arrays",
+        "",
+        &[
+            "array[1, null, 3]",
+            "array['a', null, 'b c', '\"q\"']",
+            "'{{1,2},{3,4}}'::int[]",
+            "'{}'::int[]",
+            "array[1.50, null]::numeric[]",
+            "array[true, false]",
+            "array[0.1::float8]",
+            "array['2024-01-01'::date]",
+            "array['\\x00ff'::bytea]",
+            "array['NaN'::float8, 'Infinity', '-Infinity']",
+            "array['NaN'::numeric, 'Infinity', 1.0]",
+            "array[0.1::float4]",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn arrays_of_timestamptz_in_the_session_time_zone() {
+    assert_same_values("airflow_tz_arrays", KOLKATA, &["array['2024-01-01 00:00:00+00'::timestamptz, null]"]).await;
+}
+
+#[tokio::test]
+async fn types_without_a_native_form_as_text() {
+    assert_same_values(
+        "airflow_text_types",
+        "",
+        &[
+            "'12'::xid",
+            "pg_typeof(1)",
+            "'pg_class'::regclass",
+            "point(1, 2)",
+            "'a fat cat'::tsvector",
+            "'10.0.0.1/8'::inet",
+            "'08:00:2b:01:02:03'::macaddr",
+            "'0/16B3748'::pg_lsn",
+            "B'101'",
+            "row(1, 'x y')",
+        ],
+    )
+    .await;
+}
+
+/// psycopg2 reads the built-in ranges into its `Range` objects; pghook
+/// returns the server's text, which says the same.
+#[tokio::test]
+async fn ranges() {
+    assert_same_values(
+        "airflow_ranges",
+        "",
+        &["'[1,2)'::int4range", "'(,5]'::int8range", "'empty'::int4range", "'[1.5,2.50]'::numrange"],
+    )
+    .await;
+}
+
+/// Where psycopg2 loses the server's value (README, "Differences from
+/// Airflow"), pghook keeps the server's text: these are the values each gives.
+#[tokio::test]
+async fn where_psycopg2_loses_the_value_pghook_keeps_the_server_text() {
+    let side = Side::new("airflow_lossy", "");
+    let cases: &[(&str, Py, &str)] = &[
+        ("'infinity'::timestamp", Py::DateTime("9999-12-31T23:59:59.999999".into()), "infinity"),
+        ("'-infinity'::timestamptz", Py::DateTime("0001-01-01T00:00:00+00:00".into()), "-infinity"),
+        ("'infinity'::date", Py::Date("9999-12-31".into()), "infinity"),
+        ("'24:00:00'::time", Py::Time("00:00:00".into()), "24:00:00"),
+        ("'0044-03-15 BC'::date", Py::Str("ValueError".into()), "0044-03-15 BC"),
+        ("'10000-01-01'::date", Py::Str("ValueError".into()), "10000-01-01"),
+        ("'1 year 1 mon'::interval", Py::TimeDelta(395, 0, 0), "1 year 1 mon"),
+    ];
+    let calls: Vec<String> =
+        cases.iter().map(|(e, _, _)| format!("error(lambda: hook.get_first(\"select {e}\")[0])")).collect();
+    let airflow = side.airflow(&format!("[{}]", calls.join(", ")));
+    assert_eq!(airflow, Py::List(cases.iter().map(|(_, py, _)| py.clone()).collect()));
+    for (expression, _, text) in cases {
+        let r = side.hook.get_first(&format!("select {expression}"), None).await.unwrap();
+        assert_eq!(r.rows[0][0], Value::Text(text.to_string()), "{expression}");
+    }
+}
+
+/// Parameters of the types psycopg2 adapts, each selected back with the type
+/// the server gave it: the same values and the same types through both.
+#[tokio::test]
+async fn typed_parameters() {
+    let side = Side::new("airflow_typed_params", KOLKATA);
+    let cases: Vec<(&str, Param)> = vec![
+        ("datetime.date(2024, 2, 29)", Param::Date("2024-02-29".into())),
+        ("datetime.time(13, 14, 15, 500000)", Param::Time("13:14:15.5".into())),
+        ("datetime.datetime(2024, 2, 29, 13, 14, 15)", Param::Timestamp("2024-02-29 13:14:15".into())),
+        (
+            "datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30)))",
+            Param::Timestamptz("2024-01-01 00:00:00+05:30".into()),
+        ),
+        ("datetime.timedelta(days=1, hours=2)", Param::Interval("1 day 02:00:00".into())),
+        ("decimal.Decimal('1.50')", Param::Value(Value::Numeric("1.50".into()))),
+        ("b'\\x00\\\\\\'\\xff'", Param::Value(Value::Bytes(vec![0, 92, 39, 255]))),
+        ("[1, 2, 3]", Param::Array(vec![Value::Int(1), Value::Int(2), Value::Int(3)])),
+        ("['a', None]", Param::Array(vec![Value::Text("a".into()), Value::Null])),
+        ("10000000000000000001", Param::Value(Value::Numeric("10000000000000000001".into()))),
+        ("-1", Param::Value(Value::Int(-1))),
+        ("True", Param::Value(Value::Boolean(true))),
+        ("None", Param::Value(Value::Null)),
+    ];
+    let mut expressions = Vec::new();
+    let mut python = Vec::new();
+    let mut params = Vec::new();
+    for (py, param) in cases {
+        expressions.extend(["%s", "pg_typeof(%s)::text"]);
+        python.extend([py, py]);
+        params.extend([param.clone(), param]);
+    }
+    let python = format!("[{}]", python.join(", "));
+    let differences = differences_with(&side, &expressions, &python, Some(Parameters::Positional(params))).await;
+    assert!(differences.is_empty(), "pghook and Airflow differ:\n{}", differences.join("\n"));
+    // A uuid.UUID psycopg2 adapts only after register_uuid(), which the hook
+    // does not call; pghook's uuid parameter is a uuid (README, "Differences from Airflow").
+    let u = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+    let airflow = side.airflow(&format!("error(lambda: hook.get_first('select %s', [uuid.UUID('{u}')]))"));
+    assert_eq!(airflow, Py::Str("ProgrammingError".into()));
+    let r = side.hook.get_first("select %s", Some(Parameters::Positional(vec![Param::Uuid(u.into())]))).await.unwrap();
+    assert_eq!((&r.rows[0][0], r.columns[0].type_name.as_str()), (&Value::Text(u.into()), "uuid"));
+}
+
+/// A list for `= ANY(%s)`, a tuple for `IN %s`.
+#[tokio::test]
+async fn lists_and_tuples_as_parameters() {
+    let side = Side::new("airflow_list_params", "");
+    let list = Param::Array(vec![Value::Int(1), Value::Int(2)]);
+    let tuple = Param::Tuple(vec![Value::Text("y".into()), Value::Text("x".into())]);
+    let differences = differences_with(
+        &side,
+        &["2 = any(%s)", "'x' in %s", "3 = any(%s)"],
+        "[[1, 2], ('y', 'x'), [1, 2]]",
+        Some(Parameters::Positional(vec![list.clone(), tuple, list])),
+    )
+    .await;
+    assert!(differences.is_empty(), "pghook and Airflow differ:\n{}", differences.join("\n"));
+}
+
+/// psycopg2 sends a float as a bare literal (`0.1`), which PostgreSQL types
+/// as numeric; pghook sends `0.1::float8` (guest/src/sql.rs `literal`).
+#[tokio::test]
+#[ignore = "issue #7: a float parameter is float8 in pghook, an untyped numeric literal in psycopg2"]
+async fn a_float_parameter_as_psycopg2_sends_it() {
+    let side = Side::new("airflow_float_param", "");
+    let differences = differences_with(
+        &side,
+        &["%s", "pg_typeof(%s)::text", "%s * 3"],
+        "[0.1, 0.1, 0.1]",
+        Some(Parameters::Positional(vec![Param::Value(Value::Float(0.1)); 3])),
+    )
+    .await;
+    assert!(differences.is_empty(), "pghook and Airflow differ:\n{}", differences.join("\n"));
+}
