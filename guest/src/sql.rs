@@ -95,7 +95,8 @@ fn bare_literal(value: &Value) -> Result<String> {
         Value::Float(f) if f.is_infinite() => {
             if *f > 0.0 { "'Infinity'::float8" } else { "'-Infinity'::float8" }.into()
         }
-        Value::Float(f) => format!("{f:?}::float8"),
+        // A bare literal, as psycopg2 sends repr(float): the server reads it as numeric.
+        Value::Float(f) => format!("{f:?}"),
         Value::Numeric(n) if matches!(n.as_str(), "NaN" | "Infinity" | "-Infinity") => {
             format!("'{n}'::numeric")
         }
@@ -225,7 +226,8 @@ mod tests {
         assert_eq!(literal(&Value::Numeric("-12.50e3".into())).unwrap(), "(-12.50e3::numeric)");
         assert!(literal(&Value::Numeric("1; drop table x".into())).is_err());
         assert!(literal(&Value::Text("a\0b".into())).is_err());
-        assert_eq!(literal(&Value::Float(1.0)).unwrap(), "1.0::float8");
+        assert_eq!(literal(&Value::Float(1.0)).unwrap(), "1.0");
+        assert_eq!(literal(&Value::Float(-0.5)).unwrap(), "(-0.5)");
         assert_eq!(literal(&Value::Int(-5)).unwrap(), "(-5)");
         assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
     }

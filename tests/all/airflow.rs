@@ -508,9 +508,8 @@ async fn lists_and_tuples_as_parameters() {
 }
 
 /// psycopg2 sends a float as a bare literal (`0.1`), which PostgreSQL types
-/// as numeric; pghook sends `0.1::float8` (guest/src/sql.rs `literal`).
+/// as numeric; so does pghook.
 #[tokio::test]
-#[ignore = "issue #7: a float parameter is float8 in pghook, an untyped numeric literal in psycopg2"]
 async fn a_float_parameter_as_psycopg2_sends_it() {
     let side = Side::new("airflow_float_param", "");
     let differences = differences_with(
