@@ -1,12 +1,16 @@
 //! Speed and memory of pghook's data plane against `psql \copy` and against
 //! Airflow's own `PostgresHook` (psycopg2), measured in the same run on the
 //! same throwaway cluster, same table, same file. Prints ratios pghook / peer
-//! for wall time and peak resident memory.
+//! for wall time and peak resident memory. Then the same for `insert_rows`
+//! (see [`insert_rows`]).
 //!
-//! `scripts/bench [MEGABYTES]` (default 200), or `cargo build --release -p pghook
-//! -p pghook-tests` then `target/release/bench`: it runs the `pghook` binary
-//! built next to it, and Airflow from the `.venv` that `scripts/setup` makes
-//! (skipped, with a line saying so, when that has no Airflow).
+//! `scripts/bench [MEGABYTES] [ROWS]` (default 200 and 1000000), or `cargo build
+//! --release -p pghook -p pghook-tests` then `target/release/bench`: it runs the
+//! `pghook` binary built next to it, and Airflow from the `.venv` that
+//! `scripts/setup` makes (skipped, with a line saying so, when that has no
+//! Airflow; `PGHOOK_PYTHON` names another Python).
+
+mod insert_rows;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -17,13 +21,35 @@ use pghook_tests::{Cluster, SUPERUSER, pg_bindir, sibling_pghook_binary};
 
 /// Airflow's `PostgresHook` run as a task would run it, the connection read
 /// from `AIRFLOW_CONN_POSTGRES_DEFAULT` (no metadata database involved).
-/// Arguments: `bulk_load|bulk_dump TABLE FILE`; none only imports the hook.
+/// Arguments: `bulk_load|bulk_dump TABLE FILE`, or `insert_rows TABLE FILE
+/// FIELDS TIMINGS` (see [`insert_rows`]); none only imports the hook.
 const AIRFLOW_DRIVER: &str = r#"
-import sys
+import sys, time
+started = time.monotonic()
 import airflow.providers.postgres.hooks.postgres as postgres
 # With psycopg 3 installed too, the provider would pick it; pghook matches psycopg2.
 postgres.USE_PSYCOPG3 = False
-if len(sys.argv) > 1:
+if len(sys.argv) > 1 and sys.argv[1] == "insert_rows":
+    import datetime, decimal, json
+    table, path, fields, timings = sys.argv[2:]
+    imported = time.monotonic()
+    def typed(value):
+        # pghook's typed values: {"$date": "2024-02-29"} is a datetime.date.
+        if isinstance(value, dict):
+            (tag, text), = value.items()
+            return {"$date": datetime.date.fromisoformat}[tag](text)
+        return value
+    # Numbers with a point are Decimals, as pghook reads them as numeric.
+    with open(path) as f:
+        rows = [tuple(map(typed, json.loads(line, parse_float=decimal.Decimal))) for line in f]
+    read = time.monotonic()
+    hook = postgres.PostgresHook()
+    hook.insert_rows(table, rows, target_fields=fields.split(","), commit_every=1000, fast_executemany=True)
+    assert type(hook.conn).__module__.startswith("psycopg2"), type(hook.conn)
+    done = time.monotonic()
+    with open(timings, "w") as out:
+        out.write(f"{imported - started} {read - imported} {done - read}")
+elif len(sys.argv) > 1:
     method, table, path = sys.argv[1:]
     hook = postgres.PostgresHook()
     getattr(hook, method)(table, path)
@@ -174,6 +200,7 @@ fn airflow(cluster: &Cluster, dir: &Path, args: &[&str]) -> Command {
 
 fn main() -> ExitCode {
     let megabytes: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(200);
+    let insert_rows: usize = std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
     let cluster = Cluster::start_plain();
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
@@ -194,7 +221,7 @@ fn main() -> ExitCode {
     // The CLI compiles the guest on its first run and caches it; measure it warm, as it runs deployed.
     measure(&mut pghook(&cluster, dir, &["test-connection"]));
     let mut peers = vec![Peer::Psql, Peer::Pghook];
-    match try_measure(&mut airflow(&cluster, dir, &[])) {
+    let with_airflow = match try_measure(&mut airflow(&cluster, dir, &[])) {
         Ok(import) => {
             println!(
                 "Airflow's PostgresHook (psycopg2): importing it alone takes {:.2}s and {} MiB",
@@ -202,12 +229,14 @@ fn main() -> ExitCode {
                 import.peak_rss_kib / 1024
             );
             peers.push(Peer::Airflow);
+            true
         }
         Err(error) => {
             let reason = error.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default();
             println!("Airflow's PostgresHook: skipped, .venv cannot import it (scripts/setup installs it): {reason}");
+            false
         }
-    }
+    };
 
     // Each peer loads into an empty table, then dumps what it loaded. The
     // vacuum between, unmeasured, sets the hint bits the dump's scan would
@@ -224,14 +253,20 @@ fn main() -> ExitCode {
             Results { peer, load, dump, dump_file: dir.join(dump_file) }
         })
         .collect();
-    cluster.stop();
 
     let first_dump = std::fs::read(&results[0].dump_file).unwrap();
     let same = results[1..].iter().all(|r| std::fs::read(&r.dump_file).unwrap() == first_dump);
     print_table(&results, "time", |m| m.seconds, |s| format!("{s:.2}s"));
     print_table(&results, "peak RSS", |m| m.peak_rss_kib as f64, |kib| format!("{} MiB", kib as u64 / 1024));
     println!("ratios are pghook / peer: lower is better; dumps identical: {same}");
-    if same { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    for r in &results {
+        let _ = std::fs::remove_file(&r.dump_file);
+    }
+
+    println!();
+    let inserted_alike = insert_rows::compare(&cluster, dir, insert_rows, with_airflow);
+    cluster.stop();
+    if same && inserted_alike { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// One table of `quantity`: a column per peer, then pghook / peer for each
