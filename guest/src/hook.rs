@@ -6,6 +6,7 @@ use crate::bindings::aws;
 use crate::bindings::files;
 use crate::bindings::hook::{
     CopyOutcome, Fetch, Guest, HookArgs, IamToken, InsertOptions, Param, Parameters, Records, RowShape, RunOptions,
+    SqlInput,
 };
 use crate::bindings::log::{Level, log};
 use crate::bindings::postgres::{self, ConnectConfig, Session, TransactionSteps};
@@ -139,11 +140,13 @@ impl Hook {
         }
     }
 
-    fn run(&self, sql: Vec<String>, parameters: Option<&Parameters>, options: Run) -> Result<(Vec<Rowset>, RowShape)> {
-        let templates: Vec<String> = if options.split_statements {
-            sql.iter().map(|s| split_statements(s)).collect::<Result<Vec<_>>>()?.concat()
-        } else {
-            sql.into_iter().filter(|s| !s.trim().is_empty()).collect()
+    fn run(&self, sql: SqlInput, parameters: Option<&Parameters>, options: Run) -> Result<(Vec<Rowset>, RowShape)> {
+        // Airflow splits only a single string, and returns one result only for one.
+        let single = matches!(sql, SqlInput::One(_)) && (options.return_last || !options.split_statements);
+        let templates: Vec<String> = match sql {
+            SqlInput::One(text) if options.split_statements => split_statements(&text)?,
+            SqlInput::One(text) => vec![text].into_iter().filter(|s| !s.trim().is_empty()).collect(),
+            SqlInput::Many(list) => list.into_iter().filter(|s| !s.trim().is_empty()).collect(),
         };
         if templates.is_empty() {
             return Err(config("List of SQL statements is empty"));
@@ -201,7 +204,7 @@ impl Hook {
             }
             results.push(rowset);
         }
-        if options.return_last {
+        if single {
             results.drain(..results.len() - 1);
         }
         Ok((results, shape))
@@ -210,7 +213,7 @@ impl Hook {
     fn records(&self, sql: String, parameters: Option<Parameters>, fetch: Fetch) -> Result<Records> {
         // Airflow's get_records and get_first: run with its defaults and a fetching handler.
         let options = Run { fetch, ..Run::AIRFLOW_DEFAULTS };
-        let (mut results, shape) = self.run(vec![sql], parameters.as_ref(), options)?;
+        let (mut results, shape) = self.run(SqlInput::One(sql), parameters.as_ref(), options)?;
         let last = results.pop().ok_or_else(|| config("no statement was run"))?;
         Ok(Records { shape, columns: last.columns, rows: last.rows })
     }
@@ -331,7 +334,7 @@ impl Guest for Component {
 
     fn run(
         args: HookArgs,
-        sql: Vec<String>,
+        sql: SqlInput,
         parameters: Option<Parameters>,
         options: RunOptions,
     ) -> std::result::Result<Vec<Rowset>, Error> {

@@ -41,7 +41,7 @@ pub mod values;
 use std::sync::Arc;
 
 pub use crate::bindings::hook::{
-    CopyOutcome, Fetch, HookArgs, IamToken, InsertOptions, Param, Parameters, Records, RowShape, RunOptions,
+    CopyOutcome, Fetch, HookArgs, IamToken, InsertOptions, Param, Parameters, Records, RowShape, RunOptions, SqlInput,
 };
 pub use crate::bindings::postgres::ConnectConfig;
 pub use crate::bindings::types::{Column, Rowset, Value};
@@ -74,6 +74,27 @@ impl From<Value> for Param {
     /// A scalar parameter.
     fn from(value: Value) -> Param {
         Param::Value(value)
+    }
+}
+
+impl From<&str> for SqlInput {
+    /// One string, as Airflow's `run(sql: str)`.
+    fn from(sql: &str) -> SqlInput {
+        SqlInput::One(sql.to_string())
+    }
+}
+
+impl<S: AsRef<str>> From<&[S]> for SqlInput {
+    /// A list, as Airflow's `run(sql: list)`: every result comes back.
+    fn from(sql: &[S]) -> SqlInput {
+        SqlInput::Many(sql.iter().map(|s| s.as_ref().to_string()).collect())
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> From<&[S; N]> for SqlInput {
+    /// A list, as Airflow's `run(sql: list)`: every result comes back.
+    fn from(sql: &[S; N]) -> SqlInput {
+        SqlInput::from(&sql[..])
     }
 }
 
@@ -206,14 +227,16 @@ impl Hook {
         guest_call!(self, |g, s, args| g.pghook_hook_hook().call_test_connection(s, &args))
     }
 
-    /// `run`: each SQL string in order, in one transaction unless autocommit.
+    /// `run`: one SQL string (`&str`) or a list (`&[&str]`), in order, in one
+    /// transaction unless autocommit. As in Airflow, a list returns every
+    /// result and only a single string is split.
     pub async fn run(
         &self,
-        sql: &[&str],
+        sql: impl Into<SqlInput>,
         parameters: Option<Parameters>,
         options: RunOptions,
     ) -> Result<Vec<Rowset>, Error> {
-        let sql: Vec<String> = sql.iter().map(|s| s.to_string()).collect();
+        let sql = sql.into();
         guest_call!(self, |g, s, args| g.pghook_hook_hook().call_run(s, &args, &sql, parameters.as_ref(), options))
     }
 

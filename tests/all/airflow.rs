@@ -817,27 +817,26 @@ out
             f1,
         ),
         one(
-            hook.run(&["select 1; insert into r values (5); select a from r order by a"], None, split(last(fa)))
+            hook.run("select 1; insert into r values (5); select a from r order by a", None, split(last(fa)))
                 .await
                 .unwrap(),
             fa,
         ),
         each_handled(
-            hook.run(&["select 1; delete from r where a = 5; select a from r order by a"], None, split(each(fa)))
+            hook.run("select 1; delete from r where a = 5; select a from r order by a", None, split(each(fa)))
                 .await
                 .unwrap(),
             fa,
         ),
-        each_handled(hook.run(&["select 2; select a from r order by a"], None, split(each(f1))).await.unwrap(), f1),
+        each_handled(hook.run("select 2; select a from r order by a", None, split(each(f1))).await.unwrap(), f1),
     ]);
     assert_eq!(pghook, airflow);
 }
 
 /// Airflow returns every statement's result for a list of SQL strings
-/// whatever `return_last` says (it applies to one string only); pghook's
-/// `run` takes a list always and, by default, returns the last only.
+/// whatever `return_last` says (it applies to one string only); so does
+/// pghook, whose `run` tells a string from a list.
 #[tokio::test]
-#[ignore = "issue #7: run of a list with return_last's default: Airflow returns every result, pghook the last only"]
 async fn run_of_a_list_returns_every_result_by_default() {
     let side = Side::new("airflow_run_list", "");
     let airflow = side.airflow(r#"hook.run(["select 1", "select 2"], handler=fetch_all_handler)"#);

@@ -100,7 +100,7 @@ async fn run_statements_parameters_and_transactions() {
     assert_eq!(all.len(), 2);
     assert_eq!(all[1].rows, vec![vec![Value::Int(2)], vec![Value::Int(3)]]);
     assert_eq!(all[1].columns[0].name, "b");
-    let e = hook.run(&[], None, RunOptions::default()).await.unwrap_err();
+    let e = hook.run(&[] as &[&str], None, RunOptions::default()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     // Empty parameters are none, as in the hook: `%` is not special.
     let r = hook.get_records("select '100%' as p", Some(Parameters::Positional(vec![]))).await.unwrap();

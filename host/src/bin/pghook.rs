@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use pghook::error::one_line;
 use pghook::{
     ChainConnections, EnvConnections, ErrorKind, Fetch, Hook, HookArgs, InsertOptions, Interrupt, Param, Parameters,
-    Policy, Progress, Records, RowShape, Rowset, RunOptions, Runtime, Value, file_connections,
+    Policy, Progress, Records, RowShape, Rowset, RunOptions, Runtime, SqlInput, Value, file_connections,
 };
 
 #[derive(Parser)]
@@ -76,7 +76,7 @@ enum Command {
     TestConnection,
     /// Run SQL statements, in one transaction unless --autocommit.
     Run {
-        /// A SQL string (repeatable; run in order).
+        /// A SQL string; repeated, a list (run in order, every result back).
         #[arg(long, required = true)]
         sql: Vec<String>,
         /// Parameters as JSON: an array for %s, an object for %(name)s; typed
@@ -494,8 +494,12 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
                     FetchArg::All => Fetch::All,
                 }),
             };
-            let sql: Vec<&str> = sql.iter().map(String::as_str).collect();
-            let results = hook.run(&sql, params, options).await.map_err(err)?;
+            // One --sql is a string to Airflow's run, several a list.
+            let sql = match <[String; 1]>::try_from(sql) {
+                Ok([one]) => SqlInput::One(one),
+                Err(many) => SqlInput::Many(many),
+            };
+            let results = hook.run(sql, params, options).await.map_err(err)?;
             if matches!(fetch, None | Some(FetchArg::None)) {
                 let affected: u64 = results.iter().map(|r| r.row_count).sum();
                 eprintln!("pghook: ok ({affected} rows affected)");
