@@ -103,6 +103,8 @@ fn bare_literal(value: &Value) -> Result<String> {
         Value::Numeric(n) if is_numeric_literal(n) => format!("{n}::numeric"),
         Value::Numeric(n) => return Err(config(format!("{n:?} is not a numeric value"))),
         Value::Text(t) | Value::Json(t) => quote_text(t)?,
+        // From its parts, never its text.
+        Value::Interval(i) => format!("'{} mons {} days {} microseconds'::interval", i.months, i.days, i.microseconds),
         // E'' reads the same whatever standard_conforming_strings says.
         Value::Bytes(b) => {
             let hex: String = b.iter().map(|byte| format!("{byte:02x}")).collect();

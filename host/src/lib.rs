@@ -44,7 +44,7 @@ pub use crate::bindings::hook::{
     CopyOutcome, Fetch, HookArgs, IamToken, InsertOptions, Param, Parameters, Records, RowShape, RunOptions, SqlInput,
 };
 pub use crate::bindings::postgres::ConnectConfig;
-pub use crate::bindings::types::{Column, Rowset, Value};
+pub use crate::bindings::types::{Column, Interval, Rowset, Value};
 pub use crate::ctx::{PghookCtx, PghookCtxView, PghookView, SessionStop, add_to_linker};
 pub use crate::error::{Error, ErrorKind, SqlState};
 pub use crate::interrupt::Interrupt;

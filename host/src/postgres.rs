@@ -464,6 +464,7 @@ fn cell_size(value: &Value) -> usize {
     std::mem::size_of::<Value>()
         + match value {
             Value::Numeric(s) | Value::Text(s) | Value::Json(s) => s.len(),
+            Value::Interval(i) => i.text.len(),
             Value::Bytes(b) => b.len(),
             _ => 0,
         }

@@ -11,7 +11,7 @@ use byteorder::{BigEndian, ReadBytesExt};
 use fallible_iterator::FallibleIterator;
 use postgres_types::{FromSql, Kind, Type};
 
-use crate::bindings::types::Value;
+use crate::bindings::types::{Interval, Value};
 
 mod temporal;
 mod text;
@@ -151,7 +151,8 @@ pub fn decode(ty: &Type, raw: &[u8]) -> DecodeResult<Value> {
             let micros = raw.read_i64::<BigEndian>()?;
             let days = raw.read_i32::<BigEndian>()?;
             let months = raw.read_i32::<BigEndian>()?;
-            Value::Text(temporal::interval(months, days, micros))
+            let text = temporal::interval(months, days, micros);
+            Value::Interval(Interval { months, days, microseconds: micros, text })
         }
         Type::INET | Type::CIDR => Value::Text(inet(raw)?),
         Type::VOID => Value::Null,
@@ -202,6 +203,7 @@ pub fn json_text(value: &Value) -> String {
         Value::Int(i) => i.to_string(),
         Value::Float(f) => serde_json::Number::from_f64(*f).map_or_else(|| string(&float_name(*f)), |n| n.to_string()),
         Value::Numeric(n) | Value::Text(n) => string(n),
+        Value::Interval(i) => string(&i.text),
         Value::Bytes(b) => string(&format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())),
         Value::Json(j) => j.clone(),
     }
@@ -328,6 +330,7 @@ mod tests {
     fn text_of(ty: &Type, raw: &[u8]) -> String {
         match decode(ty, raw).unwrap() {
             Value::Text(t) => t,
+            Value::Interval(i) => i.text,
             other => panic!("{ty}: {other:?}"),
         }
     }

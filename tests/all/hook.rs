@@ -169,7 +169,12 @@ async fn records_decode_types_and_shapes() {
             Value::Text("2024-02-29 13:14:15.5".into()),
             Value::Text("2024-02-29".into()),
             Value::Text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()),
-            Value::Text("1 day 02:00:00".into()),
+            Value::Interval(pghook::Interval {
+                months: 0,
+                days: 1,
+                microseconds: 7_200_000_000,
+                text: "1 day 02:00:00".into()
+            }),
             Value::Text("10.0.0.1/8".into()),
             Value::Json("[1,null,3]".into()),
             Value::Null,
@@ -457,6 +462,11 @@ async fn typed_parameters_as_psycopg2_adapts_them() {
             Value::Bytes(vec![0, 92, 39, 255]),
         ]
     );
+    // An interval value goes back as its parts, whatever its text says.
+    let back = pghook::Interval { months: 14, days: -3, microseconds: 1, text: "ignored".into() };
+    let params = Parameters::values([Value::Interval(back)]);
+    let r = hook.get_first("select %s::text", Some(params)).await.unwrap();
+    assert_eq!(r.rows[0][0], Value::Text("1 year 2 mons -3 days +00:00:00.000001".into()));
     // A list for `= ANY(%s)`, a tuple for `IN %s`, an empty list.
     let ids = Parameters::Positional(vec![Param::Array(vec![Value::Int(1), Value::Int(3)])]);
     let r = hook.get_records("select id from p where id = ANY(%s) order by id", Some(ids)).await.unwrap();

@@ -120,6 +120,13 @@ impl Py {
             Value::Numeric(n) => Py::Decimal(n.clone()),
             Value::Bytes(b) => Py::Bytes(b.clone()),
             Value::Text(text) => Py::from_server_text(text, type_name),
+            Value::Interval(interval) => {
+                // The parts and the text must say the same.
+                let from_text = psycopg2_interval(&interval.text);
+                let from_parts = psycopg2_interval_parts(interval.months, interval.days, interval.microseconds);
+                assert_eq!(from_parts, from_text, "interval {interval:?}: parts and text differ");
+                Py::TimeDelta(from_text.0, from_text.1, from_text.2)
+            }
             Value::Json(text) => {
                 let json = Json::parse(text);
                 match type_name.strip_prefix('_') {
@@ -269,6 +276,17 @@ fn psycopg2_interval(text: &str) -> (i64, i64, i64) {
     let days = micros.div_euclid(MICROS_PER_DAY);
     let rest = micros.rem_euclid(MICROS_PER_DAY);
     (days as i64, (rest / 1_000_000) as i64, (rest % 1_000_000) as i64)
+}
+
+/// The `timedelta` psycopg2 makes of an interval's parts, reading them as
+/// PostgreSQL prints them: months as years (365 days) and months (30).
+fn psycopg2_interval_parts(months: i32, days: i32, micros: i64) -> (i64, i64, i64) {
+    const MICROS_PER_DAY: i128 = 86_400_000_000;
+    let (years, months) = (i128::from(months / 12), i128::from(months % 12));
+    let days = years * 365 + months * 30 + i128::from(days);
+    let total = days * MICROS_PER_DAY + i128::from(micros);
+    let rest = total.rem_euclid(MICROS_PER_DAY);
+    (total.div_euclid(MICROS_PER_DAY) as i64, (rest / 1_000_000) as i64, (rest % 1_000_000) as i64)
 }
 
 /// A JSON document with every number kept as its text, so that

@@ -377,6 +377,7 @@ fn cell_text(value: Value) -> String {
     match value {
         Value::Null => "NULL".into(),
         Value::Numeric(s) | Value::Text(s) | Value::Json(s) => s,
+        Value::Interval(i) => i.text,
         Value::Bytes(b) => format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
         // Numbers and booleans, NaN and the infinities by name.
         other => pghook::values::json_text(&other).trim_matches('"').to_string(),

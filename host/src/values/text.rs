@@ -7,7 +7,7 @@
 use postgres_types::{Kind, Type};
 
 use super::DecodeResult;
-use crate::bindings::types::Value;
+use crate::bindings::types::{Interval, Value};
 
 /// Decode one non-null cell of type `ty` from the server's text output.
 pub fn decode_text(ty: &Type, text: &str) -> DecodeResult<Value> {
@@ -31,11 +31,60 @@ pub fn decode_text(ty: &Type, text: &str) -> DecodeResult<Value> {
             None => return Err("bytea in escape format: set bytea_output to hex".into()),
         },
         Type::JSON | Type::JSONB => Value::Json(text.to_string()),
+        Type::INTERVAL => Value::Interval(interval(text)?),
         Type::VOID => Value::Null,
         // Text, dates and times, uuid, inet, enums (the binary decoder gives
         // these the server's own text too), and every type without a form.
         _ => Value::Text(text.to_string()),
     })
+}
+
+/// An interval as PostgreSQL prints it with IntervalStyle `postgres`
+/// (`1 year 2 mons -3 days +04:05:06.7`), its text kept.
+fn interval(text: &str) -> DecodeResult<Interval> {
+    let unreadable = || format!("interval {text:?}: not in IntervalStyle postgres (set IntervalStyle to postgres)");
+    let (mut months, mut days, mut microseconds) = (0i64, 0i64, 0i64);
+    let mut words = text.split(' ').peekable();
+    while let Some(word) = words.next() {
+        if word.contains(':') {
+            microseconds = clock_micros(word).ok_or_else(unreadable)?;
+            continue;
+        }
+        let n: i64 = word.parse().map_err(|_| unreadable())?;
+        match words.next().ok_or_else(unreadable)?.trim_end_matches('s') {
+            "year" => months += n * 12,
+            "mon" => months += n,
+            "day" => days += n,
+            _ => return Err(unreadable().into()),
+        }
+    }
+    Ok(Interval {
+        months: i32::try_from(months).map_err(|_| unreadable())?,
+        days: i32::try_from(days).map_err(|_| unreadable())?,
+        microseconds,
+        text: text.to_string(),
+    })
+}
+
+/// `[+-]H+:MM:SS[.ffffff]` in microseconds.
+fn clock_micros(clock: &str) -> Option<i64> {
+    let (negative, clock) = match clock.as_bytes().first()? {
+        b'-' => (true, &clock[1..]),
+        b'+' => (false, &clock[1..]),
+        _ => (false, clock),
+    };
+    let mut parts = clock.splitn(3, ':');
+    let hours: i128 = parts.next()?.parse().ok()?;
+    let minutes: i128 = parts.next()?.parse().ok()?;
+    let seconds = parts.next()?;
+    let (seconds, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
+    if fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let seconds: i128 = seconds.parse().ok()?;
+    let micros: i128 = if fraction.is_empty() { 0 } else { format!("{fraction:0<6}").parse().ok()? };
+    let total = ((hours * 60 + minutes) * 60 + seconds) * 1_000_000 + micros;
+    i64::try_from(if negative { -total } else { total }).ok()
 }
 
 /// A float as PostgreSQL prints it (`NaN`, `Infinity`, `-Infinity` included).
@@ -179,6 +228,26 @@ mod tests {
         assert_eq!(decode_text(&Type::XID, "742").unwrap(), Value::Text("742".into()));
         assert!(decode_text(&Type::BOOL, "yes").is_err());
         assert!(decode_text(&Type::BYTEA, "\\x0").is_err());
+    }
+
+    #[test]
+    fn intervals_keep_their_parts_and_text() {
+        let parts = |text: &str| match decode_text(&Type::INTERVAL, text).unwrap() {
+            Value::Interval(i) => (i.months, i.days, i.microseconds, i.text),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            parts("1 year 2 mons -3 days +04:05:06.7"),
+            (14, -3, 14_706_700_000, "1 year 2 mons -3 days +04:05:06.7".into())
+        );
+        assert_eq!(parts("-00:00:00.000001"), (0, 0, -1, "-00:00:00.000001".into()));
+        assert_eq!(parts("00:00:00"), (0, 0, 0, "00:00:00".into()));
+        assert_eq!(parts("-178956970 years -8 mons"), (-2_147_483_648, 0, 0, "-178956970 years -8 mons".into()));
+        assert_eq!(parts("2562047788:00:54.775807").2, i64::MAX);
+        assert_eq!(parts("-2562047788:00:54.775808").2, i64::MIN);
+        for other_style in ["P1Y2M", "@ 1 year", "1-2"] {
+            assert!(decode_text(&Type::INTERVAL, other_style).is_err(), "{other_style}");
+        }
     }
 
     #[test]
