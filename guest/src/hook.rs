@@ -109,15 +109,16 @@ impl Hook {
     /// get_conn's keyword arguments, with an IAM login swapped in when the
     /// `iam` extra asks for one.
     fn conn_args(&self) -> Result<ConnArgs> {
+        let environment = postgres::libpq_environment();
         if !self.conn.extra_flag("iam") {
-            return ConnArgs::build(&self.conn, &self.overrides);
+            return ConnArgs::build_in(&self.conn, &self.overrides, &environment);
         }
         let token = self.iam_token()?;
         let mut conn = self.conn.clone();
         conn.login = Some(token.user);
         conn.password = Some(token.password);
         conn.port = Some(token.port);
-        ConnArgs::build(&conn, &self.overrides)
+        ConnArgs::build_in(&conn, &self.overrides, &environment)
     }
 
     /// get_conn's settings, libpq's defaults applied (the OS user asked of

@@ -164,8 +164,30 @@ pub fn tls_decision(mode: SslMode, root_cert: Option<String>, sockets_only: bool
     (encrypt, verify)
 }
 
-/// Reads libpq parameters as libpq would.
-struct Params<'a>(&'a Map<String, Value>);
+/// The environment variables libpq reads a default from, by keyword.
+const ENVIRONMENT: &[(&str, &str)] = &[
+    ("host", "PGHOST"),
+    ("hostaddr", "PGHOSTADDR"),
+    ("port", "PGPORT"),
+    ("dbname", "PGDATABASE"),
+    ("user", "PGUSER"),
+    ("password", "PGPASSWORD"),
+    ("options", "PGOPTIONS"),
+    ("application_name", "PGAPPNAME"),
+    ("sslmode", "PGSSLMODE"),
+    ("sslrootcert", "PGSSLROOTCERT"),
+    ("sslcert", "PGSSLCERT"),
+    ("sslkey", "PGSSLKEY"),
+    ("connect_timeout", "PGCONNECT_TIMEOUT"),
+    ("target_session_attrs", "PGTARGETSESSIONATTRS"),
+];
+
+/// Reads libpq parameters as libpq would: a parameter the connection leaves
+/// unset (absent, null or empty) takes its environment variable, if any.
+struct Params<'a> {
+    given: &'a Map<String, Value>,
+    environment: &'a [(String, String)],
+}
 
 impl std::fmt::Debug for ConnArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -206,6 +228,12 @@ impl ConnArgs {
     /// first, then the hook's options, then every extra not consumed by the
     /// hook (an extra overrides a plain field of the same name).
     pub fn build(conn: &Connection, hook: &HookOverrides) -> Result<ConnArgs> {
+        Self::build_in(conn, hook, &[])
+    }
+
+    /// [`ConnArgs::build`], libpq's `environment` variables (name, value)
+    /// filling in what the connection leaves unset.
+    pub fn build_in(conn: &Connection, hook: &HookOverrides, environment: &[(String, String)]) -> Result<ConnArgs> {
         let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
         let dbname = hook.database.clone().filter(|d| !d.is_empty()).or_else(|| conn.schema.clone());
         let mut params = Map::new();
@@ -224,7 +252,7 @@ impl ConnArgs {
         }
         let shape = row_shape(conn.extra.get("cursor"))?;
         // Invalid parameters fail here, as psycopg2.connect would.
-        let config = Params(&params).connect_config()?;
+        let config = Params { given: &params, environment }.connect_config()?;
         Ok(ConnArgs { params, shape, config })
     }
 
@@ -260,12 +288,23 @@ impl ConnArgs {
 impl Params<'_> {
     /// A parameter as libpq would see it: `None` when absent or null.
     fn get(&self, key: &str) -> Option<String> {
-        match self.0.get(key)? {
-            Value::Null => None,
-            Value::String(s) => Some(s.clone()),
-            Value::Bool(b) => Some(if *b { "1" } else { "0" }.into()),
-            other => Some(other.to_string()),
+        let given = match self.given.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Bool(b)) => Some(if *b { "1" } else { "0" }.into()),
+            Some(other) => Some(other.to_string()),
+        };
+        match given {
+            Some(value) if !value.is_empty() => Some(value),
+            // Unset or empty: libpq's environment variable, else as given.
+            given => self.environment_default(key).or(given),
         }
+    }
+
+    /// libpq's default for `key` from its environment variable.
+    fn environment_default(&self, key: &str) -> Option<String> {
+        let (_, variable) = ENVIRONMENT.iter().find(|(keyword, _)| *keyword == key)?;
+        self.environment.iter().find(|(name, _)| name == variable).map(|(_, value)| value.clone())
     }
 
     /// A parameter that is absent, null or empty counts as unset, as in libpq.
@@ -290,7 +329,7 @@ impl Params<'_> {
 
     /// The typed settings the host connects with.
     fn connect_config(&self) -> Result<ConnectConfig> {
-        for key in self.0.keys() {
+        for key in self.given.keys() {
             if !LIBPQ_KEYWORDS.iter().any(|(known, _)| known == key) {
                 return Err(config(format!("invalid dsn: invalid connection option \"{key}\"")));
             }
@@ -627,6 +666,43 @@ mod tests {
         assert_eq!(args.explain(), r#"{"host":null,"user":"u","password":null,"dbname":null,"port":null}"#);
         let endpoints = args.connect_config(no_os_user).unwrap().endpoints;
         assert_eq!(endpoints, [Endpoint { server: Server::DefaultSocket, port: 5432 }]);
+    }
+
+    #[test]
+    fn libpq_environment_fills_what_the_connection_leaves_unset() {
+        let environment: Vec<(String, String)> = [
+            ("PGHOST", "envhost"),
+            ("PGPORT", "6543"),
+            ("PGUSER", "envuser"),
+            ("PGPASSWORD", "envsecret"),
+            ("PGDATABASE", "envdb"),
+            ("PGAPPNAME", "envapp"),
+            ("PGSSLMODE", "disable"),
+            ("PGNOTLIBPQ", "x"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        // Nothing given: everything from the environment.
+        let args = ConnArgs::build_in(&json_conn(json!({})), &HookOverrides::default(), &environment).unwrap();
+        let cfg = args.connect_config(no_os_user).unwrap();
+        assert_eq!(cfg.endpoints, vec![Endpoint { server: tcp("envhost", None), port: 6543 }]);
+        assert_eq!(
+            (cfg.user.as_str(), cfg.password.as_deref(), cfg.dbname.as_str()),
+            ("envuser", Some("envsecret"), "envdb")
+        );
+        assert_eq!(cfg.application_name.as_deref(), Some("envapp"));
+        assert_eq!(cfg.tls.encrypt, Encrypt::Never);
+        // The connection's own settings win; an empty one counts as unset.
+        let given = json_conn(json!({"host": "h", "login": "u", "schema": "", "port": 5432}));
+        let cfg = ConnArgs::build_in(&given, &HookOverrides::default(), &environment)
+            .unwrap()
+            .connect_config(no_os_user)
+            .unwrap();
+        assert_eq!(cfg.endpoints, vec![Endpoint { server: tcp("h", None), port: 5432 }]);
+        assert_eq!((cfg.user.as_str(), cfg.dbname.as_str()), ("u", "envdb"));
+        // explain shows what psycopg2.connect gets, never the environment's.
+        assert!(!args.explain().contains("env"), "{}", args.explain());
     }
 
     #[test]

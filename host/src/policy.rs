@@ -45,6 +45,10 @@ pub struct Policy {
     /// How many idle sessions the tenant keeps for reuse; 0 (the default,
     /// as Airflow) opens a new session for every call.
     pub session_reuse: usize,
+    /// Whether connections take libpq's defaults from the host's
+    /// environment (`PGHOST`, `PGUSER`, `PGPASSWORD`...) for what they leave
+    /// unset, as libpq does. Off by default, like ambient AWS.
+    pub libpq_environment: bool,
     /// Whether AWS calls may fall back to the host's own AWS environment
     /// (AWS_* variables) when the AWS connection gives no credentials or region.
     pub ambient_aws: bool,
@@ -64,6 +68,7 @@ impl std::fmt::Debug for Policy {
             .field("call_timeout", &self.call_timeout)
             .field("max_result_bytes", &self.max_result_bytes)
             .field("ambient_aws", &self.ambient_aws)
+            .field("libpq_environment", &self.libpq_environment)
             .field("session_reuse", &self.session_reuse)
             .field("default_socket_dir", &self.default_socket_dir)
             .finish_non_exhaustive()
@@ -90,6 +95,7 @@ impl Policy {
             call_timeout: Duration::from_secs(3600),
             max_result_bytes: 64 << 20,
             ambient_aws: false,
+            libpq_environment: false,
             session_reuse: 0,
             default_socket_dir: PathBuf::from(Policy::STANDARD_SOCKET_DIR),
         }
@@ -158,6 +164,12 @@ impl Policy {
     /// reuse off.
     pub fn with_session_reuse(mut self, max_idle: usize) -> Policy {
         self.session_reuse = max_idle;
+        self
+    }
+
+    /// Let connections take libpq's defaults from the host's environment.
+    pub fn with_libpq_environment(mut self, allowed: bool) -> Policy {
+        self.libpq_environment = allowed;
         self
     }
 

@@ -720,6 +720,13 @@ impl Host for PghookCtxView<'_> {
     async fn os_user(&mut self) -> Option<String> {
         os_user()
     }
+
+    async fn libpq_environment(&mut self) -> Vec<(String, String)> {
+        if !self.policy.libpq_environment {
+            return Vec::new();
+        }
+        std::env::vars().filter(|(name, _)| name.starts_with("PG")).collect()
+    }
 }
 
 impl HostSession for PghookCtxView<'_> {
@@ -901,6 +908,19 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::Denied);
         assert!(e.message.contains("203.0.113.9"), "{}", e.message);
         assert!(asked.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn libpq_environment_only_where_the_policy_allows() {
+        use crate::bindings::postgres::Host as _;
+        let run = |policy: Policy| async move {
+            let mut ctx = crate::ctx::PghookCtx::new(Arc::new(policy));
+            let mut table = wasmtime::component::ResourceTable::new();
+            PghookCtxView { ctx: &mut ctx, table: &mut table }.libpq_environment().await
+        };
+        assert!(run(Policy::new("/")).await.is_empty());
+        let expected: Vec<_> = std::env::vars().filter(|(name, _)| name.starts_with("PG")).collect();
+        assert_eq!(run(Policy::new("/").with_libpq_environment(true)).await, expected);
     }
 
     #[tokio::test]

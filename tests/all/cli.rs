@@ -207,3 +207,33 @@ fn socket_directories_only_by_allow_socket() {
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("/var/run/postgresql") && !err.contains("not allowed"), "{err}");
 }
+
+#[test]
+fn libpq_environment_fills_what_the_connection_leaves_unset() {
+    let pg = Cluster::plain();
+    let db = pg.create_database("cli_pgenv");
+    let root = tempfile::tempdir().unwrap();
+    let port = pg.port.to_string();
+    // A connection with no host, port, login, password or schema: libpq's variables fill them in.
+    let env = [
+        ("AIRFLOW_CONN_BARE", r#"{"conn_type": "postgres"}"#),
+        ("PGHOST", "127.0.0.1"),
+        ("PGPORT", port.as_str()),
+        ("PGUSER", pghook_tests::SUPERUSER),
+        ("PGPASSWORD", pghook_tests::PASSWORD),
+        ("PGDATABASE", db.as_str()),
+        ("PGAPPNAME", "from-env"),
+        ("PGSSLMODE", "disable"),
+    ];
+    let sql = "select current_database(), current_setting('application_name')";
+    let out = pghook(root.path(), &env, &["--conn-id", "bare", "--allow-host", "127.0.0.1", "records", "--sql", sql]);
+    assert_eq!(stdout(&out), format!(r#"[["{db}","from-env"]]"#));
+    // The connection's own settings win over the environment.
+    let own = r#"{"conn_type": "postgres", "schema": "postgres", "extra": {"application_name": "own"}}"#;
+    let env = [&[("AIRFLOW_CONN_BARE", own)], &env[1..]].concat();
+    let out = pghook(root.path(), &env, &["--conn-id", "bare", "--allow-host", "127.0.0.1", "records", "--sql", sql]);
+    assert_eq!(stdout(&out), r#"[["postgres","own"]]"#);
+    // explain is what psycopg2.connect gets: never the environment's values.
+    let out = pghook(root.path(), &env, &["--conn-id", "bare", "explain"]);
+    assert!(!stdout(&out).contains(pghook_tests::PASSWORD));
+}

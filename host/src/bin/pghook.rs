@@ -452,7 +452,8 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
         .with_connections(connections.then(EnvConnections))
         .with_call_timeout(Duration::from_secs(cli.timeout))
         .with_max_result_bytes(cli.max_result_mb.saturating_mul(1 << 20))
-        .with_ambient_aws(true);
+        .with_ambient_aws(true)
+        .with_libpq_environment(true);
     for host in cli.allow_hosts {
         policy = policy.allow_host(host);
     }
