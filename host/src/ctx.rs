@@ -18,7 +18,7 @@ use wasmtime::component::{HasData, Linker, ResourceTable};
 use crate::files::{FileRoot, LazyRoot};
 use crate::policy::Policy;
 use crate::pool::SessionPool;
-use crate::postgres::Stopper;
+use crate::postgres::{ResultBudget, Stopper};
 use crate::progress::{NoProgress, Progress};
 
 /// What pghook's imports need in one store: the tenant's policy, its file
@@ -31,7 +31,7 @@ pub struct PghookCtx {
     /// How to stop each session this store opened, should its call be abandoned.
     pub(crate) stoppers: Vec<Arc<Stopper>>,
     /// What is left of the tenant's result limit in this store.
-    pub(crate) result_budget: usize,
+    pub(crate) result_budget: ResultBudget,
     /// The tenant's idle sessions, if it reuses them.
     pub(crate) pool: Option<Arc<SessionPool>>,
 }
@@ -43,8 +43,8 @@ impl PghookCtx {
     ///
     /// [`FileRootSource`]: crate::files::FileRootSource
     pub fn new(policy: Arc<Policy>) -> PghookCtx {
-        let result_budget = policy.max_result_bytes;
-        let files = LazyRoot::new(policy.file_root_source.clone(), policy.file_root.clone());
+        let result_budget = ResultBudget::new(policy.max_result_bytes);
+        let files = LazyRoot::for_policy(&policy);
         PghookCtx { policy, files, progress: Arc::new(NoProgress), stoppers: Vec::new(), result_budget, pool: None }
     }
 

@@ -346,8 +346,10 @@ pub(crate) struct LazyRoot {
 }
 
 impl LazyRoot {
-    /// Open from `source` if given, else the directory at `path`.
-    pub(crate) fn new(source: Option<Arc<dyn FileRootSource>>, path: PathBuf) -> LazyRoot {
+    /// `policy`'s root: from its [`FileRootSource`] if it has one, else its
+    /// `file_root` directory.
+    pub(crate) fn for_policy(policy: &crate::policy::Policy) -> LazyRoot {
+        let (source, path) = (policy.file_root_source.clone(), policy.file_root.clone());
         LazyRoot { opened: tokio::sync::OnceCell::new(), source, path }
     }
 

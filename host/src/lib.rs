@@ -218,7 +218,7 @@ impl Hook {
     pub async fn get_conn(&self) -> Result<tokio_postgres::Client, Error> {
         let config = self.connect_config().await?;
         let policy = &self.tenant.policy;
-        let files = files::LazyRoot::new(policy.file_root_source.clone(), policy.file_root.clone());
+        let files = files::LazyRoot::for_policy(policy);
         Ok(postgres::connect_client(&config, policy, &files).await?)
     }
 

@@ -51,9 +51,17 @@ impl SessionPool {
 
     /// How many sessions are idle in the pool.
     pub fn idle(&self) -> usize {
+        self.live().values().map(Vec::len).sum()
+    }
+
+    /// The idle sessions, those closed or grown old since dropped.
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Vec<Session>>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.values_mut().for_each(|sessions| sessions.retain(|s| s.reusable(MAX_AGE)));
-        idle.values().map(Vec::len).sum()
+        idle.retain(|_, sessions| {
+            sessions.retain(|s| s.reusable(MAX_AGE));
+            !sessions.is_empty()
+        });
+        idle
     }
 
     /// An idle session opened with the settings of `key`, if one is fresh
@@ -74,11 +82,7 @@ impl SessionPool {
         if !session.reusable(MAX_AGE) {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|_, sessions| {
-            sessions.retain(|s| s.reusable(MAX_AGE));
-            !sessions.is_empty()
-        });
+        let mut idle = self.live();
         if idle.values().map(Vec::len).sum::<usize>() < self.max_idle {
             session.start_reset();
             idle.entry(key).or_default().push(session);

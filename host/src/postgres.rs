@@ -457,6 +457,27 @@ where
     })
 }
 
+/// What is left of one call's result limit.
+pub(crate) struct ResultBudget {
+    left: usize,
+    limit: usize,
+}
+
+impl ResultBudget {
+    /// The whole of `limit` bytes.
+    pub(crate) fn new(limit: usize) -> ResultBudget {
+        ResultBudget { left: limit, limit }
+    }
+
+    /// Spend what `row` costs (as [`cell_size`] counts it); an error once
+    /// the limit is passed.
+    fn spend(&mut self, row: &[Value]) -> Result<(), WitError> {
+        let bytes = std::mem::size_of::<Vec<Value>>() + row.iter().map(cell_size).sum::<usize>();
+        self.left = self.left.checked_sub(bytes).ok_or_else(|| over_limit(self.limit))?;
+        Ok(())
+    }
+}
+
 /// What a cell costs to hand to the guest, counted as wasmtime counts the
 /// bytes a guest hands back (its hostcall fuel), so the tenant's result
 /// limit is reached before wasmtime's own cap.
@@ -502,17 +523,15 @@ impl Session {
     }
 
     /// Run one statement with `steps` around it and collect its rows,
-    /// spending `budget` bytes (as [`cell_size`] counts them) of the call's
-    /// result limit `limit`.
+    /// spending the call's result `budget` on them.
     pub(crate) async fn query(
         &self,
         sql: &str,
         steps: TransactionSteps,
-        budget: &mut usize,
-        limit: usize,
+        budget: &mut ResultBudget,
     ) -> Result<Rowset, WitError> {
         self.tracked(async {
-            let outcome = self.query_untracked(sql, steps, budget, limit).await;
+            let outcome = self.query_untracked(sql, steps, budget).await;
             match outcome {
                 Ok(rowset) if steps.contains(TransactionSteps::COMMIT) => {
                     // Only once every row is in: a result over the limit
@@ -539,8 +558,7 @@ impl Session {
         &self,
         sql: &str,
         steps: TransactionSteps,
-        budget: &mut usize,
-        limit: usize,
+        budget: &mut ResultBudget,
     ) -> Result<Rowset, WitError> {
         let begin = async {
             match steps.contains(TransactionSteps::BEGIN) {
@@ -560,7 +578,7 @@ impl Session {
             .collect();
         if !statement.columns().iter().all(|c| supported(c.type_())) {
             let types: Vec<Type> = statement.columns().iter().map(|c| c.type_().clone()).collect();
-            return self.query_text(sql, columns, &types, budget, limit).await;
+            return self.query_text(sql, columns, &types, budget).await;
         }
         let stream = self
             .client
@@ -571,13 +589,11 @@ impl Session {
         let mut rows = Vec::new();
         while let Some(row) = stream.try_next().await.map_err(statement_error)? {
             let mut values = Vec::with_capacity(row.len());
-            let mut bytes = std::mem::size_of::<Vec<Value>>();
             for (i, column) in columns.iter().enumerate() {
                 let Cell(value) = row.try_get(i).map_err(|e| decode_error(&column.name, &e))?;
-                bytes += cell_size(&value);
                 values.push(value);
             }
-            *budget = budget.checked_sub(bytes).ok_or_else(|| over_limit(limit))?;
+            budget.spend(&values)?;
             rows.push(values);
         }
         let row_count = stream.rows_affected().unwrap_or(rows.len() as u64);
@@ -592,8 +608,7 @@ impl Session {
         sql: &str,
         columns: Vec<Column>,
         types: &[Type],
-        budget: &mut usize,
-        limit: usize,
+        budget: &mut ResultBudget,
     ) -> Result<Rowset, WitError> {
         let stream = self.client.simple_query_raw(sql).await.map_err(statement_error)?;
         pin_mut!(stream);
@@ -611,7 +626,6 @@ impl Session {
                 return Err(wit(ErrorKind::Database, "the statement's columns changed while it ran"));
             }
             let mut values = Vec::with_capacity(row.len());
-            let mut bytes = std::mem::size_of::<Vec<Value>>();
             for (i, (ty, column)) in types.iter().zip(&columns).enumerate() {
                 let text = row.try_get(i).map_err(|e| decode_error(&column.name, &e))?;
                 let value = match text {
@@ -620,10 +634,9 @@ impl Session {
                         wit(ErrorKind::Database, format!("column \"{}\" ({}): {e}", column.name, ty.name()))
                     })?,
                 };
-                bytes += cell_size(&value);
                 values.push(value);
             }
-            *budget = budget.checked_sub(bytes).ok_or_else(|| over_limit(limit))?;
+            budget.spend(&values)?;
             rows.push(values);
         }
         let row_count = row_count.unwrap_or(rows.len() as u64);
@@ -736,9 +749,8 @@ impl HostSession for PghookCtxView<'_> {
         sql: String,
         steps: TransactionSteps,
     ) -> wasmtime::Result<Result<Rowset, WitError>> {
-        let limit = self.policy.max_result_bytes;
         let session = self.table.get(&handle)?;
-        Ok(session.query(&sql, steps, &mut self.ctx.result_budget, limit).await)
+        Ok(session.query(&sql, steps, &mut self.ctx.result_budget).await)
     }
 
     async fn copy_from_file(
@@ -855,7 +867,7 @@ mod tests {
     }
 
     fn no_files() -> LazyRoot {
-        LazyRoot::new(None, "/nonexistent/pghook-root".into())
+        LazyRoot::for_policy(&Policy::new("/nonexistent/pghook-root"))
     }
 
     async fn connect_error(cfg: &ConnectConfig, policy: &Policy) -> WitError {
