@@ -204,9 +204,25 @@ pub fn json_text(value: &Value) -> String {
         Value::Float(f) => serde_json::Number::from_f64(*f).map_or_else(|| string(&float_name(*f)), |n| n.to_string()),
         Value::Numeric(n) | Value::Text(n) => string(n),
         Value::Interval(i) => string(&i.text),
-        Value::Bytes(b) => string(&format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())),
+        Value::Bytes(b) => string(&bytea_text(b)),
         Value::Json(j) => j.clone(),
     }
+}
+
+/// bytea as PostgreSQL prints it, in hex: `\x00ff`.
+pub fn bytea_text(bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("\\x{hex}")
+}
+
+/// The bytes of hex digits, two per byte (bytea's hex form without its
+/// `\x`); `None` if they are not.
+pub fn bytes_from_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16);
+    hex.as_bytes().chunks(2).map(|pair| Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)).collect()
 }
 
 /// PostgreSQL's name for a float JSON cannot hold.

@@ -300,13 +300,8 @@ fn param_value(raw: &serde_json::value::RawValue) -> Result<Param, String> {
         "$tuple" => Param::Tuple(list()?),
         "$json" => Param::Value(Value::Json(inner.get().to_string())),
         "$bytes" => {
-            let hex = string()?;
-            let bytes = (0..hex.len())
-                .step_by(2)
-                .map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
-                .collect::<Option<Vec<u8>>>()
-                .ok_or_else(|| "--params: $bytes takes hex digits, two per byte".to_string())?;
-            Param::Value(Value::Bytes(bytes))
+            let bytes = pghook::values::bytes_from_hex(&string()?);
+            Param::Value(Value::Bytes(bytes.ok_or("--params: $bytes takes hex digits, two per byte")?))
         }
         _ => return Err(format!("--params: unknown tag {tag}; the tags are {PARAM_TAGS}")),
     })
@@ -378,7 +373,7 @@ fn cell_text(value: Value) -> String {
         Value::Null => "NULL".into(),
         Value::Numeric(s) | Value::Text(s) | Value::Json(s) => s,
         Value::Interval(i) => i.text,
-        Value::Bytes(b) => format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        Value::Bytes(b) => pghook::values::bytea_text(&b),
         // Numbers and booleans, NaN and the infinities by name.
         other => pghook::values::json_text(&other).trim_matches('"').to_string(),
     }

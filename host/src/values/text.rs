@@ -27,7 +27,7 @@ pub fn decode_text(ty: &Type, text: &str) -> DecodeResult<Value> {
         Type::FLOAT4 | Type::FLOAT8 => Value::Float(float(text)?),
         Type::NUMERIC => Value::Numeric(text.to_string()),
         Type::BYTEA => match text.strip_prefix("\\x") {
-            Some(hex) => Value::Bytes(unhex(hex)?),
+            Some(hex) => Value::Bytes(super::bytes_from_hex(hex).ok_or("bytea: not hex digits, two per byte")?),
             None => return Err("bytea in escape format: set bytea_output to hex".into()),
         },
         Type::JSON | Type::JSONB => Value::Json(text.to_string()),
@@ -95,14 +95,6 @@ fn float(text: &str) -> DecodeResult<f64> {
         "-Infinity" => f64::NEG_INFINITY,
         _ => text.parse()?,
     })
-}
-
-fn unhex(hex: &str) -> DecodeResult<Vec<u8>> {
-    let digit = |c: u8| (c as char).to_digit(16).ok_or("a bytea hex digit");
-    if !hex.len().is_multiple_of(2) {
-        return Err("an odd number of bytea hex digits".into());
-    }
-    hex.as_bytes().chunks(2).map(|pair| Ok((digit(pair[0])? * 16 + digit(pair[1])?) as u8)).collect()
 }
 
 /// The elements' separator in an array of `member`: `;` for box, `,` else.
