@@ -176,11 +176,7 @@ impl Hook {
                     false => (done == 0, done + 1 == total),
                     true => (statements.len() > 1 && i == 0, statements.len() > 1 && i + 1 == statements.len()),
                 };
-                let step = |wanted: bool, step: TransactionSteps| match wanted {
-                    true => step,
-                    false => TransactionSteps::empty(),
-                };
-                let steps = step(begin, TransactionSteps::BEGIN) | step(commit, TransactionSteps::COMMIT);
+                let steps = transaction_steps(begin, commit);
                 let in_transaction = !options.autocommit || statements.len() > 1;
                 let outcome = session.query(statement, steps);
                 self.log_notices(&session);
@@ -235,15 +231,11 @@ impl Hook {
         let mut done = 0;
         for chunk in rows.chunks(batch) {
             if options.fast {
-                session.query(&plan.statement(chunk)?, TransactionSteps::BEGIN | TransactionSteps::COMMIT)?;
+                session.query(&plan.statement(chunk)?, transaction_steps(true, true))?;
             } else {
                 for (i, row) in chunk.iter().enumerate() {
                     let last = i + 1 == chunk.len();
-                    let step = |wanted: bool, step: TransactionSteps| match wanted {
-                        true => step,
-                        false => TransactionSteps::empty(),
-                    };
-                    let steps = step(i == 0, TransactionSteps::BEGIN) | step(last, TransactionSteps::COMMIT);
+                    let steps = transaction_steps(i == 0, last);
                     let outcome = plan.statement(std::slice::from_ref(row)).and_then(|sql| session.query(&sql, steps));
                     if let Err(e) = outcome {
                         if !last {
@@ -279,6 +271,13 @@ impl Hook {
         self.log_notices(&session);
         Ok(CopyOutcome { loaded: direction == Direction::Load, rows: rows? })
     }
+}
+
+/// The steps that open a transaction before a statement (`begin`) and end
+/// it after (`commit`).
+fn transaction_steps(begin: bool, commit: bool) -> TransactionSteps {
+    let step = |wanted: bool, step: TransactionSteps| if wanted { step } else { TransactionSteps::empty() };
+    step(begin, TransactionSteps::BEGIN) | step(commit, TransactionSteps::COMMIT)
 }
 
 /// The first column of each row, where it is text.
