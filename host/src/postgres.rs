@@ -29,7 +29,6 @@ use crate::bindings::postgres::{
 use crate::bindings::types::{Column, Error as WitError, ErrorKind, Rowset, Value};
 use crate::ctx::PghookCtxView;
 use crate::error::wit;
-use crate::files::LazyRoot;
 use crate::policy::{Destination, Outbound, Policy};
 use crate::progress::Progress;
 use crate::values::{Cell, decode_text, supported};
@@ -297,7 +296,9 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<Planned, WitError> 
     }
     config.user(&cfg.user);
     config.dbname(&cfg.dbname);
-    if let Some(password) = &cfg.password {
+    // An endpoint's own password (libpq's password file) replaces the
+    // connection's; tokio-postgres takes one for every server, the first.
+    if let Some(password) = cfg.endpoints.iter().find_map(|e| e.password.as_ref()).or(cfg.password.as_ref()) {
         config.password(password);
     }
     if let Some(options) = &cfg.options {
@@ -348,8 +349,8 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<Planned, WitError> 
 
 /// Open a session, checking every endpoint and file against the tenant's
 /// policy.
-pub(crate) async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<Session, WitError> {
-    let Opened { client, notices, tls, driver } = open(cfg, policy, files).await?;
+pub(crate) async fn connect(cfg: &ConnectConfig, policy: &Policy) -> Result<Session, WitError> {
+    let Opened { client, notices, tls, driver } = open(cfg, policy).await?;
     let stopper = Arc::new(Stopper {
         busy: AtomicBool::new(false),
         cancel: client.cancel_token(),
@@ -368,8 +369,8 @@ pub(crate) async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &LazyRo
 }
 
 /// Open a bare client for an embedder (`get_conn`), under the same checks.
-pub(crate) async fn connect_client(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<Client, WitError> {
-    Ok(open(cfg, policy, files).await?.client)
+pub(crate) async fn connect_client(cfg: &ConnectConfig, policy: &Policy) -> Result<Client, WitError> {
+    Ok(open(cfg, policy).await?.client)
 }
 
 type Notices = Arc<Mutex<Vec<String>>>;
@@ -382,7 +383,7 @@ struct Opened {
     driver: JoinHandle<()>,
 }
 
-async fn open(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<Opened, WitError> {
+async fn open(cfg: &ConnectConfig, policy: &Policy) -> Result<Opened, WitError> {
     let Planned { mut config, outbound, targets } = pg_config(cfg, policy)?;
     if let Some(check) = &policy.connect_check {
         for server in &outbound {
@@ -409,7 +410,7 @@ async fn open(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<
         let driver = spawn_driver(connection, notices.clone());
         return Ok(Opened { client, notices, tls: None, driver });
     };
-    let make = crate::tls::MakeRustls(crate::tls::client_config(&cfg.tls, files).await?);
+    let make = crate::tls::MakeRustls(crate::tls::client_config(&cfg.tls)?);
     let mut connected = None;
     for &mode in attempts {
         let mut config = config.clone();
@@ -723,7 +724,7 @@ impl Host for PghookCtxView<'_> {
         };
         let mut session = match reused {
             Some(session) => session,
-            None => connect(&config, &self.policy, &self.files).await?,
+            None => connect(&config, &self.policy).await?,
         };
         session.pool_key = pool_key;
         self.stoppers.push(session.stopper.clone());
@@ -738,7 +739,7 @@ impl Host for PghookCtxView<'_> {
         if !self.policy.libpq_environment {
             return Vec::new();
         }
-        std::env::vars().filter(|(name, _)| name.starts_with("PG")).collect()
+        std::env::vars().filter(|(name, _)| name.starts_with("PG") || name == "HOME").collect()
     }
 }
 
@@ -833,7 +834,7 @@ mod tests {
     }
 
     fn tcp(host: &str, address: Option<IpAddress>, port: u16) -> Endpoint {
-        Endpoint { server: Server::Tcp(TcpServer { host: host.into(), address }), port }
+        Endpoint { server: Server::Tcp(TcpServer { host: host.into(), address }), port, password: None }
     }
 
     fn config(endpoints: Vec<Endpoint>, verify: Verify, encrypt: Encrypt) -> ConnectConfig {
@@ -853,6 +854,7 @@ mod tests {
                 encrypt,
                 verify,
                 client_cert: None,
+                crls: Vec::new(),
                 sni: true,
                 min_version: None,
                 max_version: None,
@@ -866,12 +868,8 @@ mod tests {
         (policy.with_connect_check(Recording { asked: asked.clone(), allow }), asked)
     }
 
-    fn no_files() -> LazyRoot {
-        LazyRoot::for_policy(&Policy::new("/nonexistent/pghook-root"))
-    }
-
     async fn connect_error(cfg: &ConnectConfig, policy: &Policy) -> WitError {
-        match connect(cfg, policy, &no_files()).await {
+        match connect(cfg, policy).await {
             Ok(_) => panic!("connected"),
             Err(e) => e,
         }
@@ -931,20 +929,7 @@ mod tests {
             PghookCtxView { ctx: &mut ctx, table: &mut table }.libpq_environment().await
         };
         assert!(run(Policy::new("/")).await.is_empty());
-        let expected: Vec<_> = std::env::vars().filter(|(name, _)| name.starts_with("PG")).collect();
+        let expected: Vec<_> = std::env::vars().filter(|(name, _)| name.starts_with("PG") || name == "HOME").collect();
         assert_eq!(run(Policy::new("/").with_libpq_environment(true)).await, expected);
-    }
-
-    #[tokio::test]
-    async fn the_file_root_opens_only_for_a_file() {
-        let policy = Policy::new("/").allow_host("*");
-        // No certificate named: the missing root is never opened.
-        let plain = config(vec![tcp("127.0.0.1", None, 1)], Verify::None, Encrypt::Always);
-        assert_eq!(connect_error(&plain, &policy).await.kind, ErrorKind::Connect);
-        // A certificate named: the root is opened, and its absence reported.
-        let verified = config(vec![tcp("127.0.0.1", None, 1)], Verify::Chain("ca.pem".into()), Encrypt::Always);
-        let e = connect_error(&verified, &policy).await;
-        assert_eq!(e.kind, ErrorKind::Denied);
-        assert!(e.message.contains("/nonexistent/pghook-root"), "{}", e.message);
     }
 }

@@ -14,6 +14,7 @@ mod copy_attacks;
 mod files;
 mod hook;
 mod iam;
+mod libpq_files;
 mod limits;
 mod sandbox;
 mod tls;

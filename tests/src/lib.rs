@@ -121,10 +121,17 @@ pub struct TlsFiles {
     pub client_cert: PathBuf,
     /// The private key of `client_cert`.
     pub client_key: PathBuf,
+    /// A CRL of the CA revoking the server's certificate.
+    pub revoked_crl: PathBuf,
+    /// A CRL of the CA revoking nothing.
+    pub empty_crl: PathBuf,
 }
 
 fn make_tls_files(dir: &Path) -> TlsFiles {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, KeyIdMethod, KeyPair,
+        KeyUsagePurpose, RevokedCertParams, SerialNumber, date_time_ymd,
+    };
     std::fs::create_dir_all(dir).unwrap();
     let ca = |name: &str| {
         let key = KeyPair::generate().unwrap();
@@ -142,7 +149,28 @@ fn make_tls_files(dir: &Path) -> TlsFiles {
     let server_key = KeyPair::generate().unwrap();
     let mut server = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     server.distinguished_name.push(DnType::CommonName, "localhost");
+    server.serial_number = Some(SerialNumber::from(4242));
     let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key).unwrap();
+    let crl = |revoked: Vec<u64>| {
+        let revoked_certs = revoked
+            .into_iter()
+            .map(|serial| RevokedCertParams {
+                serial_number: SerialNumber::from(serial),
+                revocation_time: date_time_ymd(2024, 1, 1),
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect();
+        let params = CertificateRevocationListParams {
+            this_update: date_time_ymd(2024, 1, 1),
+            next_update: date_time_ymd(2099, 1, 1),
+            crl_number: SerialNumber::from(1),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        params.signed_by(&ca_cert, &ca_key).unwrap().pem().unwrap()
+    };
     let client_key = KeyPair::generate().unwrap();
     let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
     client.distinguished_name.push(DnType::CommonName, "certuser");
@@ -158,12 +186,17 @@ fn make_tls_files(dir: &Path) -> TlsFiles {
         other_ca: write("other-ca.crt", other_cert.pem()),
         client_cert: write("client.crt", client_cert.pem()),
         client_key: write("client.key", client_key.serialize_pem()),
+        revoked_crl: write("revoked.crl", crl(vec![4242])),
+        empty_crl: write("empty.crl", crl(vec![])),
     };
     write("server.crt", server_cert.pem());
     let key = write("server.key", server_key.serialize_pem());
     give_to_postgres(dir);
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // libpq (and pghook) refuse a private key others may read.
+    for key in [&key, &files.client_key] {
+        std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     files
 }
 
