@@ -541,18 +541,7 @@ impl Params<'_> {
                 }),
             },
             tcp_user_timeout_ms: self.seconds("tcp_user_timeout")?.filter(|ms| *ms > 0),
-            target_session: match self.get_set("target_session_attrs").as_deref() {
-                None | Some("any") => TargetSession::Any,
-                Some("read-write") => TargetSession::ReadWrite,
-                Some(v @ ("read-only" | "primary" | "standby" | "prefer-standby")) => {
-                    return Err(config(format!(
-                        "target_session_attrs \"{v}\" is not supported by pghook (use any or read-write)"
-                    )));
-                }
-                Some(v) => {
-                    return Err(config(format!("invalid target_session_attrs value: \"{v}\"")));
-                }
-            },
+            target_session: target_session(self.get_set("target_session_attrs").as_deref())?,
             load_balance_hosts: match self.get_set("load_balance_hosts").as_deref() {
                 None | Some("disable") => false,
                 Some("random") => true,
@@ -752,6 +741,21 @@ impl Params<'_> {
             home: in_home(self.environment, ".postgresql"),
         })
     }
+}
+
+/// libpq's target_session_attrs (unset: `any`), by its exact name as libpq
+/// compares it; what each case asks of a server is the host's part (WIT
+/// `target-session`).
+fn target_session(value: Option<&str>) -> Result<TargetSession> {
+    Ok(match value {
+        None | Some("any") => TargetSession::Any,
+        Some("read-write") => TargetSession::ReadWrite,
+        Some("read-only") => TargetSession::ReadOnly,
+        Some("primary") => TargetSession::Primary,
+        Some("standby") => TargetSession::Standby,
+        Some("prefer-standby") => TargetSession::PreferStandby,
+        Some(v) => return Err(config(format!("invalid target_session_attrs value: \"{v}\""))),
+    })
 }
 
 /// An address in the WIT's form.
@@ -1108,6 +1112,43 @@ mod tests {
         assert_eq!((cfg.user.as_str(), cfg.dbname.as_str()), ("u", "envdb"));
         // explain shows what psycopg2.connect gets, never the environment's.
         assert!(!args.explain().contains("env"), "{}", args.explain());
+    }
+
+    #[test]
+    fn target_session_attrs_by_name() {
+        let target = |extra: Value, environment: &[(&str, &str)]| {
+            let environment: Vec<(String, String)> =
+                environment.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let conn = json_conn(json!({"host": "a,b", "login": "u", "extra": extra}));
+            ConnArgs::build_in(&conn, &HookOverrides::default(), &environment, &NoFiles)
+                .and_then(|args| args.connect_config(no_os_user, &NoFiles))
+                .map(|c| c.target_session)
+                .map_err(|e| e.message)
+        };
+        for (name, case) in [
+            ("any", TargetSession::Any),
+            ("read-write", TargetSession::ReadWrite),
+            ("read-only", TargetSession::ReadOnly),
+            ("primary", TargetSession::Primary),
+            ("standby", TargetSession::Standby),
+            ("prefer-standby", TargetSession::PreferStandby),
+        ] {
+            assert_eq!(target(json!({"target_session_attrs": name}), &[]), Ok(case), "{name}");
+            // libpq's PGTARGETSESSIONATTRS, when the connection leaves it unset or empty.
+            let environment = [("PGTARGETSESSIONATTRS", name)];
+            assert_eq!(target(json!({}), &environment), Ok(case), "PGTARGETSESSIONATTRS={name}");
+            assert_eq!(target(json!({"target_session_attrs": ""}), &environment), Ok(case), "empty, {name}");
+        }
+        // Unset: any. The connection's own value wins over the environment's.
+        assert_eq!(target(json!({}), &[]), Ok(TargetSession::Any));
+        let environment = [("PGTARGETSESSIONATTRS", "standby")];
+        assert_eq!(target(json!({"target_session_attrs": "primary"}), &environment), Ok(TargetSession::Primary));
+        // Names as libpq compares them: exactly.
+        for bad in ["Standby", "read_write", "readonly", " any"] {
+            let message = format!("invalid target_session_attrs value: \"{bad}\"");
+            assert_eq!(target(json!({"target_session_attrs": bad}), &[]), Err(message.clone()), "{bad}");
+            assert_eq!(target(json!({}), &[("PGTARGETSESSIONATTRS", bad)]), Err(message), "environment {bad}");
+        }
     }
 
     #[test]
