@@ -386,6 +386,11 @@ impl Guest for Component {
         crate::sqlalchemy::uri(&hook.conn, hook.overrides.database.as_deref())
     }
 
+    fn shape(args: HookArgs) -> std::result::Result<RowShape, Error> {
+        let hook = Hook::new(args)?;
+        crate::libpq::row_shape(hook.conn.extra.get("cursor"))
+    }
+
     fn get_iam_token(args: HookArgs) -> std::result::Result<IamToken, Error> {
         Hook::new(args)?.iam_token()
     }

@@ -238,6 +238,12 @@ impl Hook {
         guest_call!(self, |g, s, args| g.pghook_hook_hook().call_run(s, &args, &sql, parameters.as_ref(), options))
     }
 
+    /// The row type the connection's `cursor` extra asks for: how to
+    /// present [`Hook::run`]'s rows.
+    pub async fn row_shape(&self) -> Result<RowShape, Error> {
+        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_shape(s, &args))
+    }
+
     /// `get_records`: every row of the query.
     pub async fn get_records(&self, sql: &str, parameters: Option<Parameters>) -> Result<Records, Error> {
         let sql = sql.to_string();

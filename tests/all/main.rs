@@ -17,6 +17,7 @@ mod hook;
 mod iam;
 mod libpq_files;
 mod limits;
+mod python;
 mod sandbox;
 mod tls;
 mod types;

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 /// of its last expression, tagged by Python type, as JSON to the file named
 /// by the first argument (Airflow logs on stdout).
 const DRIVER: &str = r#"
-import ast, datetime, decimal, json, sys, uuid
+import ast, datetime, decimal, json, os, sys, uuid
 import airflow.providers.postgres.hooks.postgres as postgres
 # With psycopg 3 installed too, the provider would pick it; pghook matches psycopg2.
 postgres.USE_PSYCOPG3 = False
@@ -51,7 +51,11 @@ def tag(v):
         return [tag(x) for x in v]
     raise TypeError(f"no tag for {type(v).__module__}.{type(v).__qualname__}: {v!r}")
 
-hook = postgres.PostgresHook(postgres_conn_id="compared")
+if os.environ.get("COMPARED_HOOK") == "pghook":
+    import pghook
+    hook = pghook.PostgresHook(postgres_conn_id="compared")
+else:
+    hook = postgres.PostgresHook(postgres_conn_id="compared")
 tree = ast.parse(sys.stdin.read())
 last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
 scope = {"hook": hook}
@@ -84,6 +88,21 @@ pub fn python() -> PathBuf {
 /// Panics with Python's error if the snippet raises, and with a pointer to
 /// scripts/setup if the virtualenv lacks Airflow.
 pub fn airflow_hook(uri: &str, snippet: &str) -> serde_json::Value {
+    python_hook(Compared::Airflow, uri, snippet)
+}
+
+/// Which `PostgresHook` a snippet runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compared {
+    /// Airflow's own, on psycopg2.
+    Airflow,
+    /// pghook's Python package (`from pghook import PostgresHook`), built
+    /// into the same virtualenv by scripts/test.
+    Pghook,
+}
+
+/// [`airflow_hook`], with `hook` the `PostgresHook` of `which`.
+pub fn python_hook(which: Compared, uri: &str, snippet: &str) -> serde_json::Value {
     let python = python();
     assert!(
         python.exists(),
@@ -96,6 +115,7 @@ pub fn airflow_hook(uri: &str, snippet: &str) -> serde_json::Value {
         .current_dir(home.path())
         .env("AIRFLOW_HOME", home.path())
         .env("AIRFLOW_CONN_COMPARED", uri)
+        .env("COMPARED_HOOK", if which == Compared::Pghook { "pghook" } else { "airflow" })
         .arg("-c")
         .arg(DRIVER)
         .arg(&result)
@@ -116,7 +136,7 @@ pub fn airflow_hook(uri: &str, snippet: &str) -> serde_json::Value {
     }
     assert!(
         out.status.success(),
-        "Airflow's PostgresHook failed on {snippet:?}:\n{stderr}{}",
+        "{which:?}'s PostgresHook failed on {snippet:?}:\n{stderr}{}",
         String::from_utf8_lossy(&out.stdout)
     );
     let text = std::fs::read_to_string(&result).unwrap();

@@ -1,0 +1,566 @@
+//! `pghook._pghook`: the pghook host as a Python extension module. The
+//! Python package `pghook` wraps it in Airflow's `PostgresHook` interface.
+//!
+//! Every call runs on one tokio runtime shared by the process, with the GIL
+//! released; the calling thread wakes every few milliseconds to let Python
+//! deliver signals, so Ctrl-C cancels the running statement on the server
+//! and raises `KeyboardInterrupt`.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::time::Duration;
+
+use pghook::{
+    ChainConnections, ConnectionSource, EnvConnections, ErrorKind, Fetch, HookArgs, InsertOptions, Interrupt, Lookup,
+    MapConnections, Param, Parameters, Policy, RowShape, RunOptions, SqlInput, Value,
+};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDelta, PyDict, PyList, PyString, PyTuple};
+
+create_exception!(_pghook, Error, PyException, "A failed pghook call; `.kind` names what went wrong.");
+create_exception!(_pghook, ConfigError, Error, "The connection, its extras or an argument is invalid.");
+create_exception!(_pghook, ConnectionNotFound, Error, "The connection id is not defined anywhere.");
+create_exception!(_pghook, SecretsError, Error, "The connection source failed to answer.");
+create_exception!(_pghook, SandboxDenied, Error, "The sandbox refused: a file outside the root, a host not allowed.");
+create_exception!(_pghook, ConnectError, Error, "The server could not be reached, or refused the login.");
+create_exception!(_pghook, TlsError, ConnectError, "TLS could not be set up, or the certificate was rejected.");
+create_exception!(_pghook, DatabaseError, Error, "The server rejected a statement; `.sqlstate` says why.");
+create_exception!(_pghook, FileError, Error, "A local file could not be read or written.");
+create_exception!(_pghook, AwsError, Error, "An AWS call failed.");
+create_exception!(_pghook, LimitError, Error, "A result or resource went over the sandbox's limit.");
+create_exception!(_pghook, GuestError, Error, "The hook's core failed to load, or trapped (a bug).");
+create_exception!(_pghook, CallTimeout, Error, "The call ran over its time limit and was stopped.");
+
+/// The process's tokio runtime and pghook runtime, made on first use.
+fn runtimes() -> PyResult<&'static (tokio::runtime::Runtime, pghook::Runtime)> {
+    static RUNTIMES: OnceLock<(tokio::runtime::Runtime, pghook::Runtime)> = OnceLock::new();
+    if let Some(made) = RUNTIMES.get() {
+        return Ok(made);
+    }
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("pghook")
+        .build()
+        .map_err(|e| GuestError::new_err(format!("starting pghook's runtime: {e}")))?;
+    let runtime = tokio.block_on(async {
+        match cache_dir() {
+            Some(dir) => pghook::Runtime::with_cache(&dir),
+            None => pghook::Runtime::new(),
+        }
+    });
+    let runtime = runtime.map_err(|e| GuestError::new_err(e.to_string()))?;
+    Ok(RUNTIMES.get_or_init(|| (tokio, runtime)))
+}
+
+/// Where the compiled guest is cached, as the CLI does: `PGHOOK_NO_CACHE`
+/// turns it off.
+fn cache_dir() -> Option<PathBuf> {
+    if std::env::var_os("PGHOOK_NO_CACHE").is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("pghook"))
+}
+
+/// A pghook error as the Python exception of its kind.
+fn python_error(py: Python<'_>, e: pghook::Error) -> PyErr {
+    let message = e.message().to_string();
+    let err = match e.kind() {
+        ErrorKind::Config => ConfigError::new_err(message),
+        ErrorKind::NotFound => ConnectionNotFound::new_err(message),
+        ErrorKind::Secrets => SecretsError::new_err(message),
+        ErrorKind::Denied => SandboxDenied::new_err(message),
+        ErrorKind::Connect => ConnectError::new_err(message),
+        ErrorKind::Tls => TlsError::new_err(message),
+        ErrorKind::Database => DatabaseError::new_err(message),
+        ErrorKind::Io => FileError::new_err(message),
+        ErrorKind::Aws => AwsError::new_err(message),
+        ErrorKind::Limit => LimitError::new_err(message),
+        ErrorKind::Timeout => CallTimeout::new_err(message),
+        ErrorKind::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
+        _ => GuestError::new_err(message),
+    };
+    let value = err.value(py);
+    let _ = value.setattr("kind", format!("{:?}", e.kind()).to_lowercase());
+    let _ = value.setattr("sqlstate", e.sqlstate().map(|s| s.code().to_string()));
+    err
+}
+
+/// A connection source that asks a Python callable (e.g. Airflow's own
+/// connection lookup): `conn_id -> str | None`.
+struct PythonSource(Py<PyAny>);
+
+impl ConnectionSource for PythonSource {
+    fn get<'a>(&'a self, conn_id: &'a str) -> Lookup<'a> {
+        Box::pin(async move {
+            Python::with_gil(|py| {
+                let found = self.0.call1(py, (conn_id,)).map_err(|e| {
+                    pghook::Error::new(ErrorKind::Secrets, format!("looking up connection `{conn_id}`: {e}"))
+                })?;
+                found.extract::<Option<String>>(py).map_err(|_| {
+                    pghook::Error::new(ErrorKind::Secrets, "the connection source must return a string or None")
+                })
+            })
+        })
+    }
+}
+
+type Call<T> = Pin<Box<dyn Future<Output = Result<T, pghook::Error>> + Send>>;
+
+/// The core of one `PostgresHook`: its tenant (the sandbox) and arguments.
+#[pyclass(frozen, module = "pghook._pghook")]
+struct Core {
+    tenant: pghook::Tenant,
+    args: HookArgs,
+}
+
+impl Core {
+    /// Run `call` with the GIL released; Ctrl-C stops it (the statement is
+    /// cancelled on the server) and raises `KeyboardInterrupt`.
+    fn call<T: Send + 'static>(&self, py: Python<'_>, call: impl FnOnce(pghook::Hook) -> Call<T>) -> PyResult<T> {
+        let (tokio, _) = runtimes()?;
+        let interrupt = Interrupt::new();
+        let hook = self.tenant.hook(self.args.clone()).with_interrupt(interrupt.clone());
+        let (sender, receiver) = channel();
+        // Shared with the GIL-free waits below, one at a time.
+        let receiver = std::sync::Mutex::new(receiver);
+        let wait = |timeout: Option<Duration>| {
+            let receiver = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match timeout {
+                Some(timeout) => receiver.recv_timeout(timeout),
+                None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            }
+        };
+        let work = call(hook);
+        tokio.spawn(async move {
+            let _ = sender.send(work.await);
+        });
+        loop {
+            match py.allow_threads(|| wait(Some(Duration::from_millis(20)))) {
+                Ok(result) => return result.map_err(|e| python_error(py, e)),
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(signal) = py.check_signals() {
+                        interrupt.interrupt();
+                        let _ = py.allow_threads(|| wait(None));
+                        return Err(signal);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(GuestError::new_err("the call ended without a result"));
+                }
+            }
+        }
+    }
+}
+
+/// How each column's values become Python objects: `None` keeps the
+/// plain conversion, else a Python converter of the text (dates, uuids,
+/// json, arrays...), from `pghook._values`.
+fn converters(py: Python<'_>, columns: &[pghook::Column]) -> PyResult<Vec<Option<Py<PyAny>>>> {
+    let values = py.import("pghook._values")?;
+    let converter = values.getattr("converter")?;
+    columns
+        .iter()
+        .map(|c| {
+            let found = converter.call1((c.type_name.as_str(),))?;
+            Ok((!found.is_none()).then(|| found.unbind()))
+        })
+        .collect()
+}
+
+/// One value as psycopg2 would return it.
+fn python_value<'py>(
+    py: Python<'py>,
+    value: Value,
+    converter: Option<&Py<PyAny>>,
+    decimal: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Boolean(b) => b.into_pyobject(py)?.to_owned().into_any(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any(),
+        Value::Float(f) => f.into_pyobject(py)?.into_any(),
+        Value::Numeric(text) => decimal.call1((text,))?,
+        Value::Bytes(bytes) => PyBytes::new(py, &bytes).into_any(),
+        Value::Interval(interval) => {
+            // psycopg2's timedelta: a year is 365 days, a month 30.
+            let days = (interval.months / 12) * 365 + (interval.months % 12) * 30 + interval.days;
+            let seconds = interval.microseconds.div_euclid(1_000_000);
+            let micros = interval.microseconds.rem_euclid(1_000_000) as i32;
+            let seconds = i32::try_from(seconds).map_err(|_| PyTypeError::new_err("interval out of range"))?;
+            PyDelta::new(py, days, seconds, micros, true)?.into_any()
+        }
+        Value::Text(text) | Value::Json(text) => match converter {
+            Some(convert) => convert.bind(py).call1((text,))?,
+            None => PyString::new(py, &text).into_any(),
+        },
+    })
+}
+
+/// Rows as lists of tuples.
+fn python_rows<'py>(
+    py: Python<'py>,
+    columns: &[pghook::Column],
+    rows: Vec<Vec<Value>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let converters = converters(py, columns)?;
+    let decimal = py.import("decimal")?.getattr("Decimal")?;
+    let list = PyList::empty(py);
+    for row in rows {
+        let cells = row
+            .into_iter()
+            .zip(&converters)
+            .map(|(value, converter)| python_value(py, value, converter.as_ref(), &decimal))
+            .collect::<PyResult<Vec<_>>>()?;
+        list.append(PyTuple::new(py, cells)?)?;
+    }
+    Ok(list)
+}
+
+fn column_names(columns: &[pghook::Column]) -> Vec<String> {
+    columns.iter().map(|c| c.name.clone()).collect()
+}
+
+fn shape_name(shape: RowShape) -> &'static str {
+    match shape {
+        RowShape::Tuple => "tuple",
+        RowShape::Dict => "dict",
+        RowShape::RealDict => "real_dict",
+        RowShape::NamedTuple => "named_tuple",
+    }
+}
+
+/// A Python value as a scalar parameter.
+fn scalar(value: &Bound<'_, PyAny>) -> PyResult<Value> {
+    let py = value.py();
+    if value.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = value.downcast::<pyo3::types::PyBool>() {
+        return Ok(Value::Boolean(b.is_true()));
+    }
+    if value.downcast::<pyo3::types::PyInt>().is_ok() {
+        return Ok(match value.extract::<i64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Numeric(value.str()?.to_string()),
+        });
+    }
+    if value.downcast::<pyo3::types::PyFloat>().is_ok() {
+        return Ok(Value::Float(value.extract()?));
+    }
+    if value.downcast::<PyString>().is_ok() {
+        return Ok(Value::Text(value.extract()?));
+    }
+    if let Ok(b) = value.downcast::<PyBytes>() {
+        return Ok(Value::Bytes(b.as_bytes().to_vec()));
+    }
+    if value.downcast::<pyo3::types::PyByteArray>().is_ok() || value.is_instance_of::<pyo3::types::PyMemoryView>() {
+        let bytes = py.import("builtins")?.getattr("bytes")?.call1((value,))?;
+        return Ok(Value::Bytes(bytes.downcast::<PyBytes>()?.as_bytes().to_vec()));
+    }
+    if value.is_instance(&py.import("decimal")?.getattr("Decimal")?)? {
+        return Ok(Value::Numeric(value.str()?.to_string()));
+    }
+    // psycopg2.extras.Json and its like: an `adapted` object sent as JSON.
+    if let Ok(adapted) = value.getattr("adapted") {
+        let text = py.import("json")?.getattr("dumps")?.call1((adapted,))?;
+        return Ok(Value::Json(text.extract()?));
+    }
+    Err(PyTypeError::new_err(format!("can't adapt type '{}'", value.get_type().name()?)))
+}
+
+/// A Python value as a parameter, adapted as psycopg2 adapts it.
+fn param(value: &Bound<'_, PyAny>) -> PyResult<Param> {
+    let py = value.py();
+    let datetime = py.import("datetime")?;
+    let text = |v: &Bound<'_, PyAny>| -> PyResult<String> { Ok(v.call_method1("isoformat", (" ",))?.extract()?) };
+    if value.is_instance(&datetime.getattr("datetime")?)? {
+        let aware = !value.call_method0("utcoffset")?.is_none();
+        return Ok(if aware { Param::Timestamptz(text(value)?) } else { Param::Timestamp(text(value)?) });
+    }
+    if value.is_instance(&datetime.getattr("date")?)? {
+        return Ok(Param::Date(value.call_method0("isoformat")?.extract()?));
+    }
+    if value.is_instance(&datetime.getattr("time")?)? {
+        return Ok(Param::Time(value.call_method0("isoformat")?.extract()?));
+    }
+    if value.is_instance(&datetime.getattr("timedelta")?)? {
+        let (days, seconds, micros): (i64, i64, i64) = (
+            value.getattr("days")?.extract()?,
+            value.getattr("seconds")?.extract()?,
+            value.getattr("microseconds")?.extract()?,
+        );
+        return Ok(Param::Interval(format!("{days} days {seconds}.{micros:06} seconds")));
+    }
+    if value.is_instance(&py.import("uuid")?.getattr("UUID")?)? {
+        return Ok(Param::Uuid(value.str()?.to_string()));
+    }
+    if let Ok(list) = value.downcast::<PyList>() {
+        return Ok(Param::Array(list.iter().map(|v| scalar(&v)).collect::<PyResult<_>>()?));
+    }
+    if let Ok(tuple) = value.downcast::<PyTuple>() {
+        return Ok(Param::Tuple(tuple.iter().map(|v| scalar(&v)).collect::<PyResult<_>>()?));
+    }
+    Ok(Param::Value(scalar(value)?))
+}
+
+/// `parameters` as psycopg2 takes them: a mapping for `%(name)s`, a
+/// sequence for `%s`.
+fn parameters(parameters: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Parameters>> {
+    let Some(parameters) = parameters.filter(|p| !p.is_none()) else { return Ok(None) };
+    if let Ok(mapping) = parameters.downcast::<PyDict>() {
+        let named =
+            mapping.iter().map(|(k, v)| Ok((k.str()?.to_string(), param(&v)?))).collect::<PyResult<Vec<_>>>()?;
+        return Ok(Some(Parameters::Named(named)));
+    }
+    if parameters.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err("parameters must be a sequence or a mapping, not a string"));
+    }
+    let positional = parameters.try_iter()?.map(|v| param(&v?)).collect::<PyResult<Vec<_>>>()?;
+    Ok(Some(Parameters::Positional(positional)))
+}
+
+#[pymethods]
+impl Core {
+    #[new]
+    #[pyo3(signature = (
+        conn_id=None, database=None, options=None, enable_log_db_messages=false, *,
+        root=None, allow_hosts=None, allow_sockets=None, config_paths=None, connections=None,
+        connection_source=None, timeout=None, max_result_mb=1024, libpq_environment=true,
+        ambient_aws=true, session_reuse=0
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        conn_id: Option<String>,
+        database: Option<String>,
+        options: Option<String>,
+        enable_log_db_messages: bool,
+        root: Option<PathBuf>,
+        allow_hosts: Option<Vec<String>>,
+        allow_sockets: Option<Vec<PathBuf>>,
+        config_paths: Option<Vec<PathBuf>>,
+        connections: Option<Vec<(String, String)>>,
+        connection_source: Option<Py<PyAny>>,
+        timeout: Option<f64>,
+        max_result_mb: usize,
+        libpq_environment: bool,
+        ambient_aws: bool,
+        session_reuse: usize,
+    ) -> PyResult<Core> {
+        let (_, runtime) = runtimes()?;
+        let root = match root {
+            Some(root) => root,
+            None => std::env::current_dir().map_err(|e| FileError::new_err(format!("current directory: {e}")))?,
+        };
+        let mut source = ChainConnections::new();
+        if let Some(connections) = connections {
+            source = source.then(connections.into_iter().fold(MapConnections::new(), |m, (id, c)| m.with(id, c)));
+        }
+        source = source.then(EnvConnections);
+        if let Some(callable) = connection_source {
+            source = source.then(PythonSource(callable));
+        }
+        let mut policy = Policy::new(root)
+            .with_connections(source)
+            .with_max_result_bytes(max_result_mb.saturating_mul(1 << 20))
+            .with_ambient_aws(ambient_aws)
+            .with_libpq_environment(libpq_environment)
+            .with_session_reuse(session_reuse);
+        if let Some(seconds) = timeout {
+            let limit =
+                Duration::try_from_secs_f64(seconds).map_err(|e| ConfigError::new_err(format!("timeout: {e}")))?;
+            policy = policy.with_call_timeout(limit);
+        }
+        for host in allow_hosts.unwrap_or_else(|| vec!["*".into()]) {
+            policy = policy.allow_host(host);
+        }
+        let sockets = allow_sockets.unwrap_or_else(|| vec![PathBuf::from(Policy::STANDARD_SOCKET_DIR)]);
+        for dir in sockets {
+            policy = policy.allow_socket_dir(dir);
+        }
+        policy = policy.allow_libpq_default_files();
+        for path in config_paths.unwrap_or_default() {
+            policy = policy.allow_config_path(path);
+        }
+        let args = HookArgs { conn_id, database, options, enable_log_db_messages };
+        Ok(Core { tenant: runtime.tenant(policy), args })
+    }
+
+    /// The keyword arguments get_conn would pass to psycopg2.connect, as JSON.
+    fn explain(&self, py: Python<'_>) -> PyResult<String> {
+        let explained = self.call(py, |h| Box::pin(async move { h.explain().await }))?;
+        Ok(explained.to_string())
+    }
+
+    /// Airflow's test_connection message.
+    fn test_connection(&self, py: Python<'_>) -> PyResult<String> {
+        self.call(py, |h| Box::pin(async move { h.test_connection().await }))
+    }
+
+    /// (shape, column names, rows as tuples).
+    #[pyo3(signature = (sql, parameters=None))]
+    fn get_records<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        parameters: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(&'static str, Vec<String>, Bound<'py, PyList>)> {
+        let params = self::parameters(parameters)?;
+        let records = self.call(py, move |h| Box::pin(async move { h.get_records(&sql, params).await }))?;
+        Ok((
+            shape_name(records.shape),
+            column_names(&records.columns),
+            python_rows(py, &records.columns, records.rows)?,
+        ))
+    }
+
+    /// (shape, column names, rows): at most the first row.
+    #[pyo3(signature = (sql, parameters=None))]
+    fn get_first<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        parameters: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(&'static str, Vec<String>, Bound<'py, PyList>)> {
+        let params = self::parameters(parameters)?;
+        let records = self.call(py, move |h| Box::pin(async move { h.get_first(&sql, params).await }))?;
+        Ok((
+            shape_name(records.shape),
+            column_names(&records.columns),
+            python_rows(py, &records.columns, records.rows)?,
+        ))
+    }
+
+    /// Each statement's (column names, rows), and the row shape.
+    #[pyo3(signature = (sql, parameters=None, autocommit=false, split_statements=false, return_last=true, fetch="all"))]
+    #[allow(clippy::type_complexity)]
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        sql: &Bound<'py, PyAny>,
+        parameters: Option<&Bound<'py, PyAny>>,
+        autocommit: bool,
+        split_statements: bool,
+        return_last: bool,
+        fetch: &str,
+    ) -> PyResult<(&'static str, Vec<(Vec<String>, Bound<'py, PyList>)>)> {
+        let input = match sql.extract::<String>() {
+            Ok(one) => SqlInput::One(one),
+            Err(_) => SqlInput::Many(sql.extract::<Vec<String>>()?),
+        };
+        let fetch = match fetch {
+            "none" => Fetch::None,
+            "one" => Fetch::One,
+            "all" => Fetch::All,
+            other => return Err(ConfigError::new_err(format!("fetch must be none, one or all, not {other}"))),
+        };
+        let options = RunOptions {
+            autocommit: Some(autocommit),
+            split_statements: Some(split_statements),
+            return_last: Some(return_last),
+            fetch: Some(fetch),
+        };
+        let params = self::parameters(parameters)?;
+        let shape = shape_name(self.call(py, |h| Box::pin(async move { h.row_shape().await }))?);
+        let results = self.call(py, move |h| Box::pin(async move { h.run(input, params, options).await }))?;
+        let results = results
+            .into_iter()
+            .map(|set| Ok((column_names(&set.columns), python_rows(py, &set.columns, set.rows)?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok((shape, results))
+    }
+
+    /// (loaded, rows) of a COPY FROM STDIN / TO STDOUT against `filename`.
+    fn copy_expert(&self, py: Python<'_>, sql: String, filename: String) -> PyResult<(bool, u64)> {
+        let outcome = self.call(py, move |h| Box::pin(async move { h.copy_expert(&sql, &filename).await }))?;
+        Ok((outcome.loaded, outcome.rows))
+    }
+
+    /// Rows loaded from a tab-delimited file.
+    fn bulk_load(&self, py: Python<'_>, table: String, filename: String) -> PyResult<u64> {
+        self.call(py, move |h| Box::pin(async move { h.bulk_load(&table, &filename).await }))
+    }
+
+    /// Lines written to a tab-delimited file.
+    fn bulk_dump(&self, py: Python<'_>, table: String, filename: String) -> PyResult<u64> {
+        self.call(py, move |h| Box::pin(async move { h.bulk_dump(&table, &filename).await }))
+    }
+
+    /// The SQLAlchemy URI.
+    fn get_uri(&self, py: Python<'_>) -> PyResult<String> {
+        self.call(py, |h| Box::pin(async move { h.get_uri().await }))
+    }
+
+    /// Rows inserted.
+    #[pyo3(signature = (table, rows, target_fields=None, commit_every=1000, replace=false, replace_index=None, fast=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn insert_rows(
+        &self,
+        py: Python<'_>,
+        table: String,
+        rows: &Bound<'_, PyAny>,
+        target_fields: Option<Vec<String>>,
+        commit_every: u32,
+        replace: bool,
+        replace_index: Option<Vec<String>>,
+        fast: bool,
+    ) -> PyResult<u64> {
+        let rows = rows
+            .try_iter()?
+            .map(|row| row?.try_iter()?.map(|v| param(&v?)).collect::<PyResult<Vec<_>>>())
+            .collect::<PyResult<Vec<_>>>()?;
+        let options = InsertOptions { target_fields, commit_every: Some(commit_every), replace, replace_index, fast };
+        self.call(py, move |h| Box::pin(async move { h.insert_rows(&table, rows, options).await }))
+    }
+
+    /// The primary key's columns, or None.
+    #[pyo3(signature = (table, schema=None))]
+    fn get_table_primary_key(
+        &self,
+        py: Python<'_>,
+        table: String,
+        schema: Option<String>,
+    ) -> PyResult<Option<Vec<String>>> {
+        self.call(py, move |h| Box::pin(async move { h.get_table_primary_key(&table, schema.as_deref()).await }))
+    }
+
+    /// (login, token, port).
+    fn get_iam_token(&self, py: Python<'_>) -> PyResult<(String, String, u16)> {
+        let token = self.call(py, |h| Box::pin(async move { h.get_iam_token().await }))?;
+        Ok((token.user, token.password, token.port))
+    }
+}
+
+/// The extension module.
+#[pymodule]
+fn _pghook(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<Core>()?;
+    for (name, class) in [
+        ("Error", py.get_type::<Error>()),
+        ("ConfigError", py.get_type::<ConfigError>()),
+        ("ConnectionNotFound", py.get_type::<ConnectionNotFound>()),
+        ("SecretsError", py.get_type::<SecretsError>()),
+        ("SandboxDenied", py.get_type::<SandboxDenied>()),
+        ("ConnectError", py.get_type::<ConnectError>()),
+        ("TlsError", py.get_type::<TlsError>()),
+        ("DatabaseError", py.get_type::<DatabaseError>()),
+        ("FileError", py.get_type::<FileError>()),
+        ("AwsError", py.get_type::<AwsError>()),
+        ("LimitError", py.get_type::<LimitError>()),
+        ("GuestError", py.get_type::<GuestError>()),
+        ("CallTimeout", py.get_type::<CallTimeout>()),
+    ] {
+        m.add(name, class)?;
+    }
+    Ok(())
+}
