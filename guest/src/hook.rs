@@ -3,7 +3,7 @@
 //! file names.
 
 use crate::bindings::aws;
-use crate::bindings::files::{self, ConfigFile};
+use crate::bindings::files::{self, ConfigFile, ConfigRead};
 use crate::bindings::hook::{
     CopyOutcome, Fetch, Guest, HookArgs, IamToken, InsertOptions, Param, Parameters, Records, RowShape, RunOptions,
     SqlInput,
@@ -62,7 +62,7 @@ impl Run {
 struct HostFiles;
 
 impl LibpqFiles for HostFiles {
-    fn read(&self, path: &str) -> Result<Option<ConfigFile>> {
+    fn read(&self, path: &str) -> Result<ConfigRead> {
         files::read_config(path)
     }
 
