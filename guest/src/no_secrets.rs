@@ -3,8 +3,8 @@
 
 #[cfg(test)]
 mod tests {
+    use crate::aws_conn::client_config;
     use crate::connection::Connection;
-    use crate::iam::client_config;
     use crate::libpq::{ConnArgs, HookOverrides};
 
     /// The fragment every case hides in its password.
