@@ -1,5 +1,8 @@
 //! IAM logins: RDS tokens signed offline, Redshift against moto's server,
-//! Redshift Serverless against a local stand-in of its API.
+//! Redshift Serverless against a local stand-in of its API; where the AWS
+//! credentials come from in [`credentials`].
+
+mod credentials;
 
 use pghook::{ErrorKind, HookArgs, MapConnections, Policy, Value};
 use pghook_tests::{Cluster, Moto, runtime, serverless_stand_in, tenant};
