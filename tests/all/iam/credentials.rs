@@ -261,6 +261,15 @@ async fn the_default_chain_reads_container_credentials_once() {
     let e = t.hook(HookArgs::conn_id("rs")).get_iam_token().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
     assert!(e.message().contains("host 169.254.170.2 is not allowed"), "{e}");
+
+    // Nothing else configured: the chain ends at instance metadata, not an
+    // allowed host either; the chain reports that among its attempts.
+    let environment = [("HOME", home.path().to_str().unwrap()), ("AWS_REGION", "us-east-1")];
+    let t = tenant_with(root.path(), "contained", &aws, |p| p.with_ambient_aws(true).with_aws_environment(environment));
+    let e = t.hook(HookArgs::conn_id("rs")).get_iam_token().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Aws, "{e}");
+    assert!(e.message().starts_with("AWS credentials from the host's default chain: "), "{e}");
+    assert!(e.message().contains("host 169.254.169.254 is not allowed"), "{e}");
 }
 
 #[tokio::test]
