@@ -18,11 +18,15 @@ use std::sync::Arc;
 
 use cap_std::fs::{Dir, FileType, FileTypeExt, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
 
+use crate::bindings::files::ConfigFile;
 use crate::bindings::types::{Error as WitError, ErrorKind};
 use crate::error::{Error, wit};
 
 /// The largest file [`FileRoot::read`] reads: TLS material is a few KiB.
 pub const READ_LIMIT: u64 = 1 << 20;
+
+/// The most files [`FileRoot::read_config_dir`] reads from one directory.
+pub const DIR_READ_LIMIT: usize = 256;
 
 /// The permission bits a replaced file passes on to its replacement: no
 /// set-user-id, set-group-id or sticky bit on data a server sent.
@@ -181,26 +185,58 @@ impl FileRoot {
         Ok((tokio::fs::File::from_std(file), size))
     }
 
-    /// Read a whole small file (TLS material), at most [`READ_LIMIT`] bytes.
+    /// Read a whole small file (a token, TLS material), at most
+    /// [`READ_LIMIT`] bytes.
     pub async fn read(&self, path: &str) -> Result<Vec<u8>, WitError> {
         let named = self.name(path)?;
         let root = self.inner.clone();
+        blocking(move || root.read_small(&named).map(|file| file.contents)).await
+    }
+
+    /// Read a whole small file with its permission bits, as
+    /// [`FileRoot::read`]; `None` if there is none at `path`.
+    pub async fn read_config(&self, path: &str) -> Result<Option<ConfigFile>, WitError> {
+        let named = self.name(path)?;
+        let root = self.inner.clone();
+        blocking(move || match root.read_small(&named) {
+            Err(e) if e.kind == ErrorKind::Io && missing(&root, &named) => Ok(None),
+            other => other.map(Some),
+        })
+        .await
+    }
+
+    /// Read every regular file directly in the directory `path`, in name
+    /// order, each as [`FileRoot::read_config`] does: at most
+    /// [`DIR_READ_LIMIT`] of them. `None` if there is no such directory.
+    pub async fn read_config_dir(&self, path: &str) -> Result<Option<Vec<(String, ConfigFile)>>, WitError> {
+        let named = self.name(path)?;
+        let root = self.inner.clone();
         blocking(move || {
-            let too_big = || {
-                let limit = READ_LIMIT >> 20;
-                wit(ErrorKind::Limit, format!("{}: is larger than the {limit} MiB allowed for this file", named.given))
+            let Named { given, relative } = &named;
+            let dir = match root.dir.open_dir(relative) {
+                Ok(dir) => dir,
+                Err(e) if is_missing(&e) => return Ok(None),
+                Err(e) => return Err(io_error(given, e)),
             };
-            let (file, size) = root.open_regular(&named)?;
-            if size > READ_LIMIT {
-                return Err(too_big());
+            let mut names = Vec::new();
+            for entry in dir.entries().map_err(|e| io_error(given, e))? {
+                let entry = entry.map_err(|e| io_error(given, e))?;
+                if entry.file_type().map_err(|e| io_error(given, e))?.is_file() {
+                    names.push(entry.file_name());
+                }
             }
-            let mut bytes = Vec::with_capacity(size as usize);
-            // The file may grow after the size check; read one byte past the limit to tell.
-            file.take(READ_LIMIT + 1).read_to_end(&mut bytes).map_err(|e| io_error(&named.given, e))?;
-            if bytes.len() as u64 > READ_LIMIT {
-                return Err(too_big());
+            if names.len() > DIR_READ_LIMIT {
+                return Err(wit(ErrorKind::Limit, format!("{given}: holds more than {DIR_READ_LIMIT} files")));
             }
-            Ok(bytes)
+            names.sort();
+            let sub = Root { dir, prefixes: root.prefixes.clone() };
+            let files = names.into_iter().map(|name| {
+                let relative = PathBuf::from(&name);
+                let name = name.to_string_lossy().into_owned();
+                let given = format!("{}/{name}", given.trim_end_matches('/'));
+                sub.read_small(&Named { given, relative }).map(|file| (name, file))
+            });
+            files.collect::<Result<Vec<_>, _>>().map(Some)
         })
         .await
     }
@@ -242,7 +278,34 @@ impl FileRoot {
     }
 }
 
+/// Whether `named` is missing (rather than unreadable), asked after a
+/// failed read to tell the two apart.
+fn missing(root: &Root, named: &Named) -> bool {
+    matches!(root.dir.metadata(&named.relative), Err(e) if is_missing(&e))
+}
+
 impl Root {
+    /// Read a whole regular file, at most [`READ_LIMIT`] bytes, with its
+    /// permission bits (taken from the opened handle).
+    fn read_small(&self, named: &Named) -> Result<ConfigFile, WitError> {
+        let too_big = || {
+            let limit = READ_LIMIT >> 20;
+            wit(ErrorKind::Limit, format!("{}: is larger than the {limit} MiB allowed for this file", named.given))
+        };
+        let (file, size) = self.open_regular(named)?;
+        if size > READ_LIMIT {
+            return Err(too_big());
+        }
+        let mode = std::os::unix::fs::MetadataExt::mode(&file.metadata().map_err(|e| io_error(&named.given, e))?);
+        let mut contents = Vec::with_capacity(size as usize);
+        // The file may grow after the size check; read one byte past the limit to tell.
+        file.take(READ_LIMIT + 1).read_to_end(&mut contents).map_err(|e| io_error(&named.given, e))?;
+        if contents.len() as u64 > READ_LIMIT {
+            return Err(too_big());
+        }
+        Ok(ConfigFile { contents, mode: Some(mode & 0o7777) })
+    }
+
     /// Open a regular file for reading, with its size; anything else is
     /// refused before it is opened, and again on the opened handle (it may
     /// have been swapped in between).
@@ -375,6 +438,25 @@ impl LazyRoot {
     }
 }
 
+/// The root that `path`, a file of libpq's, is read through: the config
+/// directory of `policy` that holds it, if it is an absolute path in one
+/// and outside the file root; else the file root, which refuses what it
+/// does not hold.
+async fn config_root(path: &str, files: &LazyRoot, policy: &crate::policy::Policy) -> Result<FileRoot, WitError> {
+    let given = Path::new(path);
+    if given.is_absolute() {
+        let root = files.get().await?;
+        if root.name(path).is_ok() {
+            return Ok(root);
+        }
+        if let Some(dir) = policy.config_dirs.iter().find(|dir| given.starts_with(dir)) {
+            return FileRoot::new(dir).await;
+        }
+        return Ok(root);
+    }
+    files.get().await
+}
+
 impl crate::bindings::files::Host for crate::ctx::PghookCtxView<'_> {
     async fn exists(&mut self, path: String) -> Result<bool, WitError> {
         self.files.get().await?.exists(&path).await
@@ -382,6 +464,14 @@ impl crate::bindings::files::Host for crate::ctx::PghookCtxView<'_> {
 
     async fn create_empty(&mut self, path: String) -> Result<(), WitError> {
         self.files.get().await?.create_empty(&path).await
+    }
+
+    async fn read_config(&mut self, path: String) -> Result<Option<ConfigFile>, WitError> {
+        config_root(&path, &self.files, &self.policy).await?.read_config(&path).await
+    }
+
+    async fn read_config_dir(&mut self, path: String) -> Result<Option<Vec<(String, ConfigFile)>>, WitError> {
+        config_root(&path, &self.files, &self.policy).await?.read_config_dir(&path).await
     }
 }
 
@@ -504,6 +594,45 @@ mod tests {
         assert_eq!(e.message, "big.pem: is larger than the 1 MiB allowed for this file");
         std::fs::write(dir.path().join("ok.pem"), vec![b'x'; READ_LIMIT as usize]).unwrap();
         assert_eq!(root.read("ok.pem").await.unwrap().len(), READ_LIMIT as usize);
+    }
+
+    #[tokio::test]
+    async fn config_files_with_their_mode_and_directories_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root_in(dir.path()).await;
+        std::fs::write(dir.path().join("pgpass"), "*:*:*:*:pw").unwrap();
+        std::fs::set_permissions(dir.path().join("pgpass"), std::fs::Permissions::from_mode(0o640)).unwrap();
+        let file = root.read_config("pgpass").await.unwrap().unwrap();
+        assert_eq!((file.contents.as_slice(), file.mode), (&b"*:*:*:*:pw"[..], Some(0o640)));
+        assert_eq!(root.read_config("missing").await.unwrap(), None);
+        assert_eq!(root.read_config("../etc/passwd").await.unwrap_err().kind, ErrorKind::Denied);
+        std::fs::create_dir(dir.path().join("crls")).unwrap();
+        std::fs::create_dir(dir.path().join("crls/sub")).unwrap();
+        for name in ["b.r0", "a.r0"] {
+            std::fs::write(dir.path().join("crls").join(name), name).unwrap();
+        }
+        let files = root.read_config_dir("crls").await.unwrap().unwrap();
+        let names: Vec<_> = files.iter().map(|(name, file)| (name.as_str(), file.contents.clone())).collect();
+        assert_eq!(names, [("a.r0", b"a.r0".to_vec()), ("b.r0", b"b.r0".to_vec())]);
+        assert_eq!(root.read_config_dir("no-such-dir").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn config_directories_open_only_what_the_policy_names() {
+        let (root_dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::write(home.path().join(".pgpass"), "x").unwrap();
+        let path = home.path().join(".pgpass").to_str().unwrap().to_string();
+        let read = |policy: crate::policy::Policy| {
+            let path = path.clone();
+            async move {
+                let files = LazyRoot::for_policy(&policy);
+                config_root(&path, &files, &policy).await?.read_config(&path).await
+            }
+        };
+        let policy = crate::policy::Policy::new(root_dir.path());
+        assert_eq!(read(policy.clone()).await.unwrap_err().kind, ErrorKind::Denied);
+        let file = read(policy.allow_config_dir(home.path())).await.unwrap().unwrap();
+        assert_eq!(file.contents, b"x");
     }
 
     #[tokio::test]

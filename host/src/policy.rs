@@ -49,6 +49,11 @@ pub struct Policy {
     /// environment (`PGHOST`, `PGUSER`, `PGPASSWORD`...) for what they leave
     /// unset, as libpq does. Off by default, like ambient AWS.
     pub libpq_environment: bool,
+    /// Directories libpq's own files (password and service files,
+    /// certificates, keys, CRLs) may also be read from, read-only, by
+    /// absolute path: e.g. the user's home for `~/.pgpass`. Files under the
+    /// file root need no entry. None by default.
+    pub config_dirs: Vec<PathBuf>,
     /// Whether AWS calls may use the host's own AWS environment: its
     /// default credential chain (AWS_* variables, `~/.aws` files, a web
     /// identity token, container and instance metadata), a profile the
@@ -77,6 +82,7 @@ impl std::fmt::Debug for Policy {
             .field("ambient_aws", &self.ambient_aws)
             .field("aws_environment", &self.aws_environment.as_ref().map(|vars| vars.keys().collect::<Vec<_>>()))
             .field("libpq_environment", &self.libpq_environment)
+            .field("config_dirs", &self.config_dirs)
             .field("session_reuse", &self.session_reuse)
             .field("default_socket_dir", &self.default_socket_dir)
             .finish_non_exhaustive()
@@ -105,6 +111,7 @@ impl Policy {
             ambient_aws: false,
             aws_environment: None,
             libpq_environment: false,
+            config_dirs: Vec::new(),
             session_reuse: 0,
             default_socket_dir: PathBuf::from(Policy::STANDARD_SOCKET_DIR),
         }
@@ -179,6 +186,15 @@ impl Policy {
     /// Let connections take libpq's defaults from the host's environment.
     pub fn with_libpq_environment(mut self, allowed: bool) -> Policy {
         self.libpq_environment = allowed;
+        self
+    }
+
+    /// Let libpq's own files be read from `dir` too (see
+    /// [`Policy::config_dirs`]), an absolute path compared lexically after
+    /// normalization; paths inside it are resolved through a handle on it
+    /// that cannot leave it.
+    pub fn allow_config_dir(mut self, dir: impl AsRef<Path>) -> Policy {
+        self.config_dirs.push(normalize(dir.as_ref()));
         self
     }
 
