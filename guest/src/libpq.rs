@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
-use crate::bindings::files::ConfigFile;
+use crate::bindings::files::{ConfigFile, ConfigRead};
 use crate::bindings::hook::RowShape;
 use crate::bindings::postgres::{
     ChannelBinding, ConnectConfig, Encrypt, Endpoint, IpAddress, Keepalives, Roots, Server, TargetSession, TcpServer,
@@ -26,8 +26,30 @@ pub use tls_files::TlsFiles;
 /// libpq's own files as the guest reaches them: through the host's `files`
 /// import, under the tenant's file rules, or from a table in tests.
 pub trait LibpqFiles {
-    /// The file at `path`, `None` if there is none.
-    fn read(&self, path: &str) -> Result<Option<ConfigFile>>;
+    /// What is at `path`: the file, nothing, or a place out of the
+    /// tenant's reach.
+    fn read(&self, path: &str) -> Result<ConfigRead>;
+
+    /// A file the connection names: out of reach is an error.
+    fn read_named(&self, path: &str) -> Result<Option<ConfigFile>> {
+        match self.read(path)? {
+            ConfigRead::Found(file) => Ok(Some(file)),
+            ConfigRead::Missing => Ok(None),
+            ConfigRead::OutOfReach => Err(crate::error::denied(format!(
+                "{path}: outside the file root and the places opened for libpq's files (the CLI's --allow-config-path)"
+            ))),
+        }
+    }
+
+    /// A file libpq reads by default: out of reach, it is not there for
+    /// this tenant.
+    fn read_default(&self, path: &str) -> Result<Option<ConfigFile>> {
+        match self.read(path)? {
+            ConfigRead::Found(file) => Ok(Some(file)),
+            ConfigRead::Missing | ConfigRead::OutOfReach => Ok(None),
+        }
+    }
+
     /// The regular files directly in the directory `path` (name, file), in
     /// name order; `None` if there is no such directory.
     fn read_dir(&self, path: &str) -> Result<Option<Vec<(String, ConfigFile)>>>;
@@ -39,8 +61,8 @@ pub trait LibpqFiles {
 pub struct NoFiles;
 
 impl LibpqFiles for NoFiles {
-    fn read(&self, _: &str) -> Result<Option<ConfigFile>> {
-        Ok(None)
+    fn read(&self, _: &str) -> Result<ConfigRead> {
+        Ok(ConfigRead::Missing)
     }
 
     fn read_dir(&self, _: &str) -> Result<Option<Vec<(String, ConfigFile)>>> {
@@ -159,8 +181,12 @@ pub struct ConnArgs {
     config: ConnectConfig,
     /// The certificate files TLS would use, read on connecting.
     tls_files: TlsFiles,
-    /// The password file to consult for servers without a password.
-    passfile: Option<String>,
+    /// The password file to consult for servers without a password, and
+    /// whether the connection named it (else it is libpq's default).
+    passfile: Option<(String, bool)>,
+    /// Each endpoint's host and port as the password file is matched
+    /// against them: libpq compares the text given, not the address.
+    password_keys: Vec<(String, String)>,
 }
 
 /// The port libpq uses when none is given.
@@ -360,8 +386,12 @@ impl ConnArgs {
         // Invalid parameters fail here, as psycopg2.connect would.
         let config = reader.connect_config()?;
         let tls_files = reader.tls_files()?;
-        let passfile = reader.get_set("passfile").or_else(|| in_home(environment, USER_PASSWORD_FILE));
-        Ok(ConnArgs { params, shape, config, tls_files, passfile })
+        let passfile = match reader.get_set("passfile") {
+            Some(path) => Some((path, true)),
+            None => in_home(environment, USER_PASSWORD_FILE).map(|path| (path, false)),
+        };
+        let password_keys = reader.password_keys()?;
+        Ok(ConnArgs { params, shape, config, tls_files, passfile, password_keys })
     }
 
     /// The settings the host connects with, libpq's defaults applied: the
@@ -401,8 +431,9 @@ impl ConnArgs {
     /// that cannot be read, or that others may read, is passed over with
     /// a warning, as libpq does.
     fn passwords_from_file(&self, config: &mut ConnectConfig, files: &dyn LibpqFiles) {
-        let Some(path) = &self.passfile else { return };
-        let file = match files.read(path) {
+        let Some((path, named)) = &self.passfile else { return };
+        let read = if *named { files.read_named(path) } else { files.read_default(path) };
+        let file = match read {
             Ok(Some(file)) => file,
             Ok(None) => return,
             Err(e) => return files.warn(&format!("password file \"{path}\" not read: {}", e.message)),
@@ -413,14 +444,11 @@ impl ConnArgs {
             ));
         }
         let text = String::from_utf8_lossy(&file.contents);
-        for endpoint in &mut config.endpoints {
-            let host = match &endpoint.server {
-                Server::Tcp(TcpServer { host, .. }) => passfile::host_for(Some(host)),
-                Server::UnixSocket(dir) => passfile::host_for(Some(dir)),
-                Server::DefaultSocket => passfile::host_for(None),
-            };
-            let port = endpoint.port.to_string();
-            endpoint.password = passfile::lookup(&text, host, &port, &config.dbname, &config.user);
+        for (endpoint, (host, port)) in config.endpoints.iter_mut().zip(&self.password_keys) {
+            let host = passfile::host_for(Some(host));
+            // An empty password is none: libpq never sends one.
+            endpoint.password =
+                passfile::lookup(&text, host, port, &config.dbname, &config.user).filter(|p| !p.is_empty());
         }
     }
 
@@ -475,7 +503,7 @@ impl Params<'_> {
         let system_file = variable(self.environment, "PGSYSCONFDIR")
             .map(|dir| format!("{}/pg_service.conf", dir.trim_end_matches('/')));
         for path in [user_file, system_file].into_iter().flatten() {
-            let Some(file) = files.read(&path)? else { continue };
+            let Some(file) = files.read_default(&path)? else { continue };
             let text = String::from_utf8_lossy(&file.contents);
             if let Some(settings) = service::section(&text, &path, &name, is_keyword)? {
                 return Ok(settings);
@@ -523,7 +551,8 @@ impl Params<'_> {
         Ok(ConnectConfig {
             // Unset until connect_config applies libpq's defaults.
             user: self.get_set("user").unwrap_or_default(),
-            password: self.get("password"),
+            // An empty password is none: libpq never sends one.
+            password: self.get("password").filter(|p| !p.is_empty()),
             dbname: self.get_set("dbname").unwrap_or_default(),
             options: self.get_set("options"),
             application_name: self.get_set("application_name").or_else(|| self.get_set("fallback_application_name")),
@@ -584,6 +613,31 @@ impl Params<'_> {
             Some(v) => return Err(config(format!("invalid sslnegotiation value: \"{v}\""))),
         }
         Ok(())
+    }
+
+    /// Each server's host and port as libpq matches them in the password
+    /// file: the host as given, else the hostaddr (an empty one is the
+    /// default host); the port as given, else 5432. In the order of
+    /// `endpoints`, which has checked the lists pair up.
+    fn password_keys(&self) -> Result<Vec<(String, String)>> {
+        let split = |v: Option<String>| -> Vec<String> {
+            v.map(|v| v.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default()
+        };
+        let (hosts, hostaddrs, ports) =
+            (split(self.get_set("host")), split(self.get_set("hostaddr")), split(self.get_set("port")));
+        let count = hosts.len().max(hostaddrs.len()).max(1);
+        Ok((0..count)
+            .map(|i| {
+                let host = hosts.get(i).filter(|h| !h.is_empty()).or_else(|| hostaddrs.get(i));
+                let port = match ports.len() {
+                    0 => None,
+                    1 => ports.first(),
+                    _ => ports.get(i),
+                };
+                let port = port.filter(|p| !p.is_empty()).cloned().unwrap_or_else(|| DEFAULT_PORT.to_string());
+                (host.cloned().unwrap_or_default(), port)
+            })
+            .collect())
     }
 
     /// The servers to try, as libpq pairs `host`, `hostaddr` and `port`: a
@@ -842,9 +896,17 @@ mod tests {
     }
 
     impl LibpqFiles for Table {
-        fn read(&self, path: &str) -> Result<Option<ConfigFile>> {
+        fn read(&self, path: &str) -> Result<ConfigRead> {
+            if path.starts_with("/out/") {
+                return Ok(ConfigRead::OutOfReach);
+            }
             let found = self.files.iter().find(|(p, ..)| p == path);
-            Ok(found.map(|(_, contents, mode)| ConfigFile { contents: contents.clone(), mode: Some(*mode) }))
+            Ok(match found {
+                Some((_, contents, mode)) => {
+                    ConfigRead::Found(ConfigFile { contents: contents.clone(), mode: Some(*mode) })
+                }
+                None => ConfigRead::Missing,
+            })
         }
 
         fn read_dir(&self, path: &str) -> Result<Option<Vec<(String, ConfigFile)>>> {
@@ -909,6 +971,28 @@ mod tests {
         assert_eq!(passwords(fields.clone(), &with_variable, &files), (None, vec![some("named")]));
         // No home: no default file.
         assert_eq!(passwords(fields.clone(), &[], &files), (None, vec![None]));
+        // Matched on the host and port as given: a socket path with a hostaddr, a port's own text.
+        let files_by_text = Table::default().with(
+            "/home/me/.pgpass",
+            "/run/pg:5432:app:u:by-path\n0\\:0\\:0\\:0\\:0\\:0\\:0\\:1:055432:app:u:by-text\n",
+            0o600,
+        );
+        let fields = json!({"login": "u", "schema": "app", "extra": {"host": "/run/pg", "hostaddr": "127.0.0.1"}});
+        assert_eq!(passwords(fields, &home, &files_by_text), (None, vec![some("by-path")]));
+        let fields = json!({"login": "u", "schema": "app", "extra": {"hostaddr": "0:0:0:0:0:0:0:1", "port": "055432"}});
+        assert_eq!(passwords(fields, &home, &files_by_text), (None, vec![some("by-text")]));
+        // An empty password, given or found, is none: libpq never sends one.
+        let empty = Table::default().with("/home/me/.pgpass", "*:*:*:*:\n", 0o600);
+        let fields = json!({"host": "db", "login": "u", "schema": "app", "password": ""});
+        assert_eq!(passwords(fields, &home, &empty), (None, vec![None]));
+        // A default file out of reach is passed over without a word; a named one with a warning.
+        let quiet = Table::default();
+        let fields = json!({"host": "db", "login": "u", "schema": "app"});
+        assert_eq!(passwords(fields.clone(), &env(&[("HOME", "/out/me")]), &quiet), (None, vec![None]));
+        assert!(quiet.warnings.borrow().is_empty());
+        let named = json!({"host": "db", "login": "u", "schema": "app", "extra": {"passfile": "/out/pgpass"}});
+        assert_eq!(passwords(named, &home, &quiet), (None, vec![None]));
+        assert!(quiet.warnings.borrow()[0].contains("outside the file root"), "{:?}", quiet.warnings);
         // A file others may read is passed over, with libpq's warning.
         let open = Table::default().with("/home/me/.pgpass", text, 0o644);
         assert_eq!(passwords(fields, &home, &open), (None, vec![None]));
@@ -961,8 +1045,13 @@ mod tests {
         let root = Roots::File(pem("/home/me/.postgresql/root.crt", "ROOT"));
         let got = tls(json!({"sslmode": "verify-full", "sslcrldir": "/crls"}), &home, &files).unwrap();
         assert_eq!(got.verify, Verify::ChainAndName(root.clone()));
-        let crls = vec![pem("/home/me/.postgresql/root.crl", "CRL"), pem("/crls/a.r0", "A"), pem("/crls/b.r0", "B")];
-        assert_eq!(got.crls, crls);
+        // root.crl is the default only without sslcrldir, as in libpq.
+        assert_eq!(got.crls, vec![pem("/crls/a.r0", "A"), pem("/crls/b.r0", "B")]);
+        let alone = tls(json!({"sslmode": "verify-full"}), &home, &files).unwrap();
+        assert_eq!(alone.crls, vec![pem("/home/me/.postgresql/root.crl", "CRL")]);
+        // A CRL directory without a list fails closed, as libpq's OpenSSL check does.
+        let e = tls(json!({"sslmode": "verify-full", "sslcrldir": "/nothing"}), &home, &files).unwrap_err();
+        assert!(e.message.starts_with("sslcrldir \"/nothing\" holds no certificate revocation list"), "{}", e.message);
         let cert = ClientCert {
             cert: pem("/home/me/.postgresql/postgresql.crt", "CERT"),
             key: pem("/home/me/.postgresql/postgresql.key", "KEY"),
@@ -978,6 +1067,12 @@ mod tests {
         assert!(e.message.starts_with("root certificate file \"/home/me/.postgresql/root.crt\" does not exist"));
         // Plain sessions read no file.
         assert_eq!(tls(json!({"sslmode": "disable"}), &home, &files).unwrap().client_cert, None);
+        // Defaults out of the tenant's reach are not there; a named file out of reach is an error.
+        let out = env(&[("HOME", "/out/me")]);
+        assert_eq!(tls(json!({"sslmode": "require"}), &out, &files).unwrap().verify, Verify::None);
+        let e = tls(json!({"sslmode": "require", "sslrootcert": "/out/ca.pem"}), &home, &files).unwrap_err();
+        assert_eq!(e.kind, crate::bindings::types::ErrorKind::Denied);
+        assert!(e.message.starts_with("/out/ca.pem: outside the file root"), "{}", e.message);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use cap_std::fs::{Dir, FileType, FileTypeExt, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
 
-use crate::bindings::files::ConfigFile;
+use crate::bindings::files::{ConfigFile, ConfigRead};
 use crate::bindings::types::{Error as WitError, ErrorKind};
 use crate::error::{Error, wit};
 
@@ -27,6 +27,9 @@ pub const READ_LIMIT: u64 = 1 << 20;
 
 /// The most files [`FileRoot::read_config_dir`] reads from one directory.
 pub const DIR_READ_LIMIT: usize = 256;
+
+/// The most bytes [`FileRoot::read_config_dir`] reads from one directory.
+pub const DIR_TOTAL_LIMIT: u64 = 16 << 20;
 
 /// The permission bits a replaced file passes on to its replacement: no
 /// set-user-id, set-group-id or sticky bit on data a server sent.
@@ -205,9 +208,10 @@ impl FileRoot {
         .await
     }
 
-    /// Read every regular file directly in the directory `path`, in name
-    /// order, each as [`FileRoot::read_config`] does: at most
-    /// [`DIR_READ_LIMIT`] of them. `None` if there is no such directory.
+    /// Read the CRL files directly in the directory `path` (named as
+    /// OpenSSL looks them up: `<hash>.r<n>`), in name order, each as
+    /// [`FileRoot::read_config`] does: at most [`DIR_READ_LIMIT`] of them
+    /// and [`DIR_TOTAL_LIMIT`] bytes. `None` if there is no such directory.
     pub async fn read_config_dir(&self, path: &str) -> Result<Option<Vec<(String, ConfigFile)>>, WitError> {
         let named = self.name(path)?;
         let root = self.inner.clone();
@@ -220,23 +224,37 @@ impl FileRoot {
             };
             let mut names = Vec::new();
             for entry in dir.entries().map_err(|e| io_error(given, e))? {
-                let entry = entry.map_err(|e| io_error(given, e))?;
-                if entry.file_type().map_err(|e| io_error(given, e))?.is_file() {
-                    names.push(entry.file_name());
+                let name = entry.map_err(|e| io_error(given, e))?.file_name();
+                if name.to_str().is_some_and(is_hashed_crl_name) {
+                    names.push(name.to_string_lossy().into_owned());
                 }
             }
             if names.len() > DIR_READ_LIMIT {
-                return Err(wit(ErrorKind::Limit, format!("{given}: holds more than {DIR_READ_LIMIT} files")));
+                return Err(wit(ErrorKind::Limit, format!("{given}: holds more than {DIR_READ_LIMIT} CRL files")));
             }
             names.sort();
             let sub = Root { dir, prefixes: root.prefixes.clone() };
-            let files = names.into_iter().map(|name| {
-                let relative = PathBuf::from(&name);
-                let name = name.to_string_lossy().into_owned();
-                let given = format!("{}/{name}", given.trim_end_matches('/'));
-                sub.read_small(&Named { given, relative }).map(|file| (name, file))
-            });
-            files.collect::<Result<Vec<_>, _>>().map(Some)
+            let (mut files, mut total) = (Vec::new(), 0);
+            for name in names {
+                let named =
+                    Named { given: format!("{}/{name}", given.trim_end_matches('/')), relative: name.clone().into() };
+                // Links are followed as far as they stay inside; what is not a regular file is passed over.
+                match sub.dir.metadata(&named.relative) {
+                    Ok(meta) if meta.is_file() => {}
+                    Ok(_) => continue,
+                    Err(e) => return Err(io_error(&named.given, e)),
+                }
+                let file = sub.read_small(&named)?;
+                total += file.contents.len();
+                if total as u64 > DIR_TOTAL_LIMIT {
+                    return Err(wit(
+                        ErrorKind::Limit,
+                        format!("{given}: its CRLs are larger than {} MiB", DIR_TOTAL_LIMIT >> 20),
+                    ));
+                }
+                files.push((name, file));
+            }
+            Ok(Some(files))
         })
         .await
     }
@@ -438,23 +456,48 @@ impl LazyRoot {
     }
 }
 
-/// The root that `path`, a file of libpq's, is read through: the config
-/// directory of `policy` that holds it, if it is an absolute path in one
-/// and outside the file root; else the file root, which refuses what it
-/// does not hold.
-async fn config_root(path: &str, files: &LazyRoot, policy: &crate::policy::Policy) -> Result<FileRoot, WitError> {
+/// Where a file of libpq's is read from.
+enum Place {
+    /// Through this root.
+    Root(FileRoot),
+    /// A place the policy opens, which does not exist: nor does the file.
+    Missing,
+    /// Outside the root and every place the policy opens.
+    OutOfReach,
+}
+
+/// Where `path`, a file of libpq's, is read from: the file root if it holds
+/// it; else the place of `policy`'s config paths that does (a file named
+/// exactly, or a directory holding it), opened as a root of its own.
+async fn config_place(path: &str, files: &LazyRoot, policy: &crate::policy::Policy) -> Result<Place, WitError> {
+    let root = files.get().await?;
     let given = Path::new(path);
-    if given.is_absolute() {
-        let root = files.get().await?;
-        if root.name(path).is_ok() {
-            return Ok(root);
-        }
-        if let Some(dir) = policy.config_dirs.iter().find(|dir| given.starts_with(dir)) {
-            return FileRoot::new(dir).await;
-        }
-        return Ok(root);
+    match root.name(path) {
+        Ok(_) => return Ok(Place::Root(root)),
+        // A relative path, `..` or an empty one: the root's own refusal.
+        Err(e) if !given.is_absolute() || given.components().any(|c| c == Component::ParentDir) => return Err(e),
+        Err(_) => {}
     }
-    files.get().await
+    let Some(dir) = policy.config_paths.iter().find_map(|allowed| {
+        if given == allowed { allowed.parent() } else { given.starts_with(allowed).then_some(allowed.as_path()) }
+    }) else {
+        return Ok(Place::OutOfReach);
+    };
+    match FileRoot::new(dir).await {
+        Ok(root) => Ok(Place::Root(root)),
+        Err(_) if !dir.is_dir() => Ok(Place::Missing),
+        Err(e) => Err(e),
+    }
+}
+
+/// The names OpenSSL looks CRLs up by in a directory: the issuer's hash,
+/// `.r` and a number.
+fn is_hashed_crl_name(name: &str) -> bool {
+    let Some((hash, number)) = name.split_once(".r") else { return false };
+    hash.len() == 8
+        && hash.bytes().all(|b| b.is_ascii_hexdigit())
+        && !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl crate::bindings::files::Host for crate::ctx::PghookCtxView<'_> {
@@ -466,12 +509,26 @@ impl crate::bindings::files::Host for crate::ctx::PghookCtxView<'_> {
         self.files.get().await?.create_empty(&path).await
     }
 
-    async fn read_config(&mut self, path: String) -> Result<Option<ConfigFile>, WitError> {
-        config_root(&path, &self.files, &self.policy).await?.read_config(&path).await
+    async fn read_config(&mut self, path: String) -> Result<ConfigRead, WitError> {
+        Ok(match config_place(&path, &self.files, &self.policy).await? {
+            Place::Root(root) => match root.read_config(&path).await? {
+                Some(file) => ConfigRead::Found(file),
+                None => ConfigRead::Missing,
+            },
+            Place::Missing => ConfigRead::Missing,
+            Place::OutOfReach => ConfigRead::OutOfReach,
+        })
     }
 
     async fn read_config_dir(&mut self, path: String) -> Result<Option<Vec<(String, ConfigFile)>>, WitError> {
-        config_root(&path, &self.files, &self.policy).await?.read_config_dir(&path).await
+        match config_place(&path, &self.files, &self.policy).await? {
+            Place::Root(root) => root.read_config_dir(&path).await,
+            Place::Missing => Ok(None),
+            Place::OutOfReach => Err(wit(
+                ErrorKind::Denied,
+                format!("{path}: outside the file root and the places opened for libpq's files"),
+            )),
+        }
     }
 }
 
@@ -608,12 +665,21 @@ mod tests {
         assert_eq!(root.read_config("../etc/passwd").await.unwrap_err().kind, ErrorKind::Denied);
         std::fs::create_dir(dir.path().join("crls")).unwrap();
         std::fs::create_dir(dir.path().join("crls/sub")).unwrap();
-        for name in ["b.r0", "a.r0"] {
+        // OpenSSL's hashed names only, links followed inside, in name order.
+        for name in ["0a1b2c3d.r1", "0a1b2c3d.r0", "README", "0a1b2c3d.rx"] {
             std::fs::write(dir.path().join("crls").join(name), name).unwrap();
         }
+        // As `openssl rehash` lays it out: a hashed name linking to a file beside it.
+        std::fs::write(dir.path().join("crls/ca.crl"), "*:*:*:*:pw").unwrap();
+        std::os::unix::fs::symlink("ca.crl", dir.path().join("crls/ffffffff.r0")).unwrap();
         let files = root.read_config_dir("crls").await.unwrap().unwrap();
         let names: Vec<_> = files.iter().map(|(name, file)| (name.as_str(), file.contents.clone())).collect();
-        assert_eq!(names, [("a.r0", b"a.r0".to_vec()), ("b.r0", b"b.r0".to_vec())]);
+        let expected = [
+            ("0a1b2c3d.r0", b"0a1b2c3d.r0".to_vec()),
+            ("0a1b2c3d.r1", b"0a1b2c3d.r1".to_vec()),
+            ("ffffffff.r0", b"*:*:*:*:pw".to_vec()),
+        ];
+        assert_eq!(names, expected);
         assert_eq!(root.read_config_dir("no-such-dir").await.unwrap(), None);
     }
 
@@ -622,17 +688,32 @@ mod tests {
         let (root_dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         std::fs::write(home.path().join(".pgpass"), "x").unwrap();
         let path = home.path().join(".pgpass").to_str().unwrap().to_string();
-        let read = |policy: crate::policy::Policy| {
-            let path = path.clone();
-            async move {
-                let files = LazyRoot::for_policy(&policy);
-                config_root(&path, &files, &policy).await?.read_config(&path).await
-            }
+        let read = |policy: crate::policy::Policy, path: String| async move {
+            let files = LazyRoot::for_policy(&policy);
+            let read: Result<ConfigRead, WitError> = match config_place(&path, &files, &policy).await? {
+                Place::Root(root) => Ok(match root.read_config(&path).await? {
+                    Some(file) => ConfigRead::Found(file),
+                    None => ConfigRead::Missing,
+                }),
+                Place::Missing => Ok(ConfigRead::Missing),
+                Place::OutOfReach => Ok(ConfigRead::OutOfReach),
+            };
+            read
         };
+        let found = |contents: &[u8]| ConfigRead::Found(ConfigFile { contents: contents.to_vec(), mode: Some(0o644) });
+        std::fs::set_permissions(home.path().join(".pgpass"), std::fs::Permissions::from_mode(0o644)).unwrap();
         let policy = crate::policy::Policy::new(root_dir.path());
-        assert_eq!(read(policy.clone()).await.unwrap_err().kind, ErrorKind::Denied);
-        let file = read(policy.allow_config_dir(home.path())).await.unwrap().unwrap();
-        assert_eq!(file.contents, b"x");
+        assert_eq!(read(policy.clone(), path.clone()).await, Ok(ConfigRead::OutOfReach));
+        // A file named exactly, or a directory holding it.
+        let exact = policy.clone().allow_config_path(&path);
+        assert_eq!(read(exact.clone(), path.clone()).await, Ok(found(b"x")));
+        let sibling = home.path().join("other").to_str().unwrap().to_string();
+        assert_eq!(read(exact, sibling).await, Ok(ConfigRead::OutOfReach));
+        assert_eq!(read(policy.clone().allow_config_path(home.path()), path.clone()).await, Ok(found(b"x")));
+        // A directory opened that does not exist holds nothing.
+        let gone = home.path().join("gone");
+        let inside = gone.join("pgpass").to_str().unwrap().to_string();
+        assert_eq!(read(policy.allow_config_path(&gone), inside).await, Ok(ConfigRead::Missing));
     }
 
     #[tokio::test]

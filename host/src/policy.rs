@@ -1,7 +1,7 @@
 //! The sandbox around one tenant: which connections, files and hosts its
 //! hooks may touch, and how much memory and time each call gets.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
@@ -49,14 +49,22 @@ pub struct Policy {
     /// environment (`PGHOST`, `PGUSER`, `PGPASSWORD`...) for what they leave
     /// unset, as libpq does. Off by default, like ambient AWS.
     pub libpq_environment: bool,
-    /// Directories libpq's own files (password and service files,
-    /// certificates, keys, CRLs) may also be read from, read-only, by
-    /// absolute path: e.g. the user's home for `~/.pgpass`. Files under the
-    /// file root need no entry. None by default.
-    pub config_dirs: Vec<PathBuf>,
-    /// Whether AWS calls may fall back to the host's own AWS environment
-    /// (AWS_* variables) when the AWS connection gives no credentials or region.
+    /// Places libpq's own files (password and service files, certificates,
+    /// keys, CRLs) may also be read from, read-only, by absolute path: each
+    /// a file, or a directory whose files all may be read (e.g.
+    /// `~/.pgpass` and `~/.postgresql`). Files under the file root need no
+    /// entry. None by default.
+    pub config_paths: Vec<PathBuf>,
+    /// Whether AWS calls may use the host's own AWS environment: its
+    /// default credential chain (AWS_* variables, `~/.aws` files, a web
+    /// identity token, container and instance metadata), a profile the
+    /// connection names, its region. Off by default.
     pub ambient_aws: bool,
+    /// The variables the host's AWS environment is read from instead of the
+    /// process's (AWS_*, `HOME` for `~/.aws`), when ambient AWS is allowed:
+    /// an embedder can give a tenant AWS settings of its own. `None`: the
+    /// process's environment.
+    pub aws_environment: Option<Arc<HashMap<String, String>>>,
     /// Where the default local server's socket is: what the guest's
     /// `default-socket` endpoint (a connection without a host) leads to.
     pub default_socket_dir: PathBuf,
@@ -73,8 +81,9 @@ impl std::fmt::Debug for Policy {
             .field("call_timeout", &self.call_timeout)
             .field("max_result_bytes", &self.max_result_bytes)
             .field("ambient_aws", &self.ambient_aws)
+            .field("aws_environment", &self.aws_environment.as_ref().map(|vars| vars.keys().collect::<Vec<_>>()))
             .field("libpq_environment", &self.libpq_environment)
-            .field("config_dirs", &self.config_dirs)
+            .field("config_paths", &self.config_paths)
             .field("session_reuse", &self.session_reuse)
             .field("default_socket_dir", &self.default_socket_dir)
             .finish_non_exhaustive()
@@ -101,8 +110,9 @@ impl Policy {
             call_timeout: Duration::from_secs(3600),
             max_result_bytes: 64 << 20,
             ambient_aws: false,
+            aws_environment: None,
             libpq_environment: false,
-            config_dirs: Vec::new(),
+            config_paths: Vec::new(),
             session_reuse: 0,
             default_socket_dir: PathBuf::from(Policy::STANDARD_SOCKET_DIR),
         }
@@ -180,18 +190,58 @@ impl Policy {
         self
     }
 
-    /// Let libpq's own files be read from `dir` too (see
-    /// [`Policy::config_dirs`]), an absolute path compared lexically after
-    /// normalization; paths inside it are resolved through a handle on it
-    /// that cannot leave it.
-    pub fn allow_config_dir(mut self, dir: impl AsRef<Path>) -> Policy {
-        self.config_dirs.push(normalize(dir.as_ref()));
+    /// Let libpq's own files be read at `path` too (see
+    /// [`Policy::config_paths`]): a file, or a directory and everything in
+    /// it. A relative path is taken from the current directory; the path
+    /// is compared lexically after normalization, and read through a
+    /// handle on its directory that cannot leave it.
+    pub fn allow_config_path(mut self, path: impl AsRef<Path>) -> Policy {
+        let path = path.as_ref();
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        self.config_paths.push(normalize(&absolute));
         self
     }
 
-    /// Allow or forbid the host's own AWS environment as a fallback.
+    /// Let connections read the files libpq reads by default, where the
+    /// host's environment puts them: `~/.pgpass`, `~/.pg_service.conf`,
+    /// `~/.postgresql/`, `$PGSYSCONFDIR/pg_service.conf`, and the files
+    /// the `PGPASSFILE`, `PGSERVICEFILE`, `PGSSLROOTCERT`, `PGSSLCERT`,
+    /// `PGSSLKEY`, `PGSSLCRL` and `PGSSLCRLDIR` variables name: what the
+    /// CLI allows. Never a whole home directory.
+    pub fn allow_libpq_default_files(mut self) -> Policy {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        if let Some(home) = var("HOME") {
+            for name in [".pgpass", ".pg_service.conf", ".postgresql"] {
+                self = self.allow_config_path(home.join(name));
+            }
+        }
+        if let Some(dir) = var("PGSYSCONFDIR") {
+            self = self.allow_config_path(dir.join("pg_service.conf"));
+        }
+        for name in ["PGPASSFILE", "PGSERVICEFILE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGSSLCRL", "PGSSLCRLDIR"]
+        {
+            if let Some(path) = var(name).filter(|p| p.as_os_str() != "system") {
+                self = self.allow_config_path(path);
+            }
+        }
+        self
+    }
+
+    /// Allow or forbid the host's own AWS environment (see
+    /// [`Policy::ambient_aws`]).
     pub fn with_ambient_aws(mut self, allowed: bool) -> Policy {
         self.ambient_aws = allowed;
+        self
+    }
+
+    /// Read the host's AWS environment from `vars` instead of the process's
+    /// environment variables (see [`Policy::aws_environment`]). It is used
+    /// only where ambient AWS is allowed.
+    pub fn with_aws_environment<K: Into<String>, V: Into<String>>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Policy {
+        self.aws_environment = Some(Arc::new(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect()));
         self
     }
 

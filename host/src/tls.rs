@@ -75,18 +75,32 @@ pub(crate) fn client_config(tls: &TlsConfig) -> Result<Arc<ClientConfig>, WitErr
         Some(ClientCert { cert, key }) => {
             let chain = CertificateDer::pem_slice_iter(&cert.contents)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| tls_error(&format!("client certificate {}", cert.path), e))?;
+                .map_err(|e| tls_error(&format!("client certificate {}", cert.path), pem_problem(&e)))?;
             if chain.is_empty() {
                 return Err(tls_error(&format!("client certificate {}", cert.path), "holds no certificate"));
             }
             let private = PrivateKeyDer::from_pem_slice(&key.contents)
-                .map_err(|e| tls_error(&format!("client key {}", key.path), e))?;
+                .map_err(|e| tls_error(&format!("client key {}", key.path), pem_problem(&e)))?;
             builder.with_client_auth_cert(chain, private).map_err(|e| tls_error("client certificate and key", e))?
         }
         None => builder.with_no_client_auth(),
     };
     config.enable_sni = tls.sni;
     Ok(Arc::new(config))
+}
+
+/// What is wrong with a PEM file, never quoting it: a PEM parse error
+/// carries the bytes it stumbled on, which may be a secret (a key given as
+/// a certificate).
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> &'static str {
+    use rustls::pki_types::pem::Error as Pem;
+    match e {
+        Pem::MissingSectionEnd { .. } => "not valid PEM: a section has no end marker",
+        Pem::IllegalSectionStart { .. } => "not valid PEM: a malformed section start",
+        Pem::Base64Decode(_) => "not valid PEM: bad base64",
+        Pem::NoItemsFound => "holds no PEM item",
+        _ => "not valid PEM",
+    }
 }
 
 /// The trusted roots: a PEM file's certificates, or the platform's.
@@ -96,7 +110,7 @@ fn root_store(roots: &Roots) -> Result<RootCertStore, WitError> {
         Roots::File(PemFile { path, contents }) => {
             let what = format!("root certificate {path}");
             for cert in CertificateDer::pem_slice_iter(contents) {
-                store.add(cert.map_err(|e| tls_error(&what, e))?).map_err(|e| tls_error(&what, e))?;
+                store.add(cert.map_err(|e| tls_error(&what, pem_problem(&e)))?).map_err(|e| tls_error(&what, e))?;
             }
             if store.is_empty() {
                 return Err(tls_error(&what, "holds no certificate"));
@@ -122,7 +136,7 @@ fn revocation_lists(files: &[PemFile]) -> Result<Vec<CertificateRevocationListDe
         let what = format!("certificate revocation list {path}");
         let pem: Vec<_> = CertificateRevocationListDer::pem_slice_iter(contents)
             .collect::<Result<_, _>>()
-            .map_err(|e| tls_error(&what, e))?;
+            .map_err(|e| tls_error(&what, pem_problem(&e)))?;
         match pem.is_empty() {
             true if contents.first() == Some(&0x30) => crls.push(CertificateRevocationListDer::from(contents.clone())),
             true => return Err(tls_error(&what, "holds no revocation list (PEM or DER)")),

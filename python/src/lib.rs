@@ -282,7 +282,7 @@ fn scalar(value: &Bound<'_, PyAny>) -> PyResult<Value> {
 fn param(value: &Bound<'_, PyAny>) -> PyResult<Param> {
     let py = value.py();
     let datetime = py.import("datetime")?;
-    let text = |v: &Bound<'_, PyAny>| -> PyResult<String> { Ok(v.call_method1("isoformat", (" ",))?.extract()?) };
+    let text = |v: &Bound<'_, PyAny>| -> PyResult<String> { v.call_method1("isoformat", (" ",))?.extract() };
     if value.is_instance(&datetime.getattr("datetime")?)? {
         let aware = !value.call_method0("utcoffset")?.is_none();
         return Ok(if aware { Param::Timestamptz(text(value)?) } else { Param::Timestamp(text(value)?) });
@@ -442,7 +442,7 @@ impl Core {
 
     /// Each statement's (column names, rows), and the row shape.
     #[pyo3(signature = (sql, parameters=None, autocommit=false, split_statements=false, return_last=true, fetch="all"))]
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
     fn run<'py>(
         &self,
         py: Python<'py>,

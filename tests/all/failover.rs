@@ -220,3 +220,15 @@ fn pgtargetsessionattrs_from_the_environment() {
     let out = crate::cli::pghook(root.path(), &env, &["--conn-id", "pair", "records", "--sql", sql]);
     assert_eq!(crate::cli::stdout(&out), format!(r#"[["{primary}"]]"#));
 }
+
+#[tokio::test]
+async fn a_refused_login_ends_the_search() {
+    // As libpq: a server that refuses the login is not followed by the others.
+    let pair = Replicated::get();
+    let mut stored: serde_json::Value =
+        serde_json::from_str(&conn(Via::Tcp, &[pair.primary.port, pair.standby.port], json!({}))).unwrap();
+    stored["password"] = json!("not the password");
+    let e = reached(&stored.to_string()).await.unwrap_err();
+    assert_eq!(e.sqlstate().map(|s| s.code()), Some("28P01"), "{e}");
+    assert!(!e.message().contains(&pair.standby.port.to_string()), "{e}");
+}

@@ -61,12 +61,27 @@ fn the_password_file_in_the_home_directory() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("has group or world access"), "{err}");
-    // Another home directory than the one allowed: not read.
-    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A password file the connection names elsewhere: out of reach, with a
+    // warning, until --allow-config-path opens it. Never the whole home.
     let elsewhere = tempfile::tempdir().unwrap();
-    let mut narrow = vec!["--allow-config-dir", elsewhere.path().to_str().unwrap()];
-    narrow.extend(args);
-    assert!(!pghook(root.path(), &env, &narrow).status.success());
+    let named = elsewhere.path().join("pgpass");
+    write(&named, &line, 0o600);
+    let conn = format!(
+        r#"{{"conn_type": "postgres", "host": "127.0.0.1", "port": {}, "login": "{SUPERUSER}", "schema": "postgres", "extra": {{"passfile": "{}"}}}}"#,
+        pg.port,
+        named.display()
+    );
+    let env = [("AIRFLOW_CONN_NOPW", conn.as_str()), ("HOME", home_dir)];
+    let out = pghook(root.path(), &env, &args);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside the file root"), "{out:?}");
+    let mut opened = vec!["--allow-config-path", named.to_str().unwrap()];
+    opened.extend(args);
+    assert_eq!(stdout(&pghook(root.path(), &env, &opened)), "[[1]]");
+    std::fs::write(home.path().join("secret"), "x").unwrap();
+    let probe = r#"{"conn_type": "postgres", "host": "127.0.0.1", "login": "u", "extra": {"sslmode": "require", "sslrootcert": "HOME/secret"}}"#
+        .replace("HOME", home_dir);
+    let out = pghook(root.path(), &[("AIRFLOW_CONN_NOPW", probe.as_str()), ("HOME", home_dir)], &args);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside the file root"), "{out:?}");
 }
 
 #[test]
@@ -114,6 +129,15 @@ fn certificates_from_the_home_directory_and_the_platform() {
     let sql = "select ssl from pg_stat_ssl where pid = pg_backend_pid()";
     let args = ["--conn-id", "cert", "--allow-host", "localhost", "records", "--sql", sql];
     assert_eq!(stdout(&pghook(root.path(), &env, &args)), "[[true]]");
+    // A default root file that is there but cannot be read (a link out of
+    // ~/.postgresql) fails; it never turns require's check off.
+    let outside = tempfile::tempdir().unwrap();
+    write(&outside.path().join("ca.crt"), &read(&files.other_ca), 0o644);
+    std::fs::remove_file(dot.join("root.crt")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("ca.crt"), dot.join("root.crt")).unwrap();
+    let out = pghook(root.path(), &[("AIRFLOW_CONN_CERT", conn.as_str()), ("HOME", home_dir)], &args);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("root.crt"), "{out:?}");
     // sslrootcert=system: the platform's roots, here the test CA by SSL_CERT_FILE.
     let system = format!(
         r#"{{"conn_type": "postgres", "host": "localhost", "port": {}, "login": "{SUPERUSER}", "password": "{PASSWORD}", "schema": "postgres", "extra": {{"sslrootcert": "system"}}}}"#,
@@ -156,6 +180,6 @@ async fn through_the_api_files_follow_the_tenant_rules() {
     let outside = config.path().join("pgpass").to_str().unwrap().to_string();
     let e = select(base(), outside.clone()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
-    let row = select(base().allow_config_dir(config.path()), outside).await.unwrap();
+    let row = select(base().allow_config_path(config.path()), outside).await.unwrap();
     assert_eq!(row.rows[0][0], Value::Int(1));
 }

@@ -121,9 +121,14 @@ async fn revocation_lists() {
     // A missing CRL is skipped, as in libpq; a directory of CRLs is read whole.
     assert!(ssl_in_use("localhost", "postgres", with_crl("sslcrl", "missing.crl")).await.unwrap());
     let dir = tempfile::tempdir_in(&files.dir).unwrap();
-    std::fs::copy(&files.revoked_crl, dir.path().join("a.r0")).unwrap();
+    std::fs::copy(&files.revoked_crl, dir.path().join("0a1b2c3d.r0")).unwrap();
     let e = ssl_in_use("localhost", "postgres", with_crl("sslcrldir", dir.path().to_str().unwrap())).await.unwrap_err();
     assert!(e.message().to_lowercase().contains("revoked"), "{e}");
+    // A directory without a list fails closed, as libpq's check does.
+    let empty = tempfile::tempdir_in(&files.dir).unwrap();
+    let e =
+        ssl_in_use("localhost", "postgres", with_crl("sslcrldir", empty.path().to_str().unwrap())).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
     // Not a CRL at all: an error, never a silently skipped check.
     let e = ssl_in_use("localhost", "postgres", with_crl("sslcrl", files.ca.to_str().unwrap())).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Tls, "{e}");

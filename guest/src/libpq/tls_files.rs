@@ -95,14 +95,23 @@ impl TlsFiles {
 
     fn crls(&self, files: &dyn LibpqFiles) -> Result<Vec<PemFile>> {
         let mut crls = Vec::new();
-        let file = match &self.crl {
-            Some(path) => read(files, path, true)?,
-            None => self.default_file("root.crl").map(|path| read(files, &path, false)).transpose()?.flatten(),
+        let file = match (&self.crl, &self.crl_dir) {
+            (Some(path), _) => read(files, path, true)?,
+            // libpq's default only when neither is given.
+            (None, None) => self.default_file("root.crl").map(|path| read(files, &path, false)).transpose()?.flatten(),
+            (None, Some(_)) => None,
         };
         crls.extend(file);
         if let Some(dir) = &self.crl_dir {
             for (name, ConfigFile { contents, .. }) in files.read_dir(dir)?.unwrap_or_default() {
                 crls.push(PemFile { path: format!("{}/{name}", dir.trim_end_matches('/')), contents });
+            }
+            // libpq has OpenSSL check every certificate once a CRL directory
+            // is given, found or not: with no list at all, nothing passes.
+            if crls.is_empty() {
+                return Err(config(format!(
+                    "sslcrldir \"{dir}\" holds no certificate revocation list (<hash>.r<n>), and every certificate of the server's chain needs one"
+                )));
             }
         }
         Ok(crls)
@@ -130,7 +139,9 @@ impl TlsFiles {
             ))
         };
         let Some(path) = &key_path else { return Err(missing_key()) };
-        let Some(file) = files.read(path)? else { return Err(missing_key()) };
+        let key_named = self.key.is_some();
+        let found = if key_named { files.read_named(path)? } else { files.read_default(path)? };
+        let Some(file) = found else { return Err(missing_key()) };
         // libpq's rule for a key owned by root, the looser of its two: the
         // owner is not known here.
         if file.mode.is_some_and(|mode| mode & 0o037 != 0) {
@@ -142,12 +153,11 @@ impl TlsFiles {
     }
 }
 
-/// Read `path` whole. A file the connection `named` must be readable if it
-/// exists; a default one that cannot be read counts as missing.
+/// Read `path` whole. A file that is there must be readable, named or a
+/// default (a default that cannot be read must not turn a check off); one
+/// out of the tenant's reach is an error if the connection `named` it, and
+/// missing if it is libpq's default.
 fn read(files: &dyn LibpqFiles, path: &str, named: bool) -> Result<Option<PemFile>> {
-    match files.read(path) {
-        Ok(found) => Ok(found.map(|file| PemFile { path: path.to_string(), contents: file.contents })),
-        Err(_) if !named => Ok(None),
-        Err(e) => Err(e),
-    }
+    let found = if named { files.read_named(path)? } else { files.read_default(path)? };
+    Ok(found.map(|file| PemFile { path: path.to_string(), contents: file.contents }))
 }

@@ -39,11 +39,13 @@ struct Cli {
     /// Unix socket directories the hook may reach, each exactly (repeatable).
     #[arg(long = "allow-socket", value_name = "DIR", global = true, default_value = Policy::STANDARD_SOCKET_DIR)]
     allow_sockets: Vec<PathBuf>,
-    /// Directories libpq's own files (password and service files,
-    /// certificates, keys, CRLs) may be read from besides --root
-    /// (repeatable; default: $HOME, and $PGSYSCONFDIR if set).
-    #[arg(long = "allow-config-dir", value_name = "DIR", global = true)]
-    allow_config_dirs: Vec<PathBuf>,
+    /// A file, or a directory, libpq's own files (password and service
+    /// files, certificates, keys, CRLs) may also be read from (repeatable).
+    /// Always allowed: the files libpq reads by default (~/.pgpass,
+    /// ~/.pg_service.conf, ~/.postgresql/, $PGSYSCONFDIR/pg_service.conf and
+    /// those PGPASSFILE, PGSSLROOTCERT... name).
+    #[arg(long = "allow-config-path", value_name = "PATH", global = true)]
+    allow_config_paths: Vec<PathBuf>,
     /// Stop a call after this many seconds (its statement is cancelled on the server).
     #[arg(long, global = true, default_value_t = 86_400)]
     timeout: u64,
@@ -460,15 +462,9 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
     for dir in cli.allow_sockets {
         policy = policy.allow_socket_dir(dir);
     }
-    let config_dirs = match cli.allow_config_dirs.is_empty() {
-        false => cli.allow_config_dirs,
-        true => ["HOME", "PGSYSCONFDIR"]
-            .iter()
-            .filter_map(|v| std::env::var_os(v).filter(|d| !d.is_empty()).map(PathBuf::from))
-            .collect(),
-    };
-    for dir in config_dirs {
-        policy = policy.allow_config_dir(dir);
+    policy = policy.allow_libpq_default_files();
+    for path in cli.allow_config_paths {
+        policy = policy.allow_config_path(path);
     }
     let runtime = match cache_dir() {
         Some(dir) => Runtime::with_cache(&dir),

@@ -49,11 +49,22 @@ pub(super) async fn open(cfg: &ConnectConfig, policy: &Policy) -> Result<Opened,
             }
             match attempt(&config, server, encryption.as_ref(), wanted, limit).await {
                 Ok(opened) => return Ok(opened),
+                // As libpq: once a server refuses the login, no other is tried.
+                Err(failure) if refused_login(&failure) => {
+                    failures.push(failure);
+                    return Err(none_acceptable(failures));
+                }
                 Err(failure) => failures.push(failure),
             }
         }
     }
     Err(none_acceptable(failures))
+}
+
+/// Whether the server refused the login (SQLSTATE class 28: a wrong
+/// password, no pg_hba entry...).
+fn refused_login(failure: &WitError) -> bool {
+    failure.sqlstate.as_deref().is_some_and(|state| state.starts_with("28"))
 }
 
 /// What one pass over the endpoints asks of a server.
