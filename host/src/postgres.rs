@@ -409,7 +409,7 @@ async fn open(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<
         let driver = spawn_driver(connection, notices.clone());
         return Ok(Opened { client, notices, tls: None, driver });
     };
-    let make = crate::tls::MakeRustls(crate::tls::client_config(&cfg.tls, files).await?);
+    let make = crate::tls::connector(&cfg.tls, files).await?;
     let mut connected = None;
     for &mode in attempts {
         let mut config = config.clone();
@@ -422,7 +422,7 @@ async fn open(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<
     let (client, connection) =
         connected.ok_or_else(timed_out)?.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?;
     let driver = spawn_driver(connection, notices.clone());
-    Ok(Opened { client, notices, tls: Some(make), driver })
+    Ok(Opened { client, notices, tls: Some(make.for_cancel()), driver })
 }
 
 /// Run `work` to completion, or `None` once `limit` (if any) has passed.

@@ -16,14 +16,15 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
-use crate::bindings::postgres::{ClientCert, TlsConfig, TlsVersion, Verify};
+use crate::bindings::postgres::{ChannelBinding as Binding, ClientCert, TlsConfig, TlsVersion, Verify};
 use crate::bindings::types::{Error as WitError, ErrorKind};
 use crate::error::wit;
 use crate::files::LazyRoot;
+
+mod server_end_point;
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -33,9 +34,18 @@ fn tls_error(what: &str, e: impl std::fmt::Display) -> WitError {
     wit(ErrorKind::Tls, format!("{what}: {e}"))
 }
 
+/// tokio-postgres' TLS hook for `tls`, reading certificate files through
+/// `files` (opened only if a file is named).
+pub(crate) async fn connector(tls: &TlsConfig, files: &LazyRoot) -> Result<MakeRustls, WitError> {
+    Ok(MakeRustls {
+        config: client_config(tls, files).await?,
+        binding_required: tls.channel_binding == Binding::Require,
+    })
+}
+
 /// Build the rustls client configuration for `tls`, reading certificate
 /// files through `files` (opened only if a file is named).
-pub(crate) async fn client_config(tls: &TlsConfig, files: &LazyRoot) -> Result<Arc<ClientConfig>, WitError> {
+async fn client_config(tls: &TlsConfig, files: &LazyRoot) -> Result<Arc<ClientConfig>, WitError> {
     let versions: Vec<&'static rustls::SupportedProtocolVersion> =
         [(TlsVersion::Tls12, &rustls::version::TLS12), (TlsVersion::Tls13, &rustls::version::TLS13)]
             .into_iter()
@@ -153,7 +163,20 @@ impl ServerCertVerifier for DecidedVerifier {
 
 /// tokio-postgres' TLS hook, backed by a rustls configuration.
 #[derive(Clone)]
-pub struct MakeRustls(pub Arc<ClientConfig>);
+pub struct MakeRustls {
+    config: Arc<ClientConfig>,
+    /// channel_binding=require: a handshake whose certificate cannot be
+    /// bound to fails at once, naming why.
+    binding_required: bool,
+}
+
+impl MakeRustls {
+    /// The same, for cancel requests, which log in to nothing: any
+    /// certificate the session accepted will do.
+    pub(crate) fn for_cancel(&self) -> MakeRustls {
+        MakeRustls { binding_required: false, ..self.clone() }
+    }
+}
 
 impl<S> MakeTlsConnect<S> for MakeRustls
 where
@@ -169,7 +192,7 @@ where
         let domain = if domain.is_empty() { "localhost" } else { domain };
         let name = ServerName::try_from(domain.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{domain}: {e}")))?;
-        Ok(RustlsConnect { config: self.0.clone(), name })
+        Ok(RustlsConnect { config: self.config.clone(), name, binding_required: self.binding_required })
     }
 }
 
@@ -177,6 +200,7 @@ where
 pub struct RustlsConnect {
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
+    binding_required: bool,
 }
 
 impl<S> TlsConnect<S> for RustlsConnect
@@ -189,8 +213,16 @@ where
 
     fn connect(self, stream: S) -> Self::Future {
         Box::pin(async move {
-            let stream = tokio_rustls::TlsConnector::from(self.config).connect(self.name, stream).await?;
-            Ok(RustlsStream(Box::new(stream)))
+            let stream =
+                RustlsStream(Box::new(tokio_rustls::TlsConnector::from(self.config).connect(self.name, stream).await?));
+            if self.binding_required
+                && let Err(why) = stream.server_end_point()
+            {
+                return Err(io::Error::other(format!(
+                    "channel_binding=require, but the server certificate cannot be bound to: {why}"
+                )));
+            }
+            Ok(stream)
         })
     }
 }
@@ -198,13 +230,22 @@ where
 /// An encrypted session stream.
 pub struct RustlsStream<S>(Box<tokio_rustls::client::TlsStream<S>>);
 
+impl<S> RustlsStream<S> {
+    /// tls-server-end-point channel binding data for the server's
+    /// certificate, or why there is none.
+    fn server_end_point(&self) -> Result<Vec<u8>, String> {
+        match self.0.get_ref().1.peer_certificates().and_then(|certs| certs.first()) {
+            Some(cert) => server_end_point::server_end_point(cert.as_ref()),
+            None => Err("the server sent no certificate".into()),
+        }
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
     fn channel_binding(&self) -> ChannelBinding {
-        // tls-server-end-point with SHA-256, right for SHA-256 and SHA-1 signed certificates.
-        match self.0.get_ref().1.peer_certificates().and_then(|certs| certs.first()) {
-            Some(cert) => ChannelBinding::tls_server_end_point(Sha256::digest(cert.as_ref()).to_vec()),
-            None => ChannelBinding::none(),
-        }
+        // Without binding data tokio-postgres logs in without binding, and
+        // fails channel_binding=require (refused at the handshake already).
+        self.server_end_point().map_or_else(|_| ChannelBinding::none(), ChannelBinding::tls_server_end_point)
     }
 }
 

@@ -123,11 +123,34 @@ pub struct TlsFiles {
     pub client_key: PathBuf,
 }
 
-fn make_tls_files(dir: &Path) -> TlsFiles {
+/// How a TLS cluster's certificates are signed: the CA's key, and so the
+/// server certificate's signatureAlgorithm (whose hash channel binding uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signature {
+    /// ECDSA P-256 with SHA-256 (the shared TLS cluster's).
+    EcdsaP256Sha256,
+    /// ECDSA P-384 with SHA-384.
+    EcdsaP384Sha384,
+    /// Ed25519, which has no hash of its own.
+    Ed25519,
+}
+
+impl Signature {
+    fn algorithm(self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            Signature::EcdsaP256Sha256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            Signature::EcdsaP384Sha384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            Signature::Ed25519 => &rcgen::PKCS_ED25519,
+        }
+    }
+}
+
+fn make_tls_files(dir: &Path, signature: Signature) -> TlsFiles {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
     std::fs::create_dir_all(dir).unwrap();
+    let generate = || KeyPair::generate_for(signature.algorithm()).unwrap();
     let ca = |name: &str| {
-        let key = KeyPair::generate().unwrap();
+        let key = generate();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
@@ -139,11 +162,11 @@ fn make_tls_files(dir: &Path) -> TlsFiles {
     let (ca_cert, ca_key) = ca("pghook test CA");
     let (other_cert, _) = ca("pghook other CA");
     // The server's certificate names only "localhost": 127.0.0.1 is a mismatch.
-    let server_key = KeyPair::generate().unwrap();
+    let server_key = generate();
     let mut server = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     server.distinguished_name.push(DnType::CommonName, "localhost");
     let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key).unwrap();
-    let client_key = KeyPair::generate().unwrap();
+    let client_key = generate();
     let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
     client.distinguished_name.push(DnType::CommonName, "certuser");
     let client_cert = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
@@ -160,11 +183,25 @@ fn make_tls_files(dir: &Path) -> TlsFiles {
         client_key: write("client.key", client_key.serialize_pem()),
     };
     write("server.crt", server_cert.pem());
-    let key = write("server.key", server_key.serialize_pem());
+    let key = write("server.key", openssl_pem(&server_key, signature));
     give_to_postgres(dir);
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     files
+}
+
+/// A private key's PEM as the server's OpenSSL 3.0 reads it: ring writes
+/// Ed25519 keys as PKCS#8 v2 (with the public key), which it refuses; v1
+/// holds the seed alone.
+fn openssl_pem(key: &rcgen::KeyPair, signature: Signature) -> String {
+    if signature != Signature::Ed25519 {
+        return key.serialize_pem();
+    }
+    let v2 = key.serialize_der();
+    let mut v1 = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    // The seed, after the version, algorithm and the octet strings' headers.
+    v1.extend_from_slice(&v2[16..48]);
+    rcgen::KeyPair::try_from(v1.as_slice()).unwrap().serialize_pem()
 }
 
 static PLAIN: OnceLock<Cluster> = OnceLock::new();
@@ -186,7 +223,14 @@ impl Cluster {
     /// A cluster of its own (not the shared one), stopped by [`Cluster::stop`]
     /// or when the process exits.
     pub fn start_plain() -> Cluster {
-        Cluster::start(false)
+        Cluster::start(None)
+    }
+
+    /// A TLS cluster of its own, as [`Cluster::tls`] but with certificates
+    /// signed with `signature`; stopped by [`Cluster::stop`] or when the
+    /// process exits.
+    pub fn start_tls(signature: Signature) -> Cluster {
+        Cluster::start(Some(signature))
     }
 
     /// Stop the server now and remove its files.
@@ -194,7 +238,7 @@ impl Cluster {
         let _ = Command::new("sh").args(["-c", &self.stop_line]).output();
     }
 
-    fn start(with_tls: bool) -> Cluster {
+    fn start(tls_signature: Option<Signature>) -> Cluster {
         let base = tempfile::Builder::new().prefix("pghook-pg-").tempdir().unwrap().keep();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -221,7 +265,7 @@ impl Cluster {
                 .arg(format!("--pwfile={}", pwfile.display())),
             "initdb",
         );
-        let tls = with_tls.then(|| make_tls_files(&base.join("tls")));
+        let tls = tls_signature.map(|signature| make_tls_files(&base.join("tls"), signature));
         if let Some(tls) = &tls {
             // Encryption is mandatory over TCP; certuser logs in by certificate.
             let hba = "local all all trust\n\
@@ -271,13 +315,13 @@ impl Cluster {
 
     /// The shared plain cluster: scram-sha-256 over TCP, no TLS.
     pub fn plain() -> &'static Cluster {
-        PLAIN.get_or_init(|| Cluster::start(false))
+        PLAIN.get_or_init(|| Cluster::start(None))
     }
 
     /// The shared TLS cluster: TLS required over TCP, certificate login for
     /// `certuser`, scram-sha-256 for everyone else.
     pub fn tls() -> &'static Cluster {
-        TLS.get_or_init(|| Cluster::start(true))
+        TLS.get_or_init(|| Cluster::start(Some(Signature::EcdsaP256Sha256)))
     }
 
     fn plain_if_started() -> Option<&'static Cluster> {
