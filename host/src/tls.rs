@@ -3,6 +3,17 @@
 //! the files, versions and client certificate it names. Which sslmode means
 //! what is the guest's business; whether to encrypt is carried out by
 //! [`crate::postgres`].
+//!
+//! An own connector rather than tokio-postgres-rustls (0.13, the one for
+//! rustls 0.23): that crate takes a `ClientConfig`, so the decided
+//! verifier and SNI (`enable_sni`; none for an IP address; the host name
+//! with hostaddr) would carry over, but its channel binding does not. It
+//! hashes an Ed25519 certificate with SHA-512, which PostgreSQL's server
+//! cannot check, so the default channel_binding=prefer fails such a login
+//! (`tls::an_ed25519_certificate_logs_in_unbound_where_tokio_postgres_rustls_fails`);
+//! it binds nothing for ecdsa-with-SHA512, SHA-224 or RSA-PSS signatures,
+//! so channel_binding=require fails there. It also refuses an empty host
+//! name (a Unix socket in a host list under sslmode=prefer).
 
 use std::future::Future;
 use std::io;
