@@ -16,6 +16,8 @@ use crate::bindings::postgres::{
 use crate::connection::Connection;
 use crate::error::{Result, config};
 
+mod require_auth;
+
 /// Extras the hook consumes instead of passing to libpq: Airflow's
 /// `ignored_extra_options`, plus `enable_log_db_messages`.
 pub const CONSUMED_EXTRAS: &[&str] = &[
@@ -62,7 +64,7 @@ const LIBPQ_KEYWORDS: &[(&str, Support)] = {
         ("user", Yes),
         ("password", Yes),
         ("passfile", No),
-        ("require_auth", No),
+        ("require_auth", Yes),
         ("channel_binding", Yes),
         ("connect_timeout", Yes),
         ("client_encoding", Yes),
@@ -180,6 +182,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("sslkey", "PGSSLKEY"),
     ("connect_timeout", "PGCONNECT_TIMEOUT"),
     ("target_session_attrs", "PGTARGETSESSIONATTRS"),
+    ("require_auth", "PGREQUIREAUTH"),
 ];
 
 /// Reads libpq parameters as libpq would: a parameter the connection leaves
@@ -336,7 +339,14 @@ impl Params<'_> {
         }
         self.refuse_unsupported()?;
         let endpoints = self.endpoints()?;
-        let sockets_only = endpoints.iter().all(|e| matches!(e.server, Server::UnixSocket(_) | Server::DefaultSocket));
+        let is_socket = |e: &Endpoint| matches!(e.server, Server::UnixSocket(_) | Server::DefaultSocket);
+        let sockets_only = endpoints.iter().all(is_socket);
+        let require_auth = self.get_set("require_auth").map(|text| require_auth::read(&text)).transpose()?.flatten();
+        if require_auth.is_some() && endpoints.iter().any(is_socket) {
+            // The host watches the login on the sockets it opens for TLS,
+            // which tokio-postgres never does over a Unix socket.
+            return Err(config("require_auth is not supported by pghook over a Unix socket: connect over TCP"));
+        }
         Ok(ConnectConfig {
             // Unset until connect_config applies libpq's defaults.
             user: self.get_set("user").unwrap_or_default(),
@@ -379,6 +389,7 @@ impl Params<'_> {
             },
             tls: self.tls(sockets_only)?,
             endpoints,
+            require_auth,
         })
     }
 
@@ -856,6 +867,37 @@ mod tests {
         );
         let tls = ConnArgs::build(&conn, &HookOverrides::default()).unwrap().connect_config(no_os_user).unwrap().tls;
         assert_eq!((tls.encrypt, tls.verify), (Always, Verify::None));
+    }
+
+    #[test]
+    fn require_auth_reaches_the_host_for_tcp_only() {
+        use crate::bindings::postgres::{AuthMethods, AuthRequirement};
+        let read = |fields: Value| {
+            ConnArgs::build(&json_conn(fields), &HookOverrides::default())
+                .and_then(|a| a.connect_config(no_os_user))
+                .map(|c| c.require_auth)
+        };
+        let scram =
+            AuthRequirement { allowed: AuthMethods::SCRAM_SHA_256, unasked: false, text: "scram-sha-256".into() };
+        let tcp = |require_auth: &str| json!({"host": "h", "login": "u", "extra": {"require_auth": require_auth}});
+        assert_eq!(read(tcp("scram-sha-256")).unwrap(), Some(scram.clone()));
+        assert_eq!(read(tcp("")).unwrap(), None);
+        assert_eq!(read(json!({"host": "h", "login": "u"})).unwrap(), None);
+        let e = read(tcp("md5,!password")).unwrap_err();
+        assert_eq!(e.message, "negative require_auth method \"!password\" cannot be mixed with non-negative methods");
+        // libpq's environment variable, where the connection leaves it unset.
+        let environment = [("PGREQUIREAUTH".to_string(), "scram-sha-256".to_string())];
+        let args =
+            ConnArgs::build_in(&json_conn(json!({"host": "h", "login": "u"})), &HookOverrides::default(), &environment);
+        assert_eq!(args.unwrap().connect_config(no_os_user).unwrap().require_auth, Some(scram));
+        // Over a Unix socket the host cannot watch the login.
+        for host in [json!("/run/pg"), json!("h,/run/pg"), Value::Null] {
+            let e = read(json!({"host": host, "login": "u", "extra": {"require_auth": "none"}})).unwrap_err();
+            assert_eq!(
+                e.message, "require_auth is not supported by pghook over a Unix socket: connect over TCP",
+                "{host}"
+            );
+        }
     }
 
     #[test]

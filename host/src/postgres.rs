@@ -15,7 +15,7 @@ use futures_util::{SinkExt, StreamExt, TryStreamExt, pin_mut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::task::JoinHandle;
 use tokio_postgres::config::{
-    ChannelBinding as PgChannelBinding, LoadBalanceHosts, SslMode as PgSslMode, TargetSessionAttrs,
+    ChannelBinding as PgChannelBinding, LoadBalanceHosts, SslMode as PgSslMode, SslNegotiation, TargetSessionAttrs,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::types::Type;
@@ -392,6 +392,8 @@ async fn open(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<
     let during = format!("connection to {targets} failed");
     // tokio-postgres' sslmode for each attempt, in order; `None`: plain only.
     let attempts: Option<&[PgSslMode]> = match cfg.tls.encrypt {
+        // A watched login needs the connector, plain too.
+        Encrypt::Never if cfg.require_auth.is_some() => Some(&[PgSslMode::Disable]),
         Encrypt::Never => None,
         Encrypt::TryPlainFirst => Some(&[PgSslMode::Disable, PgSslMode::Require]),
         Encrypt::TryTlsFirst => Some(&[PgSslMode::Prefer]),
@@ -411,10 +413,22 @@ async fn open(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<
     };
     let make = crate::tls::connector(&cfg.tls, files).await?;
     let mut connected = None;
+    let mut used = make.clone();
     for &mode in attempts {
         let mut config = config.clone();
-        config.ssl_mode(mode);
-        connected = within(limit, config.connect(make.clone())).await;
+        used = match &cfg.require_auth {
+            None => {
+                config.ssl_mode(mode);
+                make.clone()
+            }
+            // The connector negotiates as tokio-postgres would for `mode`,
+            // so it sees the login of a plain session too (tls::Negotiate).
+            Some(requirement) => {
+                config.ssl_mode(PgSslMode::Require).ssl_negotiation(SslNegotiation::Direct);
+                make.watching(mode, requirement)
+            }
+        };
+        connected = within(limit, config.connect(used.clone())).await;
         if matches!(connected, Some(Ok(_))) {
             break;
         }
@@ -422,7 +436,7 @@ async fn open(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<
     let (client, connection) =
         connected.ok_or_else(timed_out)?.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?;
     let driver = spawn_driver(connection, notices.clone());
-    Ok(Opened { client, notices, tls: Some(make.for_cancel()), driver })
+    Ok(Opened { client, notices, tls: Some(used.for_cancel()), driver })
 }
 
 /// Run `work` to completion, or `None` once `limit` (if any) has passed.
@@ -858,6 +872,7 @@ mod tests {
                 max_version: None,
                 channel_binding: ChannelBinding::Prefer,
             },
+            require_auth: None,
         }
     }
 

@@ -26,6 +26,10 @@ use std::time::{Duration, Instant};
 pub const SUPERUSER: &str = "postgres";
 /// The superuser's password (scram-sha-256 over TCP).
 pub const PASSWORD: &str = "s3cret pw/:@";
+/// The password of the roles `pwuser` and `md5user`, which a plain
+/// cluster's server asks for in cleartext and as an MD5 hash; `trusted`
+/// logs in over TCP without one.
+pub const ROLE_PASSWORD: &str = "r0le pw";
 
 fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
@@ -266,6 +270,18 @@ impl Cluster {
             "initdb",
         );
         let tls = tls_signature.map(|signature| make_tls_files(&base.join("tls"), signature));
+        if tls.is_none() {
+            // Over TCP: scram-sha-256, but for three roles that log in by
+            // each of the other methods a server may ask for.
+            let hba = "local all all trust\n\
+                       host all trusted 127.0.0.1/32 trust\n\
+                       host all pwuser 127.0.0.1/32 password\n\
+                       host all md5user 127.0.0.1/32 md5\n\
+                       host all all 127.0.0.1/32 scram-sha-256\n\
+                       host all all ::1/128 scram-sha-256\n";
+            std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+            give_to_postgres(&data);
+        }
         if let Some(tls) = &tls {
             // Encryption is mandatory over TCP; certuser logs in by certificate.
             let hba = "local all all trust\n\
@@ -310,6 +326,11 @@ impl Cluster {
         on_exit(&stop_line);
         let cluster = Cluster { port, socket_dir, tls, stop_line };
         cluster.psql("CREATE ROLE certuser LOGIN; CREATE ROLE alice LOGIN PASSWORD 'alice pw'");
+        // md5 asks for an MD5 hash only of a password stored as one.
+        cluster.psql(&format!(
+            "CREATE ROLE trusted LOGIN; CREATE ROLE pwuser LOGIN PASSWORD '{ROLE_PASSWORD}'; \
+             SET password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD '{ROLE_PASSWORD}'"
+        ));
         cluster
     }
 
