@@ -16,6 +16,7 @@ use crate::bindings::postgres::{
 use crate::connection::Connection;
 use crate::error::{Result, config};
 
+mod client_encoding;
 mod require_auth;
 
 /// Extras the hook consumes instead of passing to libpq: Airflow's
@@ -52,8 +53,7 @@ enum Support {
 
 /// Every keyword libpq (PostgreSQL 18) knows; anything else is refused the
 /// way libpq refuses it. Keywords whose support depends on the value
-/// (client_encoding, gssencmode, sslnegotiation...) are checked where they
-/// are read.
+/// (gssencmode, sslnegotiation...) are checked where they are read.
 const LIBPQ_KEYWORDS: &[(&str, Support)] = {
     use Support::{No, NoEffect, Yes};
     &[
@@ -183,6 +183,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("connect_timeout", "PGCONNECT_TIMEOUT"),
     ("target_session_attrs", "PGTARGETSESSIONATTRS"),
     ("require_auth", "PGREQUIREAUTH"),
+    ("client_encoding", "PGCLIENTENCODING"),
 ];
 
 /// Reads libpq parameters as libpq would: a parameter the connection leaves
@@ -400,13 +401,8 @@ impl Params<'_> {
                 return Err(config(format!("connection option \"{key}\" is not supported by pghook")));
             }
         }
-        if let Some(v) = self.get_set("client_encoding") {
-            let normalized = v.to_ascii_lowercase().replace(['-', '_'], "");
-            if !matches!(normalized.as_str(), "utf8" | "unicode") {
-                return Err(config(format!(
-                    "client_encoding \"{v}\" is not supported by pghook: it always speaks UTF8"
-                )));
-            }
+        if let Some(name) = self.get_set("client_encoding") {
+            client_encoding::check(&name)?;
         }
         match self.get_set("gssencmode").as_deref() {
             None | Some("disable" | "prefer") => {}
@@ -898,6 +894,21 @@ mod tests {
                 "{host}"
             );
         }
+    }
+
+    #[test]
+    fn client_encoding_is_checked_as_the_server_checks_it() {
+        let read = |extra: Value, environment: &[(String, String)]| {
+            let conn = json_conn(json!({"host": "h", "login": "u", "extra": extra}));
+            ConnArgs::build_in(&conn, &HookOverrides::default(), environment).map(|_| ())
+        };
+        assert_eq!(read(json!({"client_encoding": "iso-8859-1"}), &[]), Ok(()));
+        let e = read(json!({"client_encoding": "LATIN0"}), &[]).unwrap_err();
+        assert_eq!(e.message, "invalid value for parameter \"client_encoding\": \"LATIN0\"");
+        // libpq's environment variable, where the connection leaves it unset.
+        let environment = [("PGCLIENTENCODING".to_string(), "LATIN0".to_string())];
+        assert_eq!(read(json!({}), &environment).unwrap_err().message, e.message);
+        assert_eq!(read(json!({"client_encoding": "WIN1252"}), &environment), Ok(()));
     }
 
     #[test]
