@@ -14,3 +14,8 @@ pub fn config(message: impl Into<String>) -> Error {
 pub fn not_found(message: impl Into<String>) -> Error {
     Error { kind: ErrorKind::NotFound, message: message.into(), sqlstate: None }
 }
+
+/// A `denied` error: the tenant's sandbox does not reach what was named.
+pub fn denied(message: impl Into<String>) -> Error {
+    Error { kind: ErrorKind::Denied, message: message.into(), sqlstate: None }
+}

@@ -3,7 +3,7 @@
 //! file names.
 
 use crate::bindings::aws;
-use crate::bindings::files;
+use crate::bindings::files::{self, ConfigFile, ConfigRead};
 use crate::bindings::hook::{
     CopyOutcome, Fetch, Guest, HookArgs, IamToken, InsertOptions, Param, Parameters, Records, RowShape, RunOptions,
     SqlInput,
@@ -17,7 +17,7 @@ use crate::copy::{CopyStatement, Direction, TableRef};
 use crate::error::{Result, config, not_found};
 use crate::iam::{self, IamRequest};
 use crate::insert::{COMMIT_EVERY, InsertPlan};
-use crate::libpq::{ConnArgs, HookOverrides};
+use crate::libpq::{ConnArgs, HookOverrides, LibpqFiles};
 use crate::sql::{interpolate, split_statements};
 
 /// The component's implementation of the `hook` interface.
@@ -55,6 +55,23 @@ impl Run {
             return_last: options.return_last.unwrap_or(default.return_last),
             fetch: options.fetch.unwrap_or(default.fetch),
         }
+    }
+}
+
+/// libpq's files, read through the host under the tenant's file rules.
+struct HostFiles;
+
+impl LibpqFiles for HostFiles {
+    fn read(&self, path: &str) -> Result<ConfigRead> {
+        files::read_config(path)
+    }
+
+    fn read_dir(&self, path: &str) -> Result<Option<Vec<(String, ConfigFile)>>> {
+        files::read_config_dir(path)
+    }
+
+    fn warn(&self, message: &str) {
+        log(Level::Warning, message);
     }
 }
 
@@ -111,21 +128,21 @@ impl Hook {
     fn conn_args(&self) -> Result<ConnArgs> {
         let environment = postgres::libpq_environment();
         if !self.conn.extra_flag("iam") {
-            return ConnArgs::build_in(&self.conn, &self.overrides, &environment);
+            return ConnArgs::build_in(&self.conn, &self.overrides, &environment, &HostFiles);
         }
         let token = self.iam_token()?;
         let mut conn = self.conn.clone();
         conn.login = Some(token.user);
         conn.password = Some(token.password);
         conn.port = Some(token.port);
-        ConnArgs::build_in(&conn, &self.overrides, &environment)
+        ConnArgs::build_in(&conn, &self.overrides, &environment, &HostFiles)
     }
 
     /// get_conn's settings, libpq's defaults applied (the OS user asked of
     /// the host only when the connection has no login).
     fn connect_config(&self) -> Result<(ConnectConfig, RowShape)> {
         let args = self.conn_args()?;
-        Ok((args.connect_config(postgres::os_user)?, args.shape))
+        Ok((args.connect_config(postgres::os_user, &HostFiles)?, args.shape))
     }
 
     fn connect(&self) -> Result<(Session, RowShape)> {

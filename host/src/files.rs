@@ -18,11 +18,18 @@ use std::sync::Arc;
 
 use cap_std::fs::{Dir, FileType, FileTypeExt, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
 
+use crate::bindings::files::{ConfigFile, ConfigRead};
 use crate::bindings::types::{Error as WitError, ErrorKind};
 use crate::error::{Error, wit};
 
 /// The largest file [`FileRoot::read`] reads: TLS material is a few KiB.
 pub const READ_LIMIT: u64 = 1 << 20;
+
+/// The most files [`FileRoot::read_config_dir`] reads from one directory.
+pub const DIR_READ_LIMIT: usize = 256;
+
+/// The most bytes [`FileRoot::read_config_dir`] reads from one directory.
+pub const DIR_TOTAL_LIMIT: u64 = 16 << 20;
 
 /// The permission bits a replaced file passes on to its replacement: no
 /// set-user-id, set-group-id or sticky bit on data a server sent.
@@ -181,26 +188,73 @@ impl FileRoot {
         Ok((tokio::fs::File::from_std(file), size))
     }
 
-    /// Read a whole small file (TLS material), at most [`READ_LIMIT`] bytes.
+    /// Read a whole small file (a token, TLS material), at most
+    /// [`READ_LIMIT`] bytes.
     pub async fn read(&self, path: &str) -> Result<Vec<u8>, WitError> {
         let named = self.name(path)?;
         let root = self.inner.clone();
+        blocking(move || root.read_small(&named).map(|file| file.contents)).await
+    }
+
+    /// Read a whole small file with its permission bits, as
+    /// [`FileRoot::read`]; `None` if there is none at `path`.
+    pub async fn read_config(&self, path: &str) -> Result<Option<ConfigFile>, WitError> {
+        let named = self.name(path)?;
+        let root = self.inner.clone();
+        blocking(move || match root.read_small(&named) {
+            Err(e) if e.kind == ErrorKind::Io && missing(&root, &named) => Ok(None),
+            other => other.map(Some),
+        })
+        .await
+    }
+
+    /// Read the CRL files directly in the directory `path` (named as
+    /// OpenSSL looks them up: `<hash>.r<n>`), in name order, each as
+    /// [`FileRoot::read_config`] does: at most [`DIR_READ_LIMIT`] of them
+    /// and [`DIR_TOTAL_LIMIT`] bytes. `None` if there is no such directory.
+    pub async fn read_config_dir(&self, path: &str) -> Result<Option<Vec<(String, ConfigFile)>>, WitError> {
+        let named = self.name(path)?;
+        let root = self.inner.clone();
         blocking(move || {
-            let too_big = || {
-                let limit = READ_LIMIT >> 20;
-                wit(ErrorKind::Limit, format!("{}: is larger than the {limit} MiB allowed for this file", named.given))
+            let Named { given, relative } = &named;
+            let dir = match root.dir.open_dir(relative) {
+                Ok(dir) => dir,
+                Err(e) if is_missing(&e) => return Ok(None),
+                Err(e) => return Err(io_error(given, e)),
             };
-            let (file, size) = root.open_regular(&named)?;
-            if size > READ_LIMIT {
-                return Err(too_big());
+            let mut names = Vec::new();
+            for entry in dir.entries().map_err(|e| io_error(given, e))? {
+                let name = entry.map_err(|e| io_error(given, e))?.file_name();
+                if name.to_str().is_some_and(is_hashed_crl_name) {
+                    names.push(name.to_string_lossy().into_owned());
+                }
             }
-            let mut bytes = Vec::with_capacity(size as usize);
-            // The file may grow after the size check; read one byte past the limit to tell.
-            file.take(READ_LIMIT + 1).read_to_end(&mut bytes).map_err(|e| io_error(&named.given, e))?;
-            if bytes.len() as u64 > READ_LIMIT {
-                return Err(too_big());
+            if names.len() > DIR_READ_LIMIT {
+                return Err(wit(ErrorKind::Limit, format!("{given}: holds more than {DIR_READ_LIMIT} CRL files")));
             }
-            Ok(bytes)
+            names.sort();
+            let sub = Root { dir, prefixes: root.prefixes.clone() };
+            let (mut files, mut total) = (Vec::new(), 0);
+            for name in names {
+                let named =
+                    Named { given: format!("{}/{name}", given.trim_end_matches('/')), relative: name.clone().into() };
+                // Links are followed as far as they stay inside; what is not a regular file is passed over.
+                match sub.dir.metadata(&named.relative) {
+                    Ok(meta) if meta.is_file() => {}
+                    Ok(_) => continue,
+                    Err(e) => return Err(io_error(&named.given, e)),
+                }
+                let file = sub.read_small(&named)?;
+                total += file.contents.len();
+                if total as u64 > DIR_TOTAL_LIMIT {
+                    return Err(wit(
+                        ErrorKind::Limit,
+                        format!("{given}: its CRLs are larger than {} MiB", DIR_TOTAL_LIMIT >> 20),
+                    ));
+                }
+                files.push((name, file));
+            }
+            Ok(Some(files))
         })
         .await
     }
@@ -242,7 +296,34 @@ impl FileRoot {
     }
 }
 
+/// Whether `named` is missing (rather than unreadable), asked after a
+/// failed read to tell the two apart.
+fn missing(root: &Root, named: &Named) -> bool {
+    matches!(root.dir.metadata(&named.relative), Err(e) if is_missing(&e))
+}
+
 impl Root {
+    /// Read a whole regular file, at most [`READ_LIMIT`] bytes, with its
+    /// permission bits (taken from the opened handle).
+    fn read_small(&self, named: &Named) -> Result<ConfigFile, WitError> {
+        let too_big = || {
+            let limit = READ_LIMIT >> 20;
+            wit(ErrorKind::Limit, format!("{}: is larger than the {limit} MiB allowed for this file", named.given))
+        };
+        let (file, size) = self.open_regular(named)?;
+        if size > READ_LIMIT {
+            return Err(too_big());
+        }
+        let mode = std::os::unix::fs::MetadataExt::mode(&file.metadata().map_err(|e| io_error(&named.given, e))?);
+        let mut contents = Vec::with_capacity(size as usize);
+        // The file may grow after the size check; read one byte past the limit to tell.
+        file.take(READ_LIMIT + 1).read_to_end(&mut contents).map_err(|e| io_error(&named.given, e))?;
+        if contents.len() as u64 > READ_LIMIT {
+            return Err(too_big());
+        }
+        Ok(ConfigFile { contents, mode: Some(mode & 0o7777) })
+    }
+
     /// Open a regular file for reading, with its size; anything else is
     /// refused before it is opened, and again on the opened handle (it may
     /// have been swapped in between).
@@ -375,6 +456,50 @@ impl LazyRoot {
     }
 }
 
+/// Where a file of libpq's is read from.
+enum Place {
+    /// Through this root.
+    Root(FileRoot),
+    /// A place the policy opens, which does not exist: nor does the file.
+    Missing,
+    /// Outside the root and every place the policy opens.
+    OutOfReach,
+}
+
+/// Where `path`, a file of libpq's, is read from: the file root if it holds
+/// it; else the place of `policy`'s config paths that does (a file named
+/// exactly, or a directory holding it), opened as a root of its own.
+async fn config_place(path: &str, files: &LazyRoot, policy: &crate::policy::Policy) -> Result<Place, WitError> {
+    let root = files.get().await?;
+    let given = Path::new(path);
+    match root.name(path) {
+        Ok(_) => return Ok(Place::Root(root)),
+        // A relative path, `..` or an empty one: the root's own refusal.
+        Err(e) if !given.is_absolute() || given.components().any(|c| c == Component::ParentDir) => return Err(e),
+        Err(_) => {}
+    }
+    let Some(dir) = policy.config_paths.iter().find_map(|allowed| {
+        if given == allowed { allowed.parent() } else { given.starts_with(allowed).then_some(allowed.as_path()) }
+    }) else {
+        return Ok(Place::OutOfReach);
+    };
+    match FileRoot::new(dir).await {
+        Ok(root) => Ok(Place::Root(root)),
+        Err(_) if !dir.is_dir() => Ok(Place::Missing),
+        Err(e) => Err(e),
+    }
+}
+
+/// The names OpenSSL looks CRLs up by in a directory: the issuer's hash,
+/// `.r` and a number.
+fn is_hashed_crl_name(name: &str) -> bool {
+    let Some((hash, number)) = name.split_once(".r") else { return false };
+    hash.len() == 8
+        && hash.bytes().all(|b| b.is_ascii_hexdigit())
+        && !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
 impl crate::bindings::files::Host for crate::ctx::PghookCtxView<'_> {
     async fn exists(&mut self, path: String) -> Result<bool, WitError> {
         self.files.get().await?.exists(&path).await
@@ -382,6 +507,28 @@ impl crate::bindings::files::Host for crate::ctx::PghookCtxView<'_> {
 
     async fn create_empty(&mut self, path: String) -> Result<(), WitError> {
         self.files.get().await?.create_empty(&path).await
+    }
+
+    async fn read_config(&mut self, path: String) -> Result<ConfigRead, WitError> {
+        Ok(match config_place(&path, &self.files, &self.policy).await? {
+            Place::Root(root) => match root.read_config(&path).await? {
+                Some(file) => ConfigRead::Found(file),
+                None => ConfigRead::Missing,
+            },
+            Place::Missing => ConfigRead::Missing,
+            Place::OutOfReach => ConfigRead::OutOfReach,
+        })
+    }
+
+    async fn read_config_dir(&mut self, path: String) -> Result<Option<Vec<(String, ConfigFile)>>, WitError> {
+        match config_place(&path, &self.files, &self.policy).await? {
+            Place::Root(root) => root.read_config_dir(&path).await,
+            Place::Missing => Ok(None),
+            Place::OutOfReach => Err(wit(
+                ErrorKind::Denied,
+                format!("{path}: outside the file root and the places opened for libpq's files"),
+            )),
+        }
     }
 }
 
@@ -504,6 +651,69 @@ mod tests {
         assert_eq!(e.message, "big.pem: is larger than the 1 MiB allowed for this file");
         std::fs::write(dir.path().join("ok.pem"), vec![b'x'; READ_LIMIT as usize]).unwrap();
         assert_eq!(root.read("ok.pem").await.unwrap().len(), READ_LIMIT as usize);
+    }
+
+    #[tokio::test]
+    async fn config_files_with_their_mode_and_directories_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root_in(dir.path()).await;
+        std::fs::write(dir.path().join("pgpass"), "*:*:*:*:pw").unwrap();
+        std::fs::set_permissions(dir.path().join("pgpass"), std::fs::Permissions::from_mode(0o640)).unwrap();
+        let file = root.read_config("pgpass").await.unwrap().unwrap();
+        assert_eq!((file.contents.as_slice(), file.mode), (&b"*:*:*:*:pw"[..], Some(0o640)));
+        assert_eq!(root.read_config("missing").await.unwrap(), None);
+        assert_eq!(root.read_config("../etc/passwd").await.unwrap_err().kind, ErrorKind::Denied);
+        std::fs::create_dir(dir.path().join("crls")).unwrap();
+        std::fs::create_dir(dir.path().join("crls/sub")).unwrap();
+        // OpenSSL's hashed names only, links followed inside, in name order.
+        for name in ["0a1b2c3d.r1", "0a1b2c3d.r0", "README", "0a1b2c3d.rx"] {
+            std::fs::write(dir.path().join("crls").join(name), name).unwrap();
+        }
+        // As `openssl rehash` lays it out: a hashed name linking to a file beside it.
+        std::fs::write(dir.path().join("crls/ca.crl"), "*:*:*:*:pw").unwrap();
+        std::os::unix::fs::symlink("ca.crl", dir.path().join("crls/ffffffff.r0")).unwrap();
+        let files = root.read_config_dir("crls").await.unwrap().unwrap();
+        let names: Vec<_> = files.iter().map(|(name, file)| (name.as_str(), file.contents.clone())).collect();
+        let expected = [
+            ("0a1b2c3d.r0", b"0a1b2c3d.r0".to_vec()),
+            ("0a1b2c3d.r1", b"0a1b2c3d.r1".to_vec()),
+            ("ffffffff.r0", b"*:*:*:*:pw".to_vec()),
+        ];
+        assert_eq!(names, expected);
+        assert_eq!(root.read_config_dir("no-such-dir").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn config_directories_open_only_what_the_policy_names() {
+        let (root_dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::write(home.path().join(".pgpass"), "x").unwrap();
+        let path = home.path().join(".pgpass").to_str().unwrap().to_string();
+        let read = |policy: crate::policy::Policy, path: String| async move {
+            let files = LazyRoot::for_policy(&policy);
+            let read: Result<ConfigRead, WitError> = match config_place(&path, &files, &policy).await? {
+                Place::Root(root) => Ok(match root.read_config(&path).await? {
+                    Some(file) => ConfigRead::Found(file),
+                    None => ConfigRead::Missing,
+                }),
+                Place::Missing => Ok(ConfigRead::Missing),
+                Place::OutOfReach => Ok(ConfigRead::OutOfReach),
+            };
+            read
+        };
+        let found = |contents: &[u8]| ConfigRead::Found(ConfigFile { contents: contents.to_vec(), mode: Some(0o644) });
+        std::fs::set_permissions(home.path().join(".pgpass"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let policy = crate::policy::Policy::new(root_dir.path());
+        assert_eq!(read(policy.clone(), path.clone()).await, Ok(ConfigRead::OutOfReach));
+        // A file named exactly, or a directory holding it.
+        let exact = policy.clone().allow_config_path(&path);
+        assert_eq!(read(exact.clone(), path.clone()).await, Ok(found(b"x")));
+        let sibling = home.path().join("other").to_str().unwrap().to_string();
+        assert_eq!(read(exact, sibling).await, Ok(ConfigRead::OutOfReach));
+        assert_eq!(read(policy.clone().allow_config_path(home.path()), path.clone()).await, Ok(found(b"x")));
+        // A directory opened that does not exist holds nothing.
+        let gone = home.path().join("gone");
+        let inside = gone.join("pgpass").to_str().unwrap().to_string();
+        assert_eq!(read(policy.allow_config_path(&gone), inside).await, Ok(ConfigRead::Missing));
     }
 
     #[tokio::test]

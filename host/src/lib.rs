@@ -218,9 +218,7 @@ impl Hook {
     /// `get_conn`: a live session, yours to drive with tokio-postgres.
     pub async fn get_conn(&self) -> Result<tokio_postgres::Client, Error> {
         let config = self.connect_config().await?;
-        let policy = &self.tenant.policy;
-        let files = files::LazyRoot::for_policy(policy);
-        Ok(postgres::connect_client(&config, policy, &files).await?)
+        Ok(postgres::connect_client(&config, &self.tenant.policy).await?)
     }
 
     /// `test_connection`: `select 1`, and Airflow's message on success.

@@ -49,6 +49,12 @@ pub struct Policy {
     /// environment (`PGHOST`, `PGUSER`, `PGPASSWORD`...) for what they leave
     /// unset, as libpq does. Off by default, like ambient AWS.
     pub libpq_environment: bool,
+    /// Places libpq's own files (password and service files, certificates,
+    /// keys, CRLs) may also be read from, read-only, by absolute path: each
+    /// a file, or a directory whose files all may be read (e.g.
+    /// `~/.pgpass` and `~/.postgresql`). Files under the file root need no
+    /// entry. None by default.
+    pub config_paths: Vec<PathBuf>,
     /// Whether AWS calls may fall back to the host's own AWS environment
     /// (AWS_* variables) when the AWS connection gives no credentials or region.
     pub ambient_aws: bool,
@@ -69,6 +75,7 @@ impl std::fmt::Debug for Policy {
             .field("max_result_bytes", &self.max_result_bytes)
             .field("ambient_aws", &self.ambient_aws)
             .field("libpq_environment", &self.libpq_environment)
+            .field("config_paths", &self.config_paths)
             .field("session_reuse", &self.session_reuse)
             .field("default_socket_dir", &self.default_socket_dir)
             .finish_non_exhaustive()
@@ -96,6 +103,7 @@ impl Policy {
             max_result_bytes: 64 << 20,
             ambient_aws: false,
             libpq_environment: false,
+            config_paths: Vec::new(),
             session_reuse: 0,
             default_socket_dir: PathBuf::from(Policy::STANDARD_SOCKET_DIR),
         }
@@ -170,6 +178,43 @@ impl Policy {
     /// Let connections take libpq's defaults from the host's environment.
     pub fn with_libpq_environment(mut self, allowed: bool) -> Policy {
         self.libpq_environment = allowed;
+        self
+    }
+
+    /// Let libpq's own files be read at `path` too (see
+    /// [`Policy::config_paths`]): a file, or a directory and everything in
+    /// it. A relative path is taken from the current directory; the path
+    /// is compared lexically after normalization, and read through a
+    /// handle on its directory that cannot leave it.
+    pub fn allow_config_path(mut self, path: impl AsRef<Path>) -> Policy {
+        let path = path.as_ref();
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        self.config_paths.push(normalize(&absolute));
+        self
+    }
+
+    /// Let connections read the files libpq reads by default, where the
+    /// host's environment puts them: `~/.pgpass`, `~/.pg_service.conf`,
+    /// `~/.postgresql/`, `$PGSYSCONFDIR/pg_service.conf`, and the files
+    /// the `PGPASSFILE`, `PGSERVICEFILE`, `PGSSLROOTCERT`, `PGSSLCERT`,
+    /// `PGSSLKEY`, `PGSSLCRL` and `PGSSLCRLDIR` variables name: what the
+    /// CLI allows. Never a whole home directory.
+    pub fn allow_libpq_default_files(mut self) -> Policy {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        if let Some(home) = var("HOME") {
+            for name in [".pgpass", ".pg_service.conf", ".postgresql"] {
+                self = self.allow_config_path(home.join(name));
+            }
+        }
+        if let Some(dir) = var("PGSYSCONFDIR") {
+            self = self.allow_config_path(dir.join("pg_service.conf"));
+        }
+        for name in ["PGPASSFILE", "PGSERVICEFILE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGSSLCRL", "PGSSLCRLDIR"]
+        {
+            if let Some(path) = var(name).filter(|p| p.as_os_str() != "system") {
+                self = self.allow_config_path(path);
+            }
+        }
         self
     }
 

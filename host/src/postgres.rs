@@ -14,25 +14,25 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt, TryStreamExt, pin_mut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::task::JoinHandle;
-use tokio_postgres::config::{
-    ChannelBinding as PgChannelBinding, LoadBalanceHosts, SslMode as PgSslMode, SslNegotiation, TargetSessionAttrs,
-};
+use tokio_postgres::config::{ChannelBinding as PgChannelBinding, LoadBalanceHosts};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::types::Type;
 use tokio_postgres::{AsyncMessage, CancelToken, Client, NoTls, SimpleQueryMessage};
 use wasmtime::component::Resource;
 
 use crate::bindings::postgres::{
-    ChannelBinding, ConnectConfig, Encrypt, Host, HostSession, IpAddress, Server, TargetSession, TcpServer,
-    TransactionSteps,
+    ChannelBinding, ConnectConfig, Host, HostSession, IpAddress, Server, TcpServer, TransactionSteps,
 };
 use crate::bindings::types::{Column, Error as WitError, ErrorKind, Rowset, Value};
 use crate::ctx::PghookCtxView;
 use crate::error::wit;
-use crate::files::LazyRoot;
 use crate::policy::{Destination, Outbound, Policy};
 use crate::progress::Progress;
 use crate::values::{Cell, decode_text, supported};
+
+mod failover;
+
+use failover::open;
 
 /// How much of a file or a COPY stream is held in memory at once.
 const CHUNK: usize = 256 << 10;
@@ -252,41 +252,31 @@ fn destination(server: &Server, policy: &Policy) -> Result<(Destination, Option<
     }
 }
 
-/// Build the tokio-postgres config, checking every endpoint against the
-/// policy: the config is built from the checked, parsed endpoints.
-/// The tokio-postgres config of a session, the servers it may reach, and
-/// their names for error messages.
+/// A session's tokio-postgres config without its servers, and the servers,
+/// each checked against the policy, in order, with its own password if it
+/// has one.
 struct Planned {
     config: tokio_postgres::Config,
     outbound: Vec<Outbound>,
-    targets: String,
+    passwords: Vec<Option<String>>,
 }
 
+/// Check every endpoint against the policy and build the session's
+/// tokio-postgres config without them: [`failover`] connects to one
+/// checked, parsed endpoint at a time.
 fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<Planned, WitError> {
     let mut config = tokio_postgres::Config::new();
     if cfg.endpoints.is_empty() {
         return Err(wit(ErrorKind::Config, "no server to connect to: the endpoint list is empty"));
     }
     let denied = |refusal: String| wit(ErrorKind::Denied, refusal);
-    let (mut targets, mut outbound) = (Vec::new(), Vec::new());
+    let mut outbound = Vec::new();
     for endpoint in &cfg.endpoints {
         let (destination, address) = destination(&endpoint.server, policy)?;
         let destination = policy.check(destination).map_err(denied)?;
         if let Some(ip) = address {
             policy.check(Destination::Ip(ip)).map_err(denied)?;
-            config.hostaddr(ip);
         }
-        match &destination {
-            Destination::Socket(dir) => config.host_path(dir),
-            Destination::Ip(ip) => config.host(ip.to_string()),
-            Destination::Name(name) => config.host(name),
-        };
-        targets.push(match &destination {
-            Destination::Socket(dir) => format!("{}:{}", dir.display(), endpoint.port),
-            Destination::Ip(ip) => std::net::SocketAddr::new(*ip, endpoint.port).to_string(),
-            Destination::Name(name) => format!("{name}:{}", endpoint.port),
-        });
-        config.port(endpoint.port);
         outbound.push(Outbound {
             destination,
             address,
@@ -329,10 +319,7 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<Planned, WitError> 
     if let Some(ms) = cfg.tcp_user_timeout_ms {
         config.tcp_user_timeout(Duration::from_millis(ms.into()));
     }
-    config.target_session_attrs(match cfg.target_session {
-        TargetSession::Any => TargetSessionAttrs::Any,
-        TargetSession::ReadWrite => TargetSessionAttrs::ReadWrite,
-    });
+    // A host name's addresses, in the order tokio-postgres tries them.
     config.load_balance_hosts(if cfg.load_balance_hosts {
         LoadBalanceHosts::Random
     } else {
@@ -343,13 +330,15 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<Planned, WitError> 
         ChannelBinding::Prefer => PgChannelBinding::Prefer,
         ChannelBinding::Require => PgChannelBinding::Require,
     });
-    Ok(Planned { config, outbound, targets: targets.join(",") })
+    // An endpoint's own password (libpq's password file) replaces the connection's.
+    let passwords = cfg.endpoints.iter().map(|e| e.password.clone()).collect();
+    Ok(Planned { config, outbound, passwords })
 }
 
 /// Open a session, checking every endpoint and file against the tenant's
 /// policy.
-pub(crate) async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<Session, WitError> {
-    let Opened { client, notices, tls, driver } = open(cfg, policy, files).await?;
+pub(crate) async fn connect(cfg: &ConnectConfig, policy: &Policy) -> Result<Session, WitError> {
+    let Opened { client, notices, tls, driver } = open(cfg, policy).await?;
     let stopper = Arc::new(Stopper {
         busy: AtomicBool::new(false),
         cancel: client.cancel_token(),
@@ -368,8 +357,8 @@ pub(crate) async fn connect(cfg: &ConnectConfig, policy: &Policy, files: &LazyRo
 }
 
 /// Open a bare client for an embedder (`get_conn`), under the same checks.
-pub(crate) async fn connect_client(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<Client, WitError> {
-    Ok(open(cfg, policy, files).await?.client)
+pub(crate) async fn connect_client(cfg: &ConnectConfig, policy: &Policy) -> Result<Client, WitError> {
+    Ok(open(cfg, policy).await?.client)
 }
 
 type Notices = Arc<Mutex<Vec<String>>>;
@@ -380,71 +369,6 @@ struct Opened {
     notices: Notices,
     tls: Option<crate::tls::MakeRustls>,
     driver: JoinHandle<()>,
-}
-
-async fn open(cfg: &ConnectConfig, policy: &Policy, files: &LazyRoot) -> Result<Opened, WitError> {
-    let Planned { mut config, outbound, targets } = pg_config(cfg, policy)?;
-    if let Some(check) = &policy.connect_check {
-        for server in &outbound {
-            check.check(server).await.map_err(|e| wit(ErrorKind::Denied, e.message()))?;
-        }
-    }
-    let during = format!("connection to {targets} failed");
-    // tokio-postgres' sslmode for each attempt, in order; `None`: plain only.
-    let attempts: Option<&[PgSslMode]> = match cfg.tls.encrypt {
-        // A watched login needs the connector, plain too.
-        Encrypt::Never if cfg.require_auth.is_some() => Some(&[PgSslMode::Disable]),
-        Encrypt::Never => None,
-        Encrypt::TryPlainFirst => Some(&[PgSslMode::Disable, PgSslMode::Require]),
-        Encrypt::TryTlsFirst => Some(&[PgSslMode::Prefer]),
-        Encrypt::Always => Some(&[PgSslMode::Require]),
-    };
-    // libpq's connect_timeout bounds each whole attempt, handshake and
-    // login included; tokio-postgres' bounds only the TCP connect.
-    let limit = cfg.connect_timeout_seconds.map(|s| Duration::from_secs(s.into()));
-    let timed_out = || wit(ErrorKind::Connect, format!("{during}: timeout expired"));
-    let notices = Arc::new(Mutex::new(Vec::new()));
-    let Some(attempts) = attempts else {
-        config.ssl_mode(PgSslMode::Disable);
-        let connected = within(limit, config.connect(NoTls)).await.ok_or_else(timed_out)?;
-        let (client, connection) = connected.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?;
-        let driver = spawn_driver(connection, notices.clone());
-        return Ok(Opened { client, notices, tls: None, driver });
-    };
-    let make = crate::tls::connector(&cfg.tls, files).await?;
-    let mut connected = None;
-    let mut used = make.clone();
-    for &mode in attempts {
-        let mut config = config.clone();
-        used = match &cfg.require_auth {
-            None => {
-                config.ssl_mode(mode);
-                make.clone()
-            }
-            // The connector negotiates as tokio-postgres would for `mode`,
-            // so it sees the login of a plain session too (tls::Negotiate).
-            Some(requirement) => {
-                config.ssl_mode(PgSslMode::Require).ssl_negotiation(SslNegotiation::Direct);
-                make.watching(mode, requirement)
-            }
-        };
-        connected = within(limit, config.connect(used.clone())).await;
-        if matches!(connected, Some(Ok(_))) {
-            break;
-        }
-    }
-    let (client, connection) =
-        connected.ok_or_else(timed_out)?.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?;
-    let driver = spawn_driver(connection, notices.clone());
-    Ok(Opened { client, notices, tls: Some(used.for_cancel()), driver })
-}
-
-/// Run `work` to completion, or `None` once `limit` (if any) has passed.
-async fn within<T>(limit: Option<Duration>, work: impl Future<Output = T>) -> Option<T> {
-    match limit {
-        Some(limit) => tokio::time::timeout(limit, work).await.ok(),
-        None => Some(work.await),
-    }
 }
 
 /// Drive a connection in the background, collecting the server's notices.
@@ -737,7 +661,7 @@ impl Host for PghookCtxView<'_> {
         };
         let mut session = match reused {
             Some(session) => session,
-            None => connect(&config, &self.policy, &self.files).await?,
+            None => connect(&config, &self.policy).await?,
         };
         session.pool_key = pool_key;
         self.stoppers.push(session.stopper.clone());
@@ -752,7 +676,7 @@ impl Host for PghookCtxView<'_> {
         if !self.policy.libpq_environment {
             return Vec::new();
         }
-        std::env::vars().filter(|(name, _)| name.starts_with("PG")).collect()
+        std::env::vars().filter(|(name, _)| name.starts_with("PG") || name == "HOME").collect()
     }
 }
 
@@ -823,7 +747,7 @@ mod tests {
     //! socket: no server needed, the embedder's connect check is the seam.
 
     use super::*;
-    use crate::bindings::postgres::{Endpoint, TlsConfig, Verify};
+    use crate::bindings::postgres::{Encrypt, Endpoint, TargetSession, TlsConfig, Verify};
     use crate::error::Error;
     use crate::policy::{Checked, ConnectCheck};
 
@@ -847,7 +771,7 @@ mod tests {
     }
 
     fn tcp(host: &str, address: Option<IpAddress>, port: u16) -> Endpoint {
-        Endpoint { server: Server::Tcp(TcpServer { host: host.into(), address }), port }
+        Endpoint { server: Server::Tcp(TcpServer { host: host.into(), address }), port, password: None }
     }
 
     fn config(endpoints: Vec<Endpoint>, verify: Verify, encrypt: Encrypt) -> ConnectConfig {
@@ -867,6 +791,7 @@ mod tests {
                 encrypt,
                 verify,
                 client_cert: None,
+                crls: Vec::new(),
                 sni: true,
                 min_version: None,
                 max_version: None,
@@ -881,12 +806,8 @@ mod tests {
         (policy.with_connect_check(Recording { asked: asked.clone(), allow }), asked)
     }
 
-    fn no_files() -> LazyRoot {
-        LazyRoot::for_policy(&Policy::new("/nonexistent/pghook-root"))
-    }
-
     async fn connect_error(cfg: &ConnectConfig, policy: &Policy) -> WitError {
-        match connect(cfg, policy, &no_files()).await {
+        match connect(cfg, policy).await {
             Ok(_) => panic!("connected"),
             Err(e) => e,
         }
@@ -928,6 +849,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn connect_timeout_bounds_each_server_on_its_own() {
+        // A listener that never answers: its attempt times out, and the next server is still tried.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let policy = Policy::new("/").allow_host("*");
+        let endpoints = vec![tcp("127.0.0.1", None, port), tcp("127.0.0.1", None, 1)];
+        let mut cfg = config(endpoints, Verify::None, Encrypt::Never);
+        cfg.connect_timeout_seconds = Some(1);
+        let e = connect_error(&cfg, &policy).await;
+        assert_eq!(e.kind, ErrorKind::Connect);
+        let expected =
+            format!("connection to 127.0.0.1:{port} failed: timeout expired; connection to 127.0.0.1:1 failed: ");
+        assert!(e.message.starts_with(&expected), "{}", e.message);
+    }
+
+    #[tokio::test]
     async fn the_allow_list_refuses_before_the_check_is_asked() {
         let (policy, asked) = recording(Policy::new("/").allow_host("db.example"), true);
         let endpoints = vec![tcp("db.example", Some(IpAddress::Ipv4((203, 0, 113, 9))), 5432)];
@@ -946,20 +883,7 @@ mod tests {
             PghookCtxView { ctx: &mut ctx, table: &mut table }.libpq_environment().await
         };
         assert!(run(Policy::new("/")).await.is_empty());
-        let expected: Vec<_> = std::env::vars().filter(|(name, _)| name.starts_with("PG")).collect();
+        let expected: Vec<_> = std::env::vars().filter(|(name, _)| name.starts_with("PG") || name == "HOME").collect();
         assert_eq!(run(Policy::new("/").with_libpq_environment(true)).await, expected);
-    }
-
-    #[tokio::test]
-    async fn the_file_root_opens_only_for_a_file() {
-        let policy = Policy::new("/").allow_host("*");
-        // No certificate named: the missing root is never opened.
-        let plain = config(vec![tcp("127.0.0.1", None, 1)], Verify::None, Encrypt::Always);
-        assert_eq!(connect_error(&plain, &policy).await.kind, ErrorKind::Connect);
-        // A certificate named: the root is opened, and its absence reported.
-        let verified = config(vec![tcp("127.0.0.1", None, 1)], Verify::Chain("ca.pem".into()), Encrypt::Always);
-        let e = connect_error(&verified, &policy).await;
-        assert_eq!(e.kind, ErrorKind::Denied);
-        assert!(e.message.contains("/nonexistent/pghook-root"), "{}", e.message);
     }
 }

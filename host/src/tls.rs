@@ -1,6 +1,6 @@
 //! TLS for PostgreSQL sessions, with rustls: the certificate check the
 //! guest decided (none, the chain, or the chain and the server's name), with
-//! the files, versions and client certificate it names. Which sslmode means
+//! the certificates, CRLs, versions and client certificate it read. Which sslmode means
 //! what is the guest's business; whether to encrypt is carried out by
 //! [`crate::postgres`].
 //!
@@ -25,7 +25,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_postgres::config::SslMode;
@@ -33,11 +33,10 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
 use crate::auth_watch::AuthWatch;
 use crate::bindings::postgres::{
-    AuthRequirement, ChannelBinding as Binding, ClientCert, Encrypt, TlsConfig, TlsVersion, Verify,
+    AuthRequirement, ChannelBinding as Binding, ClientCert, PemFile, Roots, TlsConfig, TlsVersion, Verify,
 };
 use crate::bindings::types::{Error as WitError, ErrorKind};
 use crate::error::wit;
-use crate::files::LazyRoot;
 
 mod server_end_point;
 
@@ -49,23 +48,18 @@ fn tls_error(what: &str, e: impl std::fmt::Display) -> WitError {
     wit(ErrorKind::Tls, format!("{what}: {e}"))
 }
 
-/// tokio-postgres' TLS hook for `tls`, reading certificate files through
-/// `files` (opened only if a file is named).
-pub(crate) async fn connector(tls: &TlsConfig, files: &LazyRoot) -> Result<MakeRustls, WitError> {
-    // A session that never encrypts (one whose login is watched still has
-    // a connector) reads no certificate, as in libpq.
-    let never = TlsConfig { client_cert: None, ..tls.clone() };
-    let tls = if tls.encrypt == Encrypt::Never { &never } else { tls };
+/// tokio-postgres' TLS hook for `tls`.
+pub(crate) fn connector(tls: &TlsConfig) -> Result<MakeRustls, WitError> {
     Ok(MakeRustls {
-        config: client_config(tls, files).await?,
+        config: client_config(tls)?,
         binding_required: tls.channel_binding == Binding::Require,
         watched: None,
     })
 }
 
-/// Build the rustls client configuration for `tls`, reading certificate
-/// files through `files` (opened only if a file is named).
-async fn client_config(tls: &TlsConfig, files: &LazyRoot) -> Result<Arc<ClientConfig>, WitError> {
+/// Build the rustls client configuration for `tls`, from the certificates
+/// the guest read (or the platform's roots, if it asked for them).
+fn client_config(tls: &TlsConfig) -> Result<Arc<ClientConfig>, WitError> {
     let versions: Vec<&'static rustls::SupportedProtocolVersion> =
         [(TlsVersion::Tls12, &rustls::version::TLS12), (TlsVersion::Tls13, &rustls::version::TLS13)]
             .into_iter()
@@ -83,24 +77,18 @@ async fn client_config(tls: &TlsConfig, files: &LazyRoot) -> Result<Arc<ClientCo
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| tls_error("TLS versions", e))?;
-    let (root_cert, name_checked) = match &tls.verify {
+    let (roots, name_checked) = match &tls.verify {
         Verify::None => (None, false),
-        Verify::Chain(path) => (Some(path), false),
-        Verify::ChainAndName(path) => (Some(path), true),
+        Verify::Chain(roots) => (Some(roots), false),
+        Verify::ChainAndName(roots) => (Some(roots), true),
     };
-    let webpki = match root_cert {
+    let webpki = match roots {
         None => None,
-        Some(path) => {
-            let pem = files.get().await?.read(path).await?;
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| tls_error(&format!("root certificate {path}"), e))?;
-                roots.add(cert).map_err(|e| tls_error(&format!("root certificate {path}"), e))?;
-            }
-            if roots.is_empty() {
-                return Err(tls_error(&format!("root certificate {path}"), "holds no certificate"));
-            }
-            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        Some(roots) => {
+            let store = Arc::new(root_store(roots)?);
+            let crls = revocation_lists(&tls.crls)?;
+            let verifier = WebPkiServerVerifier::builder_with_provider(store, provider.clone())
+                .with_crls(crls)
                 .build()
                 .map_err(|e| tls_error("root certificate", e))?;
             Some(verifier)
@@ -109,21 +97,78 @@ async fn client_config(tls: &TlsConfig, files: &LazyRoot) -> Result<Arc<ClientCo
     let verifier = Arc::new(DecidedVerifier { webpki, name_checked, provider });
     let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
     let mut config = match &tls.client_cert {
-        Some(ClientCert { cert: cert_path, key: key_path }) => {
-            let chain = CertificateDer::pem_slice_iter(&files.get().await?.read(cert_path).await?)
+        Some(ClientCert { cert, key }) => {
+            let chain = CertificateDer::pem_slice_iter(&cert.contents)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| tls_error(&format!("client certificate {cert_path}"), e))?;
+                .map_err(|e| tls_error(&format!("client certificate {}", cert.path), pem_problem(&e)))?;
             if chain.is_empty() {
-                return Err(tls_error(&format!("client certificate {cert_path}"), "holds no certificate"));
+                return Err(tls_error(&format!("client certificate {}", cert.path), "holds no certificate"));
             }
-            let key = PrivateKeyDer::from_pem_slice(&files.get().await?.read(key_path).await?)
-                .map_err(|e| tls_error(&format!("client key {key_path}"), e))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| tls_error("client certificate and key", e))?
+            let private = PrivateKeyDer::from_pem_slice(&key.contents)
+                .map_err(|e| tls_error(&format!("client key {}", key.path), pem_problem(&e)))?;
+            builder.with_client_auth_cert(chain, private).map_err(|e| tls_error("client certificate and key", e))?
         }
         None => builder.with_no_client_auth(),
     };
     config.enable_sni = tls.sni;
     Ok(Arc::new(config))
+}
+
+/// What is wrong with a PEM file, never quoting it: a PEM parse error
+/// carries the bytes it stumbled on, which may be a secret (a key given as
+/// a certificate).
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> &'static str {
+    use rustls::pki_types::pem::Error as Pem;
+    match e {
+        Pem::MissingSectionEnd { .. } => "not valid PEM: a section has no end marker",
+        Pem::IllegalSectionStart { .. } => "not valid PEM: a malformed section start",
+        Pem::Base64Decode(_) => "not valid PEM: bad base64",
+        Pem::NoItemsFound => "holds no PEM item",
+        _ => "not valid PEM",
+    }
+}
+
+/// The trusted roots: a PEM file's certificates, or the platform's.
+fn root_store(roots: &Roots) -> Result<RootCertStore, WitError> {
+    let mut store = RootCertStore::empty();
+    match roots {
+        Roots::File(PemFile { path, contents }) => {
+            let what = format!("root certificate {path}");
+            for cert in CertificateDer::pem_slice_iter(contents) {
+                store.add(cert.map_err(|e| tls_error(&what, pem_problem(&e)))?).map_err(|e| tls_error(&what, e))?;
+            }
+            if store.is_empty() {
+                return Err(tls_error(&what, "holds no certificate"));
+            }
+        }
+        Roots::System => {
+            // Read once per process: the platform's store does not change under a running host.
+            static SYSTEM: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+            let certs = SYSTEM.get_or_init(|| rustls_native_certs::load_native_certs().certs);
+            store.add_parsable_certificates(certs.iter().cloned());
+            if store.is_empty() {
+                return Err(tls_error("sslrootcert=system", "the platform has no trusted root certificates"));
+            }
+        }
+    }
+    Ok(store)
+}
+
+/// The revocation lists of `files`, each PEM (one or more lists) or DER.
+fn revocation_lists(files: &[PemFile]) -> Result<Vec<CertificateRevocationListDer<'static>>, WitError> {
+    let mut crls = Vec::new();
+    for PemFile { path, contents } in files {
+        let what = format!("certificate revocation list {path}");
+        let pem: Vec<_> = CertificateRevocationListDer::pem_slice_iter(contents)
+            .collect::<Result<_, _>>()
+            .map_err(|e| tls_error(&what, pem_problem(&e)))?;
+        match pem.is_empty() {
+            true if contents.first() == Some(&0x30) => crls.push(CertificateRevocationListDer::from(contents.clone())),
+            true => return Err(tls_error(&what, "holds no revocation list (PEM or DER)")),
+            false => crls.extend(pem),
+        }
+    }
+    Ok(crls)
 }
 
 /// Checks the server's certificate as the guest decided. Handshake

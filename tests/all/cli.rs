@@ -6,7 +6,8 @@ use pghook_tests::Cluster;
 
 use crate::pghook_binary;
 
-fn pghook(root: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+/// Run the `pghook` binary in `root` with `env` added.
+pub(crate) fn pghook(root: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(pghook_binary());
     cmd.current_dir(root).args(args).env_remove("PGHOOK_CONN_ID").env_remove("PGHOOK_CONNECTIONS");
     for (k, v) in env {
@@ -15,7 +16,8 @@ fn pghook(root: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output
     cmd.output().expect("running pghook")
 }
 
-fn stdout(out: &Output) -> String {
+/// What a successful run printed, trimmed.
+pub(crate) fn stdout(out: &Output) -> String {
     assert!(out.status.success(), "pghook failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

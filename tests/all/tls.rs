@@ -79,7 +79,8 @@ async fn verify_ca_and_verify_full() {
     let e = ssl_in_use("localhost", "postgres", serde_json::json!({"sslmode": "verify-full"})).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     let e = ssl_in_use("localhost", "postgres", verify("verify-full", "missing.crt")).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.message().contains("root certificate file \"missing.crt\" does not exist"), "{e}");
     // Certificates outside the root are refused.
     let e = ssl_in_use("localhost", "postgres", verify("verify-full", "/etc/ssl/certs/ca-certificates.crt"))
         .await
@@ -105,9 +106,36 @@ async fn client_certificate_login() {
     let e = ssl_in_use("localhost", "certuser", without).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
     assert_eq!(e.sqlstate().map(|s| s.code()), Some("28000"), "{e}");
-    // Half a pair is a configuration error.
+    // A certificate without its key is a configuration error, as in libpq.
     let e = ssl_in_use("localhost", "certuser", serde_json::json!({"sslcert": files.client_cert})).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
+}
+
+#[tokio::test]
+async fn revocation_lists() {
+    let pg = Cluster::tls();
+    let files = pg.tls.as_ref().unwrap();
+    let with_crl =
+        |key: &str, value: &str| serde_json::json!({"sslmode": "verify-full", "sslrootcert": files.ca, key: value});
+    let revoked = files.revoked_crl.to_str().unwrap();
+    let e = ssl_in_use("localhost", "postgres", with_crl("sslcrl", revoked)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
+    assert!(e.message().to_lowercase().contains("revoked"), "{e}");
+    assert!(ssl_in_use("localhost", "postgres", with_crl("sslcrl", files.empty_crl.to_str().unwrap())).await.unwrap());
+    // A missing CRL is skipped, as in libpq; a directory of CRLs is read whole.
+    assert!(ssl_in_use("localhost", "postgres", with_crl("sslcrl", "missing.crl")).await.unwrap());
+    let dir = tempfile::tempdir_in(&files.dir).unwrap();
+    std::fs::copy(&files.revoked_crl, dir.path().join("0a1b2c3d.r0")).unwrap();
+    let e = ssl_in_use("localhost", "postgres", with_crl("sslcrldir", dir.path().to_str().unwrap())).await.unwrap_err();
+    assert!(e.message().to_lowercase().contains("revoked"), "{e}");
+    // A directory without a list fails closed, as libpq's check does.
+    let empty = tempfile::tempdir_in(&files.dir).unwrap();
+    let e =
+        ssl_in_use("localhost", "postgres", with_crl("sslcrldir", empty.path().to_str().unwrap())).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    // Not a CRL at all: an error, never a silently skipped check.
+    let e = ssl_in_use("localhost", "postgres", with_crl("sslcrl", files.ca.to_str().unwrap())).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Real servers for pghook's end-to-end tests: throwaway PostgreSQL clusters
-//! started from the installed binaries (plain, scram-sha-256, and TLS with a
-//! test CA and client certificates), moto's server for Redshift, and a small
+//! started from the installed binaries (plain, scram-sha-256, TLS with a
+//! test CA and client certificates, and a primary with a streaming hot
+//! standby), moto's server for Redshift, and a small
 //! stand-in for the Redshift Serverless API, which moto lacks.
 //!
 //! Airflow's own PostgresHook runs beside them ([`airflow`]) so a test can
@@ -125,6 +126,10 @@ pub struct TlsFiles {
     pub client_cert: PathBuf,
     /// The private key of `client_cert`.
     pub client_key: PathBuf,
+    /// A CRL of the CA revoking the server's certificate.
+    pub revoked_crl: PathBuf,
+    /// A CRL of the CA revoking nothing.
+    pub empty_crl: PathBuf,
 }
 
 /// How a TLS cluster's certificates are signed: the CA's key, and so the
@@ -150,7 +155,10 @@ impl Signature {
 }
 
 fn make_tls_files(dir: &Path, signature: Signature) -> TlsFiles {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, KeyIdMethod, KeyPair,
+        KeyUsagePurpose, RevokedCertParams, SerialNumber, date_time_ymd,
+    };
     std::fs::create_dir_all(dir).unwrap();
     let generate = || KeyPair::generate_for(signature.algorithm()).unwrap();
     let ca = |name: &str| {
@@ -169,7 +177,28 @@ fn make_tls_files(dir: &Path, signature: Signature) -> TlsFiles {
     let server_key = generate();
     let mut server = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     server.distinguished_name.push(DnType::CommonName, "localhost");
+    server.serial_number = Some(SerialNumber::from(4242));
     let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key).unwrap();
+    let crl = |revoked: Vec<u64>| {
+        let revoked_certs = revoked
+            .into_iter()
+            .map(|serial| RevokedCertParams {
+                serial_number: SerialNumber::from(serial),
+                revocation_time: date_time_ymd(2024, 1, 1),
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect();
+        let params = CertificateRevocationListParams {
+            this_update: date_time_ymd(2024, 1, 1),
+            next_update: date_time_ymd(2099, 1, 1),
+            crl_number: SerialNumber::from(1),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        params.signed_by(&ca_cert, &ca_key).unwrap().pem().unwrap()
+    };
     let client_key = generate();
     let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
     client.distinguished_name.push(DnType::CommonName, "certuser");
@@ -185,12 +214,17 @@ fn make_tls_files(dir: &Path, signature: Signature) -> TlsFiles {
         other_ca: write("other-ca.crt", other_cert.pem()),
         client_cert: write("client.crt", client_cert.pem()),
         client_key: write("client.key", client_key.serialize_pem()),
+        revoked_crl: write("revoked.crl", crl(vec![4242])),
+        empty_crl: write("empty.crl", crl(vec![])),
     };
     write("server.crt", server_cert.pem());
     let key = write("server.key", openssl_pem(&server_key, signature));
     give_to_postgres(dir);
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // libpq (and pghook) refuse a private key others may read.
+    for key in [&key, &files.client_key] {
+        std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     files
 }
 
@@ -206,6 +240,14 @@ fn openssl_pem(key: &rcgen::KeyPair, signature: Signature) -> String {
     // The seed, after the version, algorithm and the octet strings' headers.
     v1.extend_from_slice(&v2[16..48]);
     rcgen::KeyPair::try_from(v1.as_slice()).unwrap().serialize_pem()
+}
+
+/// A fresh directory for a cluster, readable by the `postgres` user.
+fn cluster_base() -> PathBuf {
+    let base = tempfile::Builder::new().prefix("pghook-pg-").tempdir().unwrap().keep();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+    base
 }
 
 static PLAIN: OnceLock<Cluster> = OnceLock::new();
@@ -243,12 +285,8 @@ impl Cluster {
     }
 
     fn start(tls_signature: Option<Signature>) -> Cluster {
-        let base = tempfile::Builder::new().prefix("pghook-pg-").tempdir().unwrap().keep();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let base = cluster_base();
         let data = base.join("data");
-        let socket_dir = base.join("sock");
-        std::fs::create_dir_all(&socket_dir).unwrap();
         let pwfile = base.join("pwfile");
         std::fs::write(&pwfile, PASSWORD).unwrap();
         give_to_postgres(&base);
@@ -272,8 +310,10 @@ impl Cluster {
         let tls = tls_signature.map(|signature| make_tls_files(&base.join("tls"), signature));
         if tls.is_none() {
             // Over TCP: scram-sha-256, but for three roles that log in by
-            // each of the other methods a server may ask for.
+            // each of the other methods a server may ask for. Local
+            // connections may replicate (a standby's base backup).
             let hba = "local all all trust\n\
+                       local replication all trust\n\
                        host all trusted 127.0.0.1/32 trust\n\
                        host all pwuser 127.0.0.1/32 password\n\
                        host all md5user 127.0.0.1/32 md5\n\
@@ -298,6 +338,24 @@ impl Cluster {
             file.write_all(conf.as_bytes()).unwrap();
             give_to_postgres(&data);
         }
+        let cluster = Cluster::launch(&base, tls);
+        cluster.psql("CREATE ROLE certuser LOGIN; CREATE ROLE alice LOGIN PASSWORD 'alice pw'");
+        // md5 asks for an MD5 hash only of a password stored as one.
+        cluster.psql(&format!(
+            "CREATE ROLE trusted LOGIN; CREATE ROLE pwuser LOGIN PASSWORD '{ROLE_PASSWORD}'; \
+             SET password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD '{ROLE_PASSWORD}'"
+        ));
+        cluster
+    }
+
+    /// Start the server of the data directory `base`/data, listening on a
+    /// free port of 127.0.0.1 and in `base`/sock; it is stopped and `base`
+    /// removed when the process exits.
+    fn launch(base: &Path, tls: Option<TlsFiles>) -> Cluster {
+        let data = base.join("data");
+        let socket_dir = base.join("sock");
+        std::fs::create_dir_all(&socket_dir).unwrap();
+        give_to_postgres(&socket_dir);
         let port = free_port();
         let options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
@@ -324,14 +382,7 @@ impl Cluster {
             base.display()
         );
         on_exit(&stop_line);
-        let cluster = Cluster { port, socket_dir, tls, stop_line };
-        cluster.psql("CREATE ROLE certuser LOGIN; CREATE ROLE alice LOGIN PASSWORD 'alice pw'");
-        // md5 asks for an MD5 hash only of a password stored as one.
-        cluster.psql(&format!(
-            "CREATE ROLE trusted LOGIN; CREATE ROLE pwuser LOGIN PASSWORD '{ROLE_PASSWORD}'; \
-             SET password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD '{ROLE_PASSWORD}'"
-        ));
-        cluster
+        Cluster { port, socket_dir, tls, stop_line }
     }
 
     /// The shared plain cluster: scram-sha-256 over TCP, no TLS.
@@ -382,6 +433,49 @@ impl Cluster {
         self.psql(&format!("DROP DATABASE IF EXISTS {name}"));
         self.psql(&format!("CREATE DATABASE {name}"));
         name.to_string()
+    }
+}
+
+/// A primary and its streaming hot standby, each a plain cluster of its own
+/// (scram-sha-256 over TCP, trust over the socket): for multi-host
+/// connections and libpq's target_session_attrs.
+#[derive(Debug)]
+pub struct Replicated {
+    /// The primary: not in recovery, sessions read-write.
+    pub primary: Cluster,
+    /// A hot standby streaming from the primary: in recovery, sessions read-only.
+    pub standby: Cluster,
+}
+
+static REPLICATED: OnceLock<Replicated> = OnceLock::new();
+
+impl Replicated {
+    /// The shared pair, started once per test process, both answering.
+    pub fn get() -> &'static Replicated {
+        REPLICATED.get_or_init(|| {
+            let primary = Cluster::start(None);
+            let base = cluster_base();
+            give_to_postgres(&base);
+            // The primary's pg_hba.conf lets local connections replicate; -R makes
+            // the copy a standby of the primary.
+            run(
+                pg_command("pg_basebackup")
+                    .arg("-D")
+                    .arg(base.join("data"))
+                    .arg("-h")
+                    .arg(&primary.socket_dir)
+                    .args(["-p", &primary.port.to_string(), "-U", SUPERUSER])
+                    .args(["-R", "-X", "stream", "--checkpoint=fast", "--no-sync"]),
+                "pg_basebackup",
+            );
+            let standby = Cluster::launch(&base, None);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while standby.psql("SELECT pg_is_in_recovery()") != "t" {
+                assert!(Instant::now() < deadline, "the standby on port {} is not in recovery", standby.port);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Replicated { primary, standby }
+        })
     }
 }
 
@@ -543,7 +637,8 @@ pub fn tenant(root: &Path, connections: &[(&str, &str)]) -> pghook::Tenant {
         source = source.with(*id, *stored);
     }
     let mut policy = pghook::Policy::new(root).allow_host("127.0.0.1").allow_host("localhost").with_connections(source);
-    for cluster in [Cluster::plain_if_started(), Cluster::tls_if_started()].into_iter().flatten() {
+    let replicated = REPLICATED.get().into_iter().flat_map(|pair| [&pair.primary, &pair.standby]);
+    for cluster in [Cluster::plain_if_started(), Cluster::tls_if_started()].into_iter().flatten().chain(replicated) {
         policy = policy.allow_socket_dir(&cluster.socket_dir);
     }
     runtime().tenant(policy)

@@ -39,6 +39,13 @@ struct Cli {
     /// Unix socket directories the hook may reach, each exactly (repeatable).
     #[arg(long = "allow-socket", value_name = "DIR", global = true, default_value = Policy::STANDARD_SOCKET_DIR)]
     allow_sockets: Vec<PathBuf>,
+    /// A file, or a directory, libpq's own files (password and service
+    /// files, certificates, keys, CRLs) may also be read from (repeatable).
+    /// Always allowed: the files libpq reads by default (~/.pgpass,
+    /// ~/.pg_service.conf, ~/.postgresql/, $PGSYSCONFDIR/pg_service.conf and
+    /// those PGPASSFILE, PGSSLROOTCERT... name).
+    #[arg(long = "allow-config-path", value_name = "PATH", global = true)]
+    allow_config_paths: Vec<PathBuf>,
     /// Stop a call after this many seconds (its statement is cancelled on the server).
     #[arg(long, global = true, default_value_t = 86_400)]
     timeout: u64,
@@ -454,6 +461,10 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
     }
     for dir in cli.allow_sockets {
         policy = policy.allow_socket_dir(dir);
+    }
+    policy = policy.allow_libpq_default_files();
+    for path in cli.allow_config_paths {
+        policy = policy.allow_config_path(path);
     }
     let runtime = match cache_dir() {
         Some(dir) => Runtime::with_cache(&dir),
