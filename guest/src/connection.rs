@@ -243,7 +243,7 @@ fn json_port(value: &Value) -> std::result::Result<Option<u16>, String> {
 }
 
 /// A JSON value's kind, for errors that must not quote the value itself.
-fn json_type(value: &Value) -> &'static str {
+pub(crate) fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

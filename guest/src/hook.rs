@@ -2,6 +2,7 @@
 //! host's imports. No rows of a COPY pass through here: only statements and
 //! file names.
 
+use crate::aws_conn;
 use crate::bindings::aws;
 use crate::bindings::files::{self, ConfigFile, ConfigRead};
 use crate::bindings::hook::{
@@ -94,14 +95,14 @@ impl Hook {
     fn iam_token(&self) -> Result<IamToken> {
         let request = IamRequest::for_connection(&self.conn, self.overrides.database.as_deref())?;
         let aws_conn_id = iam::aws_conn_id(&self.conn);
-        let aws_conn = lookup(&aws_conn_id)?;
-        if aws_conn.is_none() {
+        let aws_connection = lookup(&aws_conn_id)?;
+        if aws_connection.is_none() {
             log(
                 Level::Info,
                 &format!("AWS connection `{aws_conn_id}` is not defined: using the host's AWS environment"),
             );
         }
-        let client = iam::client_config(aws_conn.as_ref())?;
+        let client = aws_conn::client_config(aws_connection.as_ref())?;
         Ok(match request {
             IamRequest::Rds { host, port, user } => {
                 IamToken { password: aws::rds_auth_token(&client, &host, port, &user)?, user, port }

@@ -1,10 +1,8 @@
 //! IAM decisions, as Airflow's `PostgresHook.get_iam_token` makes them: which
 //! AWS service to ask, with what, and which port the login is for.
 
-use crate::bindings::aws::{ClientConfig, Credentials, Scheme, ServiceEndpoint};
 use crate::connection::Connection;
 use crate::error::{Result, config};
-use crate::uri::urlsplit;
 
 /// The AWS connection id used when the `aws_conn_id` extra is absent.
 pub const DEFAULT_AWS_CONN_ID: &str = "aws_default";
@@ -69,71 +67,6 @@ pub fn aws_conn_id(conn: &Connection) -> String {
     conn.extra_str("aws_conn_id").unwrap_or_else(|| DEFAULT_AWS_CONN_ID.to_string())
 }
 
-/// Read an Airflow AWS connection: login is the access key id, password the
-/// secret key; extras give region_name, endpoint_url and aws_session_token.
-/// With no connection the host's own AWS environment is used, as boto3's
-/// default chain would be.
-pub fn client_config(aws: Option<&Connection>) -> Result<ClientConfig> {
-    let Some(aws) = aws else {
-        return Ok(ClientConfig { credentials: None, region: None, endpoint: None });
-    };
-    let key_id = aws.extra_str("aws_access_key_id").or_else(|| aws.login.clone()).filter(|s| !s.is_empty());
-    let secret = aws.extra_str("aws_secret_access_key").or_else(|| aws.password.clone()).filter(|s| !s.is_empty());
-    let credentials = match (key_id, secret) {
-        (Some(access_key_id), Some(secret_access_key)) => Some(Credentials {
-            access_key_id,
-            secret_access_key,
-            session_token: aws.extra_str("aws_session_token").filter(|s| !s.is_empty()),
-        }),
-        (None, None) => None,
-        _ => {
-            return Err(config(format!(
-                "aws connection `{}`: the access key id (login) and secret key (password) go together",
-                aws.conn_id
-            )));
-        }
-    };
-    Ok(ClientConfig {
-        credentials,
-        region: aws.extra_str("region_name").filter(|s| !s.is_empty()),
-        endpoint: aws
-            .extra_str("endpoint_url")
-            .filter(|s| !s.is_empty())
-            .map(|url| service_endpoint(&url))
-            .transpose()
-            .map_err(|why| config(format!("aws connection `{}`: endpoint_url: {why}", aws.conn_id)))?,
-    })
-}
-
-/// Parse an endpoint_url, `http[s]://host[:port][/]`, into its parts. The
-/// error names what is wrong without quoting the URL.
-fn service_endpoint(url: &str) -> std::result::Result<ServiceEndpoint, String> {
-    let split = urlsplit(url);
-    let scheme = match split.scheme.as_str() {
-        "http" => Scheme::Http,
-        "https" => Scheme::Https,
-        _ => return Err("must start with http:// or https://".into()),
-    };
-    if split.netloc.contains('@') {
-        return Err("must not hold a user name or password".into());
-    }
-    if !matches!(split.path.as_str(), "" | "/") || !split.query.is_empty() || url.contains('#') {
-        return Err("pghook takes scheme://host[:port] only, without a path, query or fragment".into());
-    }
-    let host = split.hostname().ok_or("has no host")?;
-    let bracketed = split.netloc.starts_with('[');
-    let valid = if bracketed {
-        split.netloc.contains(']') && host.parse::<std::net::Ipv6Addr>().is_ok()
-    } else {
-        host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-    };
-    if !valid {
-        return Err("the host is not a host name, an IPv4 address or a bracketed IPv6 address".into());
-    }
-    let port = split.port().map_err(|e| e.to_string())?;
-    Ok(ServiceEndpoint { scheme, host, port })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,56 +114,5 @@ mod tests {
         );
         let c = Connection::parse("d", "postgres://db.rds.amazonaws.com/app?iam=true").unwrap();
         assert!(IamRequest::for_connection(&c, None).unwrap_err().message.contains("login"));
-    }
-
-    #[test]
-    fn aws_connection() {
-        let a = Connection::parse(
-            "aws_default",
-            "aws://AKID:se%2Fcret@/?region_name=eu-west-1&endpoint_url=http%3A%2F%2F127.0.0.1%3A5000",
-        )
-        .unwrap();
-        let cfg = client_config(Some(&a)).unwrap();
-        assert_eq!(cfg.credentials.as_ref().unwrap().secret_access_key, "se/cret");
-        assert_eq!(cfg.region.as_deref(), Some("eu-west-1"));
-        assert_eq!(
-            cfg.endpoint,
-            Some(ServiceEndpoint { scheme: Scheme::Http, host: "127.0.0.1".into(), port: Some(5000) })
-        );
-        let half = Connection::parse("a", "aws://AKID@/").unwrap();
-        assert!(client_config(Some(&half)).is_err());
-        assert!(client_config(None).unwrap().credentials.is_none());
-    }
-
-    #[test]
-    fn endpoint_urls_are_parsed() {
-        let endpoint = |scheme, host: &str, port| Ok(ServiceEndpoint { scheme, host: host.into(), port });
-        let cases = [
-            ("http://127.0.0.1:5000", endpoint(Scheme::Http, "127.0.0.1", Some(5000))),
-            ("https://Redshift.Example.com/", endpoint(Scheme::Https, "redshift.example.com", None)),
-            ("HTTP://[::1]:4566", endpoint(Scheme::Http, "::1", Some(4566))),
-            ("https://localhost.localstack.cloud", endpoint(Scheme::Https, "localhost.localstack.cloud", None)),
-            ("ftp://h", Err("must start with http:// or https://")),
-            ("127.0.0.1:5000", Err("must start with http:// or https://")),
-            ("http://", Err("has no host")),
-            ("http://user:pw@h", Err("must not hold a user name or password")),
-            ("http://h/path", Err("pghook takes scheme://host[:port] only")),
-            ("http://h?x=1", Err("pghook takes scheme://host[:port] only")),
-            ("http://h#x", Err("pghook takes scheme://host[:port] only")),
-            ("http://h:port", Err("Port could not be cast to integer value")),
-            ("http://h:70000", Err("Port out of range 0-65535")),
-            ("http://[::1:5000", Err("the host is not")),
-            ("http://[nope]", Err("the host is not")),
-            ("http://h%2Fx", Err("the host is not")),
-        ];
-        for (url, expected) in cases {
-            match (service_endpoint(url), expected) {
-                (Err(got), Err(wanted)) => assert!(got.starts_with(wanted), "{url}: {got}"),
-                (got, expected) => assert_eq!(got, expected.map_err(String::from), "{url}"),
-            }
-        }
-        let bad = Connection::parse("aws_x", "aws://AKID:s@/?endpoint_url=http%3A%2F%2Fh%2Fpath").unwrap();
-        let e = client_config(Some(&bad)).unwrap_err();
-        assert!(e.message.starts_with("aws connection `aws_x`: endpoint_url: pghook takes"), "{}", e.message);
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! Every module but [`hook`] is plain Rust that also builds and tests natively:
 //! connection parsing ([`uri`], [`connection`]), extras ([`libpq`]), SQL
-//! lexing and building ([`lexer`], [`sql`], [`copy`]), IAM decisions ([`iam`]) and the SQLAlchemy URI
+//! lexing and building ([`lexer`], [`sql`], [`copy`]), IAM decisions ([`iam`]), AWS connections ([`aws_conn`]) and the SQLAlchemy URI
 //! ([`sqlalchemy`]). [`hook`] wires them to the host's imports.
 
+pub mod aws_conn;
 pub mod bindings;
 pub mod connection;
 pub mod copy;

@@ -3,8 +3,8 @@
 
 #[cfg(test)]
 mod tests {
+    use crate::aws_conn::client_config;
     use crate::connection::Connection;
-    use crate::iam::client_config;
     use crate::libpq::{ConnArgs, HookOverrides};
 
     /// The fragment every case hides in its password.
@@ -129,6 +129,20 @@ mod tests {
             assert!(!format!("{aws:?}").contains(SECRET));
             let e = client_config(Some(&aws)).unwrap_err().message;
             assert!(e.contains("go together") && !e.contains(SECRET), "{stored}: {e}");
+        }
+        // Secrets of the wrong type, or where pghook refuses a setting: named, never quoted.
+        for extra in [
+            r#"{"aws_access_key_id": "AKID", "aws_secret_access_key": ["Pa55word"]}"#,
+            r#"{"role_arn": "r", "assume_role_kwargs": {"ExternalId": ["Pa55word"]}}"#,
+            r#"{"role_arn": "r", "assume_role_kwargs": {"SerialNumber": "Pa55word", "TokenCode": "Pa55word"}}"#,
+            r#"{"session_kwargs": {"aws_secret_access_key": {"x": "Pa55word"}}}"#,
+            r#"{"verify": "Pa55word.pem"}"#,
+            r#"{"config_kwargs": {"proxies": {"https": "http://u:Pa55word@proxy"}}}"#,
+        ] {
+            let stored = format!(r#"{{"conn_type": "aws", "extra": {extra}}}"#);
+            let aws = Connection::parse("aws_default", &stored).unwrap();
+            let e = client_config(Some(&aws)).unwrap_err().message;
+            assert!(!e.contains(SECRET), "{extra}: {e}");
         }
     }
 }

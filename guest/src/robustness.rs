@@ -73,6 +73,10 @@ mod tests {
         "port",
         "extra",
         "\"port\":",
+        "role_arn",
+        "service_config",
+        "assume_role_kwargs",
+        "{\"sts\":",
     ];
 
     fn inputs() -> impl Iterator<Item = String> {
@@ -100,7 +104,10 @@ mod tests {
                 let _ = ConnArgs::build(&conn, &HookOverrides::default()).map(|a| a.explain());
                 let _ = IamRequest::for_connection(&conn, None);
                 let _ = crate::sqlalchemy::uri(&conn, None);
+                let _ = crate::aws_conn::client_config(Some(&conn));
             }
+            let _ = crate::aws_conn::service_endpoint(&input);
+            let _ = crate::aws_conn::session_name_for(&input);
             let _ = Connection::parse("fuzz", &format!("postgres://{input}"));
             let _ = split_statements(&input);
             let _ = CopyStatement::parse(&input).map(|c| c.render());

@@ -1,95 +1,31 @@
 //! AWS calls for IAM logins: the `aws` import. RDS tokens are signed offline;
 //! Redshift and Redshift Serverless are asked over HTTPS (or the endpoint the
-//! AWS connection names), subject to the tenant's host policy: the host each
-//! request is about to be sent to, after the SDK resolved its endpoint, is
-//! checked just before it leaves.
+//! AWS connection names). Credentials come from where the guest decided
+//! ([`credentials`]), are kept between a tenant's calls ([`cache`]), and every
+//! request — a service's, STS's, the container or instance metadata's — goes
+//! through one HTTP client that lets it leave only for a host the tenant's
+//! policy allows ([`guard`]).
+
+pub mod cache;
+mod credentials;
+mod guard;
+mod web_identity;
 
 use std::sync::Arc;
 
-use aws_credential_types::Credentials as AwsCredentials;
-use aws_sdk_rds::config::{BehaviorVersion, Region};
+use aws_sdk_rds::config::BehaviorVersion;
 use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_types::SdkConfig;
 use aws_types::sdk_config::SharedCredentialsProvider;
 
-use crate::bindings::aws::{ClientConfig, DbCredentials, Host, Scheme, ServiceEndpoint};
-use crate::bindings::types::{Error as WitError, ErrorKind};
-use crate::ctx::PghookCtxView;
-use crate::error::wit;
-use crate::policy::{Destination, Policy};
-
-fn aws_error(what: &str, e: impl std::fmt::Display) -> WitError {
-    wit(ErrorKind::Aws, format!("{what}: {e}"))
-}
-
-/// A failed SDK call: `Denied` if [`HostGuard`] stopped it, else an AWS error.
-fn sdk_error(what: &str, e: impl std::error::Error + 'static) -> WitError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(s) = source {
-        if let Some(denied) = s.downcast_ref::<HostDenied>() {
-            return wit(ErrorKind::Denied, format!("{what}: {denied}"));
-        }
-        source = s.source();
-    }
-    aws_error(what, DisplayErrorContext(e))
-}
-
-/// An SDK interceptor that lets a request leave only for a host the tenant's
-/// policy allows. It reads the URI the HTTP client will connect to, so every
-/// partition (`amazonaws.com.cn`, ...) and every endpoint the guest names is judged by
-/// where it really leads.
-#[derive(Debug)]
-struct HostGuard(Arc<Policy>);
-
-/// The refusal [`HostGuard`] hands back through the SDK.
-#[derive(Debug)]
-struct HostDenied(String);
-
-impl std::fmt::Display for HostDenied {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for HostDenied {}
-
-impl Intercept for HostGuard {
-    fn name(&self) -> &'static str {
-        "pghook host policy"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let uri = context.request().uri();
-        // The same parse the HTTP client does before it connects.
-        let parsed: http::Uri = uri.parse().map_err(|e| HostDenied(format!("AWS endpoint {uri:?}: {e}")))?;
-        let host = parsed
-            .host()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| HostDenied(format!("AWS endpoint {uri:?} has no host")))?;
-        match self.0.check(Destination::parse(host)) {
-            Ok(_) => Ok(()),
-            Err(refusal) => Err(HostDenied(format!("AWS endpoint {refusal}")).into()),
-        }
-    }
-}
-
-/// Credentials, region and endpoint for one call.
-struct Resolved {
-    credentials: AwsCredentials,
-    region: Region,
-    endpoint_url: Option<String>,
-}
+pub use self::cache::CredentialCache;
+use self::cache::Resolved;
+use self::guard::{GuardedHttpClient, aws_error, sdk_error};
+use crate::bindings::aws::{ClientConfig, CredentialSource, DbCredentials, Host, Scheme, ServiceEndpoint};
+use crate::bindings::types::Error as WitError;
+use crate::ctx::{PghookCtx, PghookCtxView};
+use crate::files::LazyRoot;
+use crate::policy::Policy;
 
 /// The URL the SDK takes for `endpoint`.
 fn endpoint_url(endpoint: &ServiceEndpoint) -> String {
@@ -105,52 +41,41 @@ fn endpoint_url(endpoint: &ServiceEndpoint) -> String {
     }
 }
 
-fn ambient(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+/// The credentials and region for `client` under `policy`: keys given with
+/// a region as they are, anything else through the tenant's `cache`.
+async fn resolve(
+    policy: &Arc<Policy>,
+    files: &LazyRoot,
+    cache: &CredentialCache,
+    client: &ClientConfig,
+) -> Result<Resolved, WitError> {
+    if let (CredentialSource::StaticKeys(_), Some(_)) = (&client.credentials, &client.region) {
+        return credentials::resolve(policy, files, client).await;
+    }
+    cache.get_or_fetch(client, credentials::resolve(policy, files, client)).await
 }
 
 impl PghookCtxView<'_> {
-    fn resolve_aws(&self, client: &ClientConfig) -> Result<Resolved, WitError> {
-        let ambient_allowed = self.policy.ambient_aws;
-        let credentials = match &client.credentials {
-            Some(c) => AwsCredentials::new(
-                &c.access_key_id,
-                &c.secret_access_key,
-                c.session_token.clone(),
-                None,
-                "airflow-connection",
-            ),
-            None if ambient_allowed => match (ambient("AWS_ACCESS_KEY_ID"), ambient("AWS_SECRET_ACCESS_KEY")) {
-                (Some(id), Some(secret)) => {
-                    AwsCredentials::new(id, secret, ambient("AWS_SESSION_TOKEN"), None, "environment")
-                }
-                _ => {
-                    return Err(wit(
-                        ErrorKind::Aws,
-                        "no AWS credentials: the AWS connection has none and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set",
-                    ));
-                }
-            },
-            None => {
-                return Err(wit(
-                    ErrorKind::Aws,
-                    "no AWS credentials: give the AWS connection a login (key id) and password (secret key)",
-                ));
-            }
-        };
-        let region = client
-            .region
-            .clone()
-            .or_else(|| {
-                ambient_allowed.then(|| ambient("AWS_REGION").or_else(|| ambient("AWS_DEFAULT_REGION"))).flatten()
-            })
-            .ok_or_else(|| wit(ErrorKind::Aws, "no AWS region: set region_name in the AWS connection's extra"))?;
-        Ok(Resolved {
-            credentials,
-            region: Region::new(region),
-            endpoint_url: client.endpoint.as_ref().map(endpoint_url),
-        })
+    /// [`resolve`] under this store's policy, file root and cache.
+    async fn resolve_aws(&mut self, client: &ClientConfig) -> Result<Resolved, WitError> {
+        let ctx: &PghookCtx = self.ctx;
+        resolve(&ctx.policy, &ctx.files, &ctx.aws_credentials, client).await
     }
+}
+
+/// A `$service` client for one call: its credentials and region, its endpoint, and the guarded HTTP client.
+macro_rules! service_client {
+    ($service:ident, $policy:expr, $resolved:expr, $endpoint:expr) => {{
+        let mut config = $service::Config::builder()
+            .behavior_version($service::config::BehaviorVersion::latest())
+            .credentials_provider($resolved.credentials)
+            .region($resolved.region)
+            .http_client(GuardedHttpClient::new($policy));
+        if let Some(endpoint) = $endpoint {
+            config = config.endpoint_url(endpoint_url(endpoint));
+        }
+        $service::Client::from_conf(config.build())
+    }};
 }
 
 impl Host for PghookCtxView<'_> {
@@ -161,8 +86,8 @@ impl Host for PghookCtxView<'_> {
         port: u16,
         user: String,
     ) -> Result<String, WitError> {
-        // Signing is offline: no endpoint is reached, so no host check.
-        let resolved = self.resolve_aws(&client)?;
+        // Signing is offline: only the credentials may reach an endpoint.
+        let resolved = self.resolve_aws(&client).await?;
         let sdk = SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .credentials_provider(SharedCredentialsProvider::new(resolved.credentials))
@@ -190,16 +115,9 @@ impl Host for PghookCtxView<'_> {
         db_name: Option<String>,
         auto_create: bool,
     ) -> Result<DbCredentials, WitError> {
-        let resolved = self.resolve_aws(&client)?;
-        let mut config = aws_sdk_redshift::Config::builder()
-            .behavior_version(aws_sdk_redshift::config::BehaviorVersion::latest())
-            .credentials_provider(resolved.credentials)
-            .region(resolved.region)
-            .interceptor(HostGuard(self.policy.clone()));
-        if let Some(url) = resolved.endpoint_url {
-            config = config.endpoint_url(url);
-        }
-        let out = aws_sdk_redshift::Client::from_conf(config.build())
+        let resolved = self.resolve_aws(&client).await?;
+        let redshift = service_client!(aws_sdk_redshift, self.policy.clone(), resolved, &client.endpoints.redshift);
+        let out = redshift
             .get_cluster_credentials()
             .cluster_identifier(&cluster_identifier)
             .db_user(db_user)
@@ -220,16 +138,10 @@ impl Host for PghookCtxView<'_> {
         workgroup_name: String,
         db_name: Option<String>,
     ) -> Result<DbCredentials, WitError> {
-        let resolved = self.resolve_aws(&client)?;
-        let mut config = aws_sdk_redshiftserverless::Config::builder()
-            .behavior_version(aws_sdk_redshiftserverless::config::BehaviorVersion::latest())
-            .credentials_provider(resolved.credentials)
-            .region(resolved.region)
-            .interceptor(HostGuard(self.policy.clone()));
-        if let Some(url) = resolved.endpoint_url {
-            config = config.endpoint_url(url);
-        }
-        let out = aws_sdk_redshiftserverless::Client::from_conf(config.build())
+        let resolved = self.resolve_aws(&client).await?;
+        let endpoint = &client.endpoints.redshift_serverless;
+        let serverless = service_client!(aws_sdk_redshiftserverless, self.policy.clone(), resolved, endpoint);
+        let out = serverless
             .get_credentials()
             .workgroup_name(&workgroup_name)
             .set_db_name(db_name)

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
+use crate::aws::CredentialCache;
 use crate::files::{FileRoot, LazyRoot};
 use crate::policy::Policy;
 use crate::pool::SessionPool;
@@ -22,7 +23,8 @@ use crate::postgres::{ResultBudget, Stopper};
 use crate::progress::{NoProgress, Progress};
 
 /// What pghook's imports need in one store: the tenant's policy, its file
-/// root, where COPY progress goes, and the sessions the guest opened.
+/// root, where COPY progress goes, the sessions the guest opened, and the
+/// tenant's AWS credentials.
 pub struct PghookCtx {
     pub(crate) policy: Arc<Policy>,
     /// Opened the first time the guest touches a file.
@@ -34,6 +36,8 @@ pub struct PghookCtx {
     pub(crate) result_budget: ResultBudget,
     /// The tenant's idle sessions, if it reuses them.
     pub(crate) pool: Option<Arc<SessionPool>>,
+    /// The tenant's AWS credentials, kept between its calls.
+    pub(crate) aws_credentials: Arc<CredentialCache>,
 }
 
 impl PghookCtx {
@@ -45,7 +49,15 @@ impl PghookCtx {
     pub fn new(policy: Arc<Policy>) -> PghookCtx {
         let result_budget = ResultBudget::new(policy.max_result_bytes);
         let files = LazyRoot::for_policy(&policy);
-        PghookCtx { policy, files, progress: Arc::new(NoProgress), stoppers: Vec::new(), result_budget, pool: None }
+        PghookCtx {
+            policy,
+            files,
+            progress: Arc::new(NoProgress),
+            stoppers: Vec::new(),
+            result_budget,
+            pool: None,
+            aws_credentials: Arc::new(CredentialCache::new()),
+        }
     }
 
     /// Confine this store's files to `root`, already opened, instead.
@@ -58,6 +70,15 @@ impl PghookCtx {
     /// tenants) instead of opening one per call.
     pub fn with_session_pool(mut self, pool: Arc<SessionPool>) -> PghookCtx {
         self.pool = Some(pool);
+        self
+    }
+
+    /// Keep AWS credentials (assumed roles, the default chain's) in `cache`
+    /// between calls, renewing them before they expire, instead of asking
+    /// for them in every call. One cache per tenant, never shared between
+    /// tenants.
+    pub fn with_aws_credential_cache(mut self, cache: Arc<CredentialCache>) -> PghookCtx {
+        self.aws_credentials = cache;
         self
     }
 

@@ -127,7 +127,8 @@ impl Runtime {
     pub fn tenant(&self, policy: Policy) -> Tenant {
         let pool = (policy.session_reuse > 0).then(|| Arc::new(pool::SessionPool::new(policy.session_reuse)));
         let warm = Arc::new(self.warm_instances());
-        Tenant { runtime: self.clone(), policy: Arc::new(policy), pool, warm }
+        let aws_credentials = Arc::new(aws::CredentialCache::new());
+        Tenant { runtime: self.clone(), policy: Arc::new(policy), pool, warm, aws_credentials }
     }
 }
 
@@ -140,6 +141,8 @@ pub struct Tenant {
     pool: Option<Arc<pool::SessionPool>>,
     /// Guest instances kept for this tenant's next calls.
     warm: Arc<runtime::WarmInstances>,
+    /// AWS credentials kept for this tenant's next calls.
+    aws_credentials: Arc<aws::CredentialCache>,
 }
 
 impl Tenant {
@@ -175,14 +178,9 @@ macro_rules! guest_call {
         $hook
             .tenant
             .runtime
-            .call(
-                &$hook.tenant.policy,
-                $hook.tenant.pool.clone(),
-                &$hook.tenant.warm,
-                $hook.progress.clone(),
-                &$hook.interrupt,
-                move |$guest, $store| Box::pin(async move { $call.await }),
-            )
+            .call(&$hook.tenant, $hook.progress.clone(), &$hook.interrupt, move |$guest, $store| {
+                Box::pin(async move { $call.await })
+            })
             .await
     }};
 }

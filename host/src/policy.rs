@@ -1,7 +1,7 @@
 //! The sandbox around one tenant: which connections, files and hosts its
 //! hooks may touch, and how much memory and time each call gets.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
@@ -55,9 +55,16 @@ pub struct Policy {
     /// `~/.pgpass` and `~/.postgresql`). Files under the file root need no
     /// entry. None by default.
     pub config_paths: Vec<PathBuf>,
-    /// Whether AWS calls may fall back to the host's own AWS environment
-    /// (AWS_* variables) when the AWS connection gives no credentials or region.
+    /// Whether AWS calls may use the host's own AWS environment: its
+    /// default credential chain (AWS_* variables, `~/.aws` files, a web
+    /// identity token, container and instance metadata), a profile the
+    /// connection names, its region. Off by default.
     pub ambient_aws: bool,
+    /// The variables the host's AWS environment is read from instead of the
+    /// process's (AWS_*, `HOME` for `~/.aws`), when ambient AWS is allowed:
+    /// an embedder can give a tenant AWS settings of its own. `None`: the
+    /// process's environment.
+    pub aws_environment: Option<Arc<HashMap<String, String>>>,
     /// Where the default local server's socket is: what the guest's
     /// `default-socket` endpoint (a connection without a host) leads to.
     pub default_socket_dir: PathBuf,
@@ -74,6 +81,7 @@ impl std::fmt::Debug for Policy {
             .field("call_timeout", &self.call_timeout)
             .field("max_result_bytes", &self.max_result_bytes)
             .field("ambient_aws", &self.ambient_aws)
+            .field("aws_environment", &self.aws_environment.as_ref().map(|vars| vars.keys().collect::<Vec<_>>()))
             .field("libpq_environment", &self.libpq_environment)
             .field("config_paths", &self.config_paths)
             .field("session_reuse", &self.session_reuse)
@@ -102,6 +110,7 @@ impl Policy {
             call_timeout: Duration::from_secs(3600),
             max_result_bytes: 64 << 20,
             ambient_aws: false,
+            aws_environment: None,
             libpq_environment: false,
             config_paths: Vec::new(),
             session_reuse: 0,
@@ -218,9 +227,21 @@ impl Policy {
         self
     }
 
-    /// Allow or forbid the host's own AWS environment as a fallback.
+    /// Allow or forbid the host's own AWS environment (see
+    /// [`Policy::ambient_aws`]).
     pub fn with_ambient_aws(mut self, allowed: bool) -> Policy {
         self.ambient_aws = allowed;
+        self
+    }
+
+    /// Read the host's AWS environment from `vars` instead of the process's
+    /// environment variables (see [`Policy::aws_environment`]). It is used
+    /// only where ambient AWS is allowed.
+    pub fn with_aws_environment<K: Into<String>, V: Into<String>>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Policy {
+        self.aws_environment = Some(Arc::new(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect()));
         self
     }
 

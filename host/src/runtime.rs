@@ -17,13 +17,12 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::Tenant;
 use crate::bindings::types::Error as WitError;
 use crate::bindings::{Pghook, PghookPre};
 use crate::ctx::{PghookCtx, PghookCtxView, PghookView};
 use crate::error::{Error, ErrorKind};
 use crate::interrupt::Interrupt;
-use crate::policy::Policy;
-use crate::pool::SessionPool;
 use crate::progress::Progress;
 
 /// The guest component built from guest/ and embedded at compile time.
@@ -309,15 +308,14 @@ impl Runtime {
         component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
     }
 
-    /// Run one call under `policy`'s limits, in a warm instance of the
-    /// tenant's if one is idle, else a fresh one. A call over its time
-    /// limit, or interrupted, is stopped: its statements are cancelled on
-    /// the server, and it returns once the server is done.
+    /// Run one call under `tenant`'s policy and limits, with its sessions
+    /// and AWS credentials, in a warm instance of the tenant's if one is
+    /// idle, else a fresh one. A call over its time limit, or interrupted,
+    /// is stopped: its statements are cancelled on the server, and it
+    /// returns once the server is done.
     pub(crate) async fn call<R, F>(
         &self,
-        policy: &Arc<Policy>,
-        pool: Option<Arc<SessionPool>>,
-        warm: &WarmInstances,
+        tenant: &Tenant,
         progress: Arc<dyn Progress>,
         interrupt: &Interrupt,
         f: F,
@@ -325,9 +323,15 @@ impl Runtime {
     where
         F: for<'a> FnOnce(&'a Pghook, &'a mut Store<State>) -> GuestCall<'a, R>,
     {
+        let (policy, warm) = (&tenant.policy, &*tenant.warm);
         let limit = policy.call_timeout;
         let deadline = tokio::time::Instant::now() + limit;
-        let pghook = PghookCtx { pool, ..PghookCtx::new(policy.clone()).with_progress(progress) };
+        let pghook = PghookCtx {
+            pool: tenant.pool.clone(),
+            ..PghookCtx::new(policy.clone())
+                .with_progress(progress)
+                .with_aws_credential_cache(tenant.aws_credentials.clone())
+        };
         let (mut store, warm_guest) = match warm.take() {
             Some(Warm { mut store, guest }) => {
                 store.data_mut().pghook = pghook;

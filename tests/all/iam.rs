@@ -1,14 +1,38 @@
 //! IAM logins: RDS tokens signed offline, Redshift against moto's server,
-//! Redshift Serverless against a local stand-in of its API.
+//! Redshift Serverless against a local stand-in of its API; where the AWS
+//! credentials come from in [`credentials`].
+
+mod credentials;
 
 use pghook::{ErrorKind, HookArgs, MapConnections, Policy, Value};
-use pghook_tests::{Cluster, Moto, ServerlessStandIn, runtime, tenant};
+use pghook_tests::{Cluster, Moto, runtime, serverless_stand_in, tenant};
 
 fn aws_conn(endpoint: &str) -> String {
     format!(
         "aws://AKIDEXAMPLE:wJalrXUtnFEMI%2FK7MDENG@/?region_name=us-east-1&endpoint_url={}",
         endpoint.replace(':', "%3A").replace('/', "%2F")
     )
+}
+
+/// moto, with a Redshift cluster `id` made in it (each test its own).
+async fn moto_with_cluster(id: &str) -> &'static Moto {
+    let moto = Moto::get();
+    let sdk_conf = aws_sdk_redshift::Config::builder()
+        .behavior_version(aws_sdk_redshift::config::BehaviorVersion::latest())
+        .region(aws_sdk_redshift::config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new("AKIDEXAMPLE", "x", None, None, "test"))
+        .endpoint_url(moto.endpoint())
+        .build();
+    aws_sdk_redshift::Client::from_conf(sdk_conf)
+        .create_cluster()
+        .cluster_identifier(id)
+        .node_type("dc2.large")
+        .master_username("admin")
+        .master_user_password("Password1")
+        .send()
+        .await
+        .unwrap();
+    moto
 }
 
 #[tokio::test]
@@ -52,22 +76,7 @@ async fn rds_token_is_signed_offline() {
 
 #[tokio::test]
 async fn redshift_cluster_credentials_from_moto() {
-    let moto = Moto::get();
-    let sdk_conf = aws_sdk_redshift::Config::builder()
-        .behavior_version(aws_sdk_redshift::config::BehaviorVersion::latest())
-        .region(aws_sdk_redshift::config::Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new("AKIDEXAMPLE", "x", None, None, "test"))
-        .endpoint_url(moto.endpoint())
-        .build();
-    aws_sdk_redshift::Client::from_conf(sdk_conf)
-        .create_cluster()
-        .cluster_identifier("my-cluster")
-        .node_type("dc2.large")
-        .master_username("admin")
-        .master_user_password("Password1")
-        .send()
-        .await
-        .unwrap();
+    let moto = moto_with_cluster("my-cluster").await;
     let root = tempfile::tempdir().unwrap();
     let redshift = "postgres://alice@my-cluster.abc123.us-east-1.redshift.amazonaws.com/dev?iam=true&redshift=true&aws_conn_id=moto";
     let other = "postgres://alice@other.abc123.us-east-1.redshift.amazonaws.com:5440/dev?iam=true&redshift=true&aws_conn_id=moto";
@@ -89,7 +98,7 @@ async fn redshift_cluster_credentials_from_moto() {
 async fn redshift_serverless_login_reaches_the_database() {
     let pg = Cluster::plain();
     // The stand-in hands out a real role of the test cluster.
-    let api = ServerlessStandIn::start("alice", "alice pw");
+    let api = serverless_stand_in("alice", "alice pw");
     let root = tempfile::tempdir().unwrap();
     let conn = format!(
         "postgres://someone@127.0.0.1:{}/postgres?iam=true&redshift-serverless=true&workgroup-name=wg1&aws_conn_id=sls",
@@ -98,9 +107,9 @@ async fn redshift_serverless_login_reaches_the_database() {
     let t = tenant(root.path(), &[("sls", &aws_conn(&api.endpoint())), ("c", &conn)]);
     let r = t.hook(HookArgs::conn_id("c")).get_first("select current_user", None).await.unwrap();
     assert_eq!(r.rows[0][0], Value::Text("alice".into()));
-    let requests = api.requests.lock().unwrap().clone();
-    assert_eq!(requests[0].target, "RedshiftServerless.GetCredentials");
-    assert_eq!(requests[0].body, serde_json::json!({"workgroupName": "wg1", "dbName": "postgres"}));
+    let requests = api.received();
+    assert_eq!(requests[0].header("x-amz-target"), Some("RedshiftServerless.GetCredentials"));
+    assert_eq!(requests[0].json(), serde_json::json!({"workgroupName": "wg1", "dbName": "postgres"}));
 }
 
 #[tokio::test]

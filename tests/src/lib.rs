@@ -1,8 +1,10 @@
 //! Real servers for pghook's end-to-end tests: throwaway PostgreSQL clusters
 //! started from the installed binaries (plain, scram-sha-256, TLS with a
 //! test CA and client certificates, and a primary with a streaming hot
-//! standby), moto's server for Redshift, and a small
-//! stand-in for the Redshift Serverless API, which moto lacks.
+//! standby), moto's server for Redshift and STS, and small HTTP stand-ins
+//! ([`stand_in`]): the Redshift Serverless API and the container
+//! credentials endpoint, which moto lacks, and a recording proxy in front
+//! of moto.
 //!
 //! Airflow's own PostgresHook runs beside them ([`airflow`]) so a test can
 //! compare its results with pghook's value by value ([`py_value`]).
@@ -12,15 +14,17 @@
 
 pub mod airflow;
 pub mod py_value;
+pub mod stand_in;
 
 pub use airflow::airflow_hook;
 pub use py_value::Py;
+pub use stand_in::{Response, StandIn};
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The superuser of every test cluster, and its password.
@@ -517,96 +521,26 @@ impl Moto {
     }
 }
 
-/// A request the Redshift Serverless stand-in received.
-#[derive(Debug, Clone)]
-pub struct ServerlessRequest {
-    /// The X-Amz-Target header, e.g. `RedshiftServerless.GetCredentials`.
-    pub target: String,
-    /// The JSON body.
-    pub body: serde_json::Value,
-}
-
-/// A minimal Redshift Serverless API: answers GetCredentials with a fixed
-/// login and records each request.
-#[derive(Debug, Clone)]
-pub struct ServerlessStandIn {
-    /// The port on 127.0.0.1.
-    pub port: u16,
-    /// Every request received, in order.
-    pub requests: Arc<Mutex<Vec<ServerlessRequest>>>,
-}
-
-impl ServerlessStandIn {
-    /// Serve GetCredentials answering `db_user` / `db_password`.
-    pub fn start(db_user: &str, db_password: &str) -> ServerlessStandIn {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let (user, password, log) = (db_user.to_string(), db_password.to_string(), requests.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let _ = Self::answer(stream, &user, &password, &log);
+/// A minimal Redshift Serverless API (moto has none): answers
+/// GetCredentials with a fixed login, anything else with a
+/// ValidationException; every request is recorded.
+pub fn serverless_stand_in(db_user: &str, db_password: &str) -> StandIn {
+    let (user, password) = (db_user.to_string(), db_password.to_string());
+    StandIn::start(move |request| {
+        const JSON: &str = "application/x-amz-json-1.1";
+        match request.header("x-amz-target").unwrap_or_default() {
+            "RedshiftServerless.GetCredentials" => {
+                Response::json(JSON, serde_json::json!({"dbUser": user, "dbPassword": password, "expiration": 1.9e9}))
             }
-        });
-        ServerlessStandIn { port, requests }
-    }
-
-    fn answer(
-        mut stream: TcpStream,
-        user: &str,
-        password: &str,
-        log: &Mutex<Vec<ServerlessRequest>>,
-    ) -> std::io::Result<()> {
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut data = Vec::new();
-        let mut buf = [0u8; 4096];
-        let header_end = loop {
-            let n = stream.read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            data.extend_from_slice(&buf[..n]);
-            if let Some(pos) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos + 4;
-            }
-        };
-        let head = String::from_utf8_lossy(&data[..header_end]).to_string();
-        let header = |name: &str| {
-            head.lines().find_map(|l| {
-                l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string())
-            })
-        };
-        let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-        while data.len() < header_end + length {
-            let n = stream.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            data.extend_from_slice(&buf[..n]);
+            target => Response {
+                status: "400 Bad Request".into(),
+                ..Response::json(
+                    JSON,
+                    serde_json::json!({"__type": "ValidationException", "message": format!("unknown target {target}")}),
+                )
+            },
         }
-        let body = serde_json::from_slice(&data[header_end..]).unwrap_or(serde_json::Value::Null);
-        let target = header("x-amz-target").unwrap_or_default();
-        log.lock().unwrap().push(ServerlessRequest { target: target.clone(), body });
-        let (status, reply) = if target == "RedshiftServerless.GetCredentials" {
-            ("200 OK", serde_json::json!({"dbUser": user, "dbPassword": password, "expiration": 1.9e9}).to_string())
-        } else {
-            (
-                "400 Bad Request",
-                serde_json::json!({"__type": "ValidationException", "message": format!("unknown target {target}")})
-                    .to_string(),
-            )
-        };
-        let response = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-            reply.len()
-        );
-        stream.write_all(response.as_bytes())
-    }
-
-    /// The stand-in's endpoint URL.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
+    })
 }
 
 /// The `pghook` binary next to the running program (target/<profile>/pghook),
