@@ -17,7 +17,9 @@ use crate::bindings::postgres::{
 use crate::connection::Connection;
 use crate::error::{Result, config};
 
+mod client_encoding;
 pub mod passfile;
+mod require_auth;
 pub mod service;
 mod tls_files;
 
@@ -106,8 +108,7 @@ enum Support {
 
 /// Every keyword libpq (PostgreSQL 18) knows; anything else is refused the
 /// way libpq refuses it. Keywords whose support depends on the value
-/// (client_encoding, gssencmode, sslnegotiation...) are checked where they
-/// are read.
+/// (gssencmode, sslnegotiation...) are checked where they are read.
 const LIBPQ_KEYWORDS: &[(&str, Support)] = {
     use Support::{No, NoEffect, Yes};
     &[
@@ -118,7 +119,7 @@ const LIBPQ_KEYWORDS: &[(&str, Support)] = {
         ("user", Yes),
         ("password", Yes),
         ("passfile", Yes),
-        ("require_auth", No),
+        ("require_auth", Yes),
         ("channel_binding", Yes),
         ("connect_timeout", Yes),
         ("client_encoding", Yes),
@@ -547,7 +548,14 @@ impl Params<'_> {
         }
         self.refuse_unsupported()?;
         let endpoints = self.endpoints()?;
-        let sockets_only = endpoints.iter().all(|e| matches!(e.server, Server::UnixSocket(_) | Server::DefaultSocket));
+        let is_socket = |e: &Endpoint| matches!(e.server, Server::UnixSocket(_) | Server::DefaultSocket);
+        let sockets_only = endpoints.iter().all(is_socket);
+        let require_auth = self.get_set("require_auth").map(|text| require_auth::read(&text)).transpose()?.flatten();
+        if require_auth.is_some() && endpoints.iter().any(is_socket) {
+            // The host watches the login on the sockets it opens for TLS,
+            // which tokio-postgres never does over a Unix socket.
+            return Err(config("require_auth is not supported by pghook over a Unix socket: connect over TCP"));
+        }
         Ok(ConnectConfig {
             // Unset until connect_config applies libpq's defaults.
             user: self.get_set("user").unwrap_or_default(),
@@ -580,6 +588,7 @@ impl Params<'_> {
             },
             tls: self.tls(sockets_only)?,
             endpoints,
+            require_auth,
         })
     }
 
@@ -590,13 +599,8 @@ impl Params<'_> {
                 return Err(config(format!("connection option \"{key}\" is not supported by pghook")));
             }
         }
-        if let Some(v) = self.get_set("client_encoding") {
-            let normalized = v.to_ascii_lowercase().replace(['-', '_'], "");
-            if !matches!(normalized.as_str(), "utf8" | "unicode") {
-                return Err(config(format!(
-                    "client_encoding \"{v}\" is not supported by pghook: it always speaks UTF8"
-                )));
-            }
+        if let Some(name) = self.get_set("client_encoding") {
+            client_encoding::check(&name)?;
         }
         match self.get_set("gssencmode").as_deref() {
             None | Some("disable" | "prefer") => {}
@@ -1402,6 +1406,56 @@ mod tests {
             .unwrap()
             .tls;
         assert_eq!((tls.encrypt, tls.verify), (Always, Verify::None));
+    }
+
+    #[test]
+    fn require_auth_reaches_the_host_for_tcp_only() {
+        use crate::bindings::postgres::{AuthMethods, AuthRequirement};
+        let read = |fields: Value| {
+            ConnArgs::build(&json_conn(fields), &HookOverrides::default())
+                .and_then(|a| a.connect_config(no_os_user, &NoFiles))
+                .map(|c| c.require_auth)
+        };
+        let scram =
+            AuthRequirement { allowed: AuthMethods::SCRAM_SHA_256, unasked: false, text: "scram-sha-256".into() };
+        let tcp = |require_auth: &str| json!({"host": "h", "login": "u", "extra": {"require_auth": require_auth}});
+        assert_eq!(read(tcp("scram-sha-256")).unwrap(), Some(scram.clone()));
+        assert_eq!(read(tcp("")).unwrap(), None);
+        assert_eq!(read(json!({"host": "h", "login": "u"})).unwrap(), None);
+        let e = read(tcp("md5,!password")).unwrap_err();
+        assert_eq!(e.message, "negative require_auth method \"!password\" cannot be mixed with non-negative methods");
+        // libpq's environment variable, where the connection leaves it unset.
+        let environment = [("PGREQUIREAUTH".to_string(), "scram-sha-256".to_string())];
+        let args = ConnArgs::build_in(
+            &json_conn(json!({"host": "h", "login": "u"})),
+            &HookOverrides::default(),
+            &environment,
+            &NoFiles,
+        );
+        assert_eq!(args.unwrap().connect_config(no_os_user, &NoFiles).unwrap().require_auth, Some(scram));
+        // Over a Unix socket the host cannot watch the login.
+        for host in [json!("/run/pg"), json!("h,/run/pg"), Value::Null] {
+            let e = read(json!({"host": host, "login": "u", "extra": {"require_auth": "none"}})).unwrap_err();
+            assert_eq!(
+                e.message, "require_auth is not supported by pghook over a Unix socket: connect over TCP",
+                "{host}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_encoding_is_checked_as_the_server_checks_it() {
+        let read = |extra: Value, environment: &[(String, String)]| {
+            let conn = json_conn(json!({"host": "h", "login": "u", "extra": extra}));
+            ConnArgs::build_in(&conn, &HookOverrides::default(), environment, &NoFiles).map(|_| ())
+        };
+        assert_eq!(read(json!({"client_encoding": "iso-8859-1"}), &[]), Ok(()));
+        let e = read(json!({"client_encoding": "LATIN0"}), &[]).unwrap_err();
+        assert_eq!(e.message, "invalid value for parameter \"client_encoding\": \"LATIN0\"");
+        // libpq's environment variable, where the connection leaves it unset.
+        let environment = [("PGCLIENTENCODING".to_string(), "LATIN0".to_string())];
+        assert_eq!(read(json!({}), &environment).unwrap_err().message, e.message);
+        assert_eq!(read(json!({"client_encoding": "WIN1252"}), &environment), Ok(()));
     }
 
     #[test]

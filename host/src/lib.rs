@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod auth_watch;
 pub mod aws;
 pub mod bindings;
 pub mod ctx;

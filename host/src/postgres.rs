@@ -797,6 +797,7 @@ mod tests {
                 max_version: None,
                 channel_binding: ChannelBinding::Prefer,
             },
+            require_auth: None,
         }
     }
 

@@ -3,6 +3,17 @@
 //! the certificates, CRLs, versions and client certificate it read. Which sslmode means
 //! what is the guest's business; whether to encrypt is carried out by
 //! [`crate::postgres`].
+//!
+//! An own connector rather than tokio-postgres-rustls (0.13, the one for
+//! rustls 0.23): that crate takes a `ClientConfig`, so the decided
+//! verifier and SNI (`enable_sni`; none for an IP address; the host name
+//! with hostaddr) would carry over, but its channel binding does not. It
+//! hashes an Ed25519 certificate with SHA-512, which PostgreSQL's server
+//! cannot check, so the default channel_binding=prefer fails such a login
+//! (`tls::an_ed25519_certificate_logs_in_unbound_where_tokio_postgres_rustls_fails`);
+//! it binds nothing for ecdsa-with-SHA512, SHA-224 or RSA-PSS signatures,
+//! so channel_binding=require fails there. It also refuses an empty host
+//! name (a Unix socket in a host list under sslmode=prefer).
 
 use std::future::Future;
 use std::io;
@@ -16,13 +27,18 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
-use crate::bindings::postgres::{ClientCert, PemFile, Roots, TlsConfig, TlsVersion, Verify};
+use crate::auth_watch::AuthWatch;
+use crate::bindings::postgres::{
+    AuthRequirement, ChannelBinding as Binding, ClientCert, PemFile, Roots, TlsConfig, TlsVersion, Verify,
+};
 use crate::bindings::types::{Error as WitError, ErrorKind};
 use crate::error::wit;
+
+mod server_end_point;
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -32,9 +48,18 @@ fn tls_error(what: &str, e: impl std::fmt::Display) -> WitError {
     wit(ErrorKind::Tls, format!("{what}: {e}"))
 }
 
+/// tokio-postgres' TLS hook for `tls`.
+pub(crate) fn connector(tls: &TlsConfig) -> Result<MakeRustls, WitError> {
+    Ok(MakeRustls {
+        config: client_config(tls)?,
+        binding_required: tls.channel_binding == Binding::Require,
+        watched: None,
+    })
+}
+
 /// Build the rustls client configuration for `tls`, from the certificates
 /// the guest read (or the platform's roots, if it asked for them).
-pub(crate) fn client_config(tls: &TlsConfig) -> Result<Arc<ClientConfig>, WitError> {
+fn client_config(tls: &TlsConfig) -> Result<Arc<ClientConfig>, WitError> {
     let versions: Vec<&'static rustls::SupportedProtocolVersion> =
         [(TlsVersion::Tls12, &rustls::version::TLS12), (TlsVersion::Tls13, &rustls::version::TLS13)]
             .into_iter()
@@ -201,9 +226,55 @@ impl ServerCertVerifier for DecidedVerifier {
     }
 }
 
+/// How a connector that watches the login negotiates encryption. It is
+/// handed the bare socket (tokio-postgres is told `sslnegotiation=direct`)
+/// and sends PostgreSQL's SSLRequest itself, as tokio-postgres would for
+/// the attempt's sslmode: so a plain session passes through it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Negotiate {
+    /// No SSLRequest: plain (sslmode disable).
+    Plain,
+    /// TLS if the server agrees, else plain (prefer).
+    TlsIfOffered,
+    /// TLS, or fail (require).
+    Tls,
+}
+
+impl Negotiate {
+    /// As tokio-postgres negotiates for `mode`.
+    pub(crate) fn like(mode: SslMode) -> Negotiate {
+        match mode {
+            SslMode::Disable => Negotiate::Plain,
+            SslMode::Prefer => Negotiate::TlsIfOffered,
+            _ => Negotiate::Tls,
+        }
+    }
+}
+
 /// tokio-postgres' TLS hook, backed by a rustls configuration.
 #[derive(Clone)]
-pub struct MakeRustls(pub Arc<ClientConfig>);
+pub struct MakeRustls {
+    config: Arc<ClientConfig>,
+    /// channel_binding=require: a handshake whose certificate cannot be
+    /// bound to fails at once, naming why.
+    binding_required: bool,
+    /// require_auth: the connector negotiates itself and watches the login.
+    watched: Option<(Negotiate, AuthRequirement)>,
+}
+
+impl MakeRustls {
+    /// The same, for cancel requests, which log in to nothing: any
+    /// certificate the session accepted will do.
+    pub(crate) fn for_cancel(&self) -> MakeRustls {
+        MakeRustls { binding_required: false, ..self.clone() }
+    }
+
+    /// The same, negotiating itself as tokio-postgres would for `mode` and
+    /// watching the login under `requirement` ([`AuthWatch`]).
+    pub(crate) fn watching(&self, mode: SslMode, requirement: &AuthRequirement) -> MakeRustls {
+        MakeRustls { watched: Some((Negotiate::like(mode), requirement.clone())), ..self.clone() }
+    }
+}
 
 impl<S> MakeTlsConnect<S> for MakeRustls
 where
@@ -219,7 +290,12 @@ where
         let domain = if domain.is_empty() { "localhost" } else { domain };
         let name = ServerName::try_from(domain.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{domain}: {e}")))?;
-        Ok(RustlsConnect { config: self.0.clone(), name })
+        Ok(RustlsConnect {
+            config: self.config.clone(),
+            name,
+            binding_required: self.binding_required,
+            watched: self.watched.clone(),
+        })
     }
 }
 
@@ -227,6 +303,8 @@ where
 pub struct RustlsConnect {
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
+    binding_required: bool,
+    watched: Option<(Negotiate, AuthRequirement)>,
 }
 
 impl<S> TlsConnect<S> for RustlsConnect
@@ -237,43 +315,127 @@ where
     type Error = io::Error;
     type Future = Pin<Box<dyn Future<Output = io::Result<RustlsStream<S>>> + Send>>;
 
-    fn connect(self, stream: S) -> Self::Future {
+    fn connect(self, mut stream: S) -> Self::Future {
         Box::pin(async move {
-            let stream = tokio_rustls::TlsConnector::from(self.config).connect(self.name, stream).await?;
-            Ok(RustlsStream(Box::new(stream)))
+            let encrypt = match &self.watched {
+                // tokio-postgres has negotiated TLS already.
+                None => true,
+                Some((Negotiate::Plain, _)) => false,
+                Some((negotiate, _)) => match ssl_request(&mut stream).await? {
+                    true => true,
+                    false if *negotiate == Negotiate::TlsIfOffered => false,
+                    false => return Err(io::Error::other("server does not support TLS")),
+                },
+            };
+            let watch = self.watched.map(|(_, requirement)| AuthWatch::new(requirement));
+            if !encrypt {
+                return Ok(RustlsStream { inner: Inner::Plain(stream), watch });
+            }
+            let tls = tokio_rustls::TlsConnector::from(self.config).connect(self.name, stream).await?;
+            let stream = RustlsStream { inner: Inner::Tls(Box::new(tls)), watch };
+            if self.binding_required
+                && let Err(why) = stream.server_end_point()
+            {
+                return Err(io::Error::other(format!(
+                    "channel_binding=require, but the server certificate cannot be bound to: {why}"
+                )));
+            }
+            Ok(stream)
         })
     }
 }
 
-/// An encrypted session stream.
-pub struct RustlsStream<S>(Box<tokio_rustls::client::TlsStream<S>>);
+/// PostgreSQL's SSLRequest: whether the server agrees to TLS.
+async fn ssl_request<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> io::Result<bool> {
+    let mut request = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::ssl_request(&mut request);
+    stream.write_all(&request).await?;
+    stream.flush().await?;
+    let mut answer = [0u8];
+    stream.read_exact(&mut answer).await?;
+    match answer[0] {
+        b'S' => Ok(true),
+        b'N' => Ok(false),
+        other => Err(io::Error::other(format!("the server answered the SSL request with {:?}", other as char))),
+    }
+}
+
+/// A session stream: encrypted, or plain when the connector negotiated
+/// itself and the server declined TLS. While the login is watched, what the
+/// server sends is checked before tokio-postgres reads it.
+pub struct RustlsStream<S> {
+    inner: Inner<S>,
+    watch: Option<AuthWatch>,
+}
+
+enum Inner<S> {
+    Tls(Box<tokio_rustls::client::TlsStream<S>>),
+    Plain(S),
+}
+
+impl<S> RustlsStream<S> {
+    /// tls-server-end-point channel binding data for the server's
+    /// certificate, or why there is none.
+    fn server_end_point(&self) -> Result<Vec<u8>, String> {
+        let Inner::Tls(tls) = &self.inner else {
+            return Err("the session is not encrypted".into());
+        };
+        match tls.get_ref().1.peer_certificates().and_then(|certs| certs.first()) {
+            Some(cert) => server_end_point::server_end_point(cert.as_ref()),
+            None => Err("the server sent no certificate".into()),
+        }
+    }
+}
 
 impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
     fn channel_binding(&self) -> ChannelBinding {
-        // tls-server-end-point with SHA-256, right for SHA-256 and SHA-1 signed certificates.
-        match self.0.get_ref().1.peer_certificates().and_then(|certs| certs.first()) {
-            Some(cert) => ChannelBinding::tls_server_end_point(Sha256::digest(cert.as_ref()).to_vec()),
-            None => ChannelBinding::none(),
-        }
+        // Without binding data tokio-postgres logs in without binding, and
+        // fails channel_binding=require (refused at the handshake already).
+        self.server_end_point().map_or_else(|_| ChannelBinding::none(), ChannelBinding::tls_server_end_point)
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0).poll_read(cx, buf)
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let read = match &mut this.inner {
+            Inner::Tls(tls) => Pin::new(&mut **tls).poll_read(cx, buf),
+            Inner::Plain(plain) => Pin::new(plain).poll_read(cx, buf),
+        };
+        if let (Poll::Ready(Ok(())), Some(watch)) = (&read, &mut this.watch) {
+            if let Err(refusal) = watch.inspect(&buf.filled()[before..]) {
+                // What completed the refused request never reaches tokio-postgres.
+                buf.set_filled(before);
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::PermissionDenied, refusal)));
+            }
+            if watch.done() {
+                this.watch = None;
+            }
+        }
+        read
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.0).poll_write(cx, buf)
+        match &mut self.inner {
+            Inner::Tls(tls) => Pin::new(&mut **tls).poll_write(cx, buf),
+            Inner::Plain(plain) => Pin::new(plain).poll_write(cx, buf),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0).poll_flush(cx)
+        match &mut self.inner {
+            Inner::Tls(tls) => Pin::new(&mut **tls).poll_flush(cx),
+            Inner::Plain(plain) => Pin::new(plain).poll_flush(cx),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0).poll_shutdown(cx)
+        match &mut self.inner {
+            Inner::Tls(tls) => Pin::new(&mut **tls).poll_shutdown(cx),
+            Inner::Plain(plain) => Pin::new(plain).poll_shutdown(cx),
+        }
     }
 }

@@ -884,3 +884,64 @@ out
     let Py::List(airflow) = airflow else { unreachable!() };
     assert_eq!(airflow[0], Py::Str("21000".into()));
 }
+
+/// `client_encoding=LATIN1`: psycopg2 decodes results to the same strings,
+/// and Airflow opens COPY files as text in Python's locale encoding
+/// (UTF-8 here; psycopg2 decodes and re-encodes), so bulk_dump and
+/// copy_expert write the same UTF-8 bytes as pghook's UTF8 session and
+/// bulk_load reads the same UTF-8 file; a LATIN1 file fails on both. Where
+/// they differ (README): `SHOW client_encoding`, and a character LATIN1
+/// lacks, which fails the query through psycopg2 and comes back through pghook.
+#[tokio::test]
+async fn client_encoding_latin1_keeps_results_and_files() {
+    let side = Side::new("airflow_latin1", "client_encoding=LATIN1");
+    let dir = side._root.path();
+    let rows = "(1, 'café'), (2, 'Straße'), (3, 'ÿ and a tab\t')";
+    let load = "1\tcaf\u{e9}\n2\tStra\u{df}e\n";
+    std::fs::write(dir.join("load.tsv"), load).unwrap();
+    let latin1: Vec<u8> = load.chars().map(|c| u8::try_from(u32::from(c)).unwrap()).collect();
+    std::fs::write(dir.join("latin1.tsv"), latin1).unwrap();
+    let airflow = side.airflow(&format!(
+        r#"
+hook.run("create table t (id int, name text); insert into t values {rows}; create table l (id int, name text)")
+hook.bulk_dump("t", "{dir}/airflow.tsv")
+hook.copy_expert("COPY (select * from t order by id) TO STDOUT WITH CSV HEADER", "{dir}/airflow.csv")
+hook.bulk_load("l", "{dir}/load.tsv")
+out = [
+    hook.get_records("select * from t order by id"),
+    hook.get_records("select * from l order by id"),
+    error(lambda: hook.bulk_load("l", "{dir}/latin1.tsv")),
+    hook.get_first("show client_encoding"),
+    pgcode(lambda: hook.get_records("select chr(8364)")),
+]
+hook.run("drop table t; drop table l")
+out
+"#,
+        dir = dir.display()
+    ));
+    let hook = &side.hook;
+    let setup =
+        format!("create table t (id int, name text); insert into t values {rows}; create table l (id int, name text)");
+    hook.run(setup.as_str(), None, RunOptions::default()).await.unwrap();
+    hook.bulk_dump("t", "pghook.tsv").await.unwrap();
+    hook.copy_expert("COPY (select * from t order by id) TO STDOUT WITH CSV HEADER", "pghook.csv").await.unwrap();
+    hook.bulk_load("l", "load.tsv").await.unwrap();
+    let latin1 = hook.bulk_load("l", "latin1.tsv").await.unwrap_err();
+    assert_eq!(latin1.sqlstate().map(|s| s.code()), Some("22021"), "{latin1}");
+    let show = hook.get_first("show client_encoding", None).await.unwrap();
+    let euro = hook.get_first("select chr(8364)", None).await.unwrap();
+    let Py::List(mut airflow) = airflow else { unreachable!() };
+    // Where they differ: the session's encoding, and a character LATIN1 lacks.
+    assert_eq!(airflow.pop(), Some(Py::Str("22P05".into())));
+    assert_eq!(first(&euro), Py::List(vec![Py::Str("€".into())]));
+    assert_eq!(airflow.pop(), Some(Py::List(vec![Py::Str("LATIN1".into())])));
+    assert_eq!(first(&show), Py::List(vec![Py::Str("UTF8".into())]));
+    // The same rows, and a LATIN1 file loads nothing on either side.
+    assert_eq!(airflow.pop(), Some(Py::Str("QueryCanceled".into())));
+    assert_eq!(Py::List(vec![table(&side, "t").await, table(&side, "l").await]), Py::List(airflow));
+    for file in ["tsv", "csv"] {
+        let ours = std::fs::read(dir.join(format!("pghook.{file}"))).unwrap();
+        assert_eq!(ours, std::fs::read(dir.join(format!("airflow.{file}"))).unwrap(), "{file}");
+        assert!(String::from_utf8(ours).unwrap().contains("café"), "{file}");
+    }
+}

@@ -1,8 +1,8 @@
 //! Connections and extras, as `explain` shows them: the keyword arguments
 //! Airflow's PostgresHook.get_conn would pass to psycopg2.connect.
 
-use pghook::{ErrorKind, HookArgs};
-use pghook_tests::tenant;
+use pghook::{ErrorKind, HookArgs, Value};
+use pghook_tests::{Cluster, PASSWORD, ROLE_PASSWORD, tenant};
 use serde_json::json;
 
 async fn explain(stored: &str, args: HookArgs) -> Result<serde_json::Value, pghook::Error> {
@@ -140,4 +140,123 @@ async fn passwords_never_reach_errors_or_explain() {
             assert!(!shown.contains(SECRET) && !shown.contains("5551234"), "{connections:?}: {shown}");
         }
     }
+}
+
+/// A hook for `user` (with `password`) on 127.0.0.1 to `pg`, with `extra`.
+fn login_hook(pg: &Cluster, user: &str, password: Option<&str>, extra: serde_json::Value) -> pghook::Hook {
+    let stored = json!({
+        "conn_type": "postgres", "host": "127.0.0.1", "port": pg.port, "login": user,
+        "password": password, "schema": "postgres", "extra": extra,
+    })
+    .to_string();
+    let root = tempfile::tempdir().unwrap();
+    let mut policy = pghook::Policy::new(root.path()).allow_host("127.0.0.1");
+    policy = policy.with_connections(pghook::MapConnections::new().with("c", stored));
+    pghook_tests::runtime().tenant(policy).hook(HookArgs::conn_id("c"))
+}
+
+/// Whether the login succeeds, and the session is encrypted.
+async fn login(
+    pg: &Cluster,
+    user: &str,
+    password: Option<&str>,
+    extra: serde_json::Value,
+) -> Result<bool, pghook::Error> {
+    let hook = login_hook(pg, user, password, extra);
+    let ssl = hook.get_first("select ssl from pg_stat_ssl where pid = pg_backend_pid()", None).await?;
+    Ok(ssl.rows[0][0] == Value::Boolean(true))
+}
+
+/// require_auth as libpq 16 reads it: the server may ask only for what it
+/// allows, with `none` for letting the client in unasked. A refused request
+/// is never answered: with a wrong password the refusal is still the
+/// requirement's, not the server's "password authentication failed".
+#[tokio::test]
+async fn require_auth_allows_only_the_methods_it_names() {
+    let pg = Cluster::plain();
+    let (scram, role) = (Some(PASSWORD), Some(ROLE_PASSWORD));
+    let sasl = "server requested SASL authentication";
+    let cleartext = "server requested a cleartext password";
+    let hashed = "server requested a hashed password";
+    let unasked = "server did not complete authentication";
+    // user, password, require_auth, the refusal (None: logs in).
+    let cases: &[(&str, Option<&str>, &str, Option<&str>)] = &[
+        ("postgres", scram, "scram-sha-256", None),
+        ("postgres", scram, "!password,!md5", None),
+        ("postgres", scram, "password,md5", Some(sasl)),
+        ("postgres", scram, "!scram-sha-256", Some(sasl)),
+        ("postgres", scram, "none", Some(sasl)),
+        ("pwuser", role, "password", None),
+        ("pwuser", role, "scram-sha-256", Some(cleartext)),
+        ("pwuser", Some("wrong"), "scram-sha-256", Some(cleartext)),
+        ("pwuser", role, "!password", Some(cleartext)),
+        ("md5user", role, "md5", None),
+        ("md5user", role, "!none", None),
+        ("md5user", role, "scram-sha-256,password", Some(hashed)),
+        ("trusted", None, "none", None),
+        ("trusted", None, "!md5", None),
+        ("trusted", None, "scram-sha-256", Some(unasked)),
+        ("trusted", None, "!none", Some(unasked)),
+    ];
+    for sslmode in ["prefer", "disable"] {
+        for &(user, password, require_auth, refusal) in cases {
+            let case = format!("{user} with require_auth {require_auth:?}, sslmode {sslmode}");
+            let got = login(pg, user, password, json!({"require_auth": require_auth, "sslmode": sslmode})).await;
+            match refusal {
+                None => assert_eq!(got.map_err(|e| e.to_string()), Ok(false), "{case}"),
+                Some(reason) => {
+                    let e = got.expect_err(&case);
+                    assert_eq!(e.kind(), ErrorKind::Connect, "{case}: {e}");
+                    let wanted = format!("authentication method requirement \"{require_auth}\" failed: {reason}");
+                    assert!(e.message().contains(&wanted), "{case}: {e}");
+                }
+            }
+        }
+    }
+    // Without a requirement every one of them logs in.
+    for (user, password) in [("postgres", scram), ("pwuser", role), ("md5user", role), ("trusted", None)] {
+        assert_eq!(login(pg, user, password, json!({})).await.map_err(|e| e.to_string()), Ok(false), "{user}");
+    }
+}
+
+/// Over TLS the connector negotiates itself and watches the login inside
+/// the encrypted stream, for each sslmode; channel binding still holds.
+#[tokio::test]
+async fn require_auth_over_tls() {
+    let pg = Cluster::tls();
+    for sslmode in ["prefer", "require", "allow"] {
+        for extra in [
+            json!({"sslmode": sslmode, "require_auth": "scram-sha-256"}),
+            json!({"sslmode": sslmode, "require_auth": "scram-sha-256", "channel_binding": "require"}),
+        ] {
+            assert_eq!(
+                login(pg, "postgres", Some(PASSWORD), extra.clone()).await.map_err(|e| e.to_string()),
+                Ok(true),
+                "{extra}"
+            );
+        }
+        let e = login(pg, "postgres", Some(PASSWORD), json!({"sslmode": sslmode, "require_auth": "password"}))
+            .await
+            .unwrap_err();
+        assert!(e.message().contains("requirement \"password\" failed: server requested SASL authentication"), "{e}");
+    }
+    // The server insists on TLS: a plain attempt is refused by the server, not by the watch.
+    let e = login(pg, "postgres", Some(PASSWORD), json!({"sslmode": "disable", "require_auth": "scram-sha-256"}))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("no encryption"), "{e}");
+}
+
+/// The host watches logins only on the TCP sockets tokio-postgres hands the
+/// TLS connector, never on a Unix socket: refused there, clearly.
+#[tokio::test]
+async fn require_auth_over_a_unix_socket_is_refused() {
+    let pg = Cluster::plain();
+    let stored =
+        json!({"host": pg.socket_dir, "port": pg.port, "login": "postgres", "extra": {"require_auth": "none"}});
+    let root = tempfile::tempdir().unwrap();
+    let e = tenant(root.path(), &[("c", &stored.to_string())]).hook(HookArgs::conn_id("c")).test_connection().await;
+    let e = e.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert_eq!(e.message(), "require_auth is not supported by pghook over a Unix socket: connect over TCP");
 }

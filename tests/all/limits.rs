@@ -46,24 +46,28 @@ async fn a_timed_out_call_leaves_nothing_running_or_committing() {
     assert_eq!(count(&hook, "t").await, Value::Int(0));
 }
 
+/// Also for a session whose login was watched (require_auth): its cancel
+/// request goes through the same self-negotiating connector.
 #[tokio::test]
 async fn an_interrupted_call_is_cancelled_on_the_server() {
     let pg = Cluster::plain();
-    let root = tempfile::tempdir().unwrap();
-    let interrupt = Interrupt::new();
-    let hook = hook(root.path(), &pg.uri(""), Duration::from_secs(60)).with_interrupt(interrupt.clone());
-    let thrower = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        interrupt.interrupt();
-    });
-    let started = Instant::now();
-    let e = hook.get_records("select pg_sleep(30), 'limits-interrupt'", None).await.unwrap_err();
-    thrower.await.unwrap();
-    assert_eq!(e.kind(), ErrorKind::Interrupted, "{e}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
-    assert_eq!(running(pg, "limits-interrupt"), "0");
-    // The switch stays thrown: later calls of the hook stop at once.
-    assert_eq!(hook.test_connection().await.unwrap_err().kind(), ErrorKind::Interrupted);
+    for extras in ["", "require_auth=scram-sha-256&sslmode=disable", "require_auth=scram-sha-256"] {
+        let root = tempfile::tempdir().unwrap();
+        let interrupt = Interrupt::new();
+        let hook = hook(root.path(), &pg.uri(extras), Duration::from_secs(60)).with_interrupt(interrupt.clone());
+        let thrower = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            interrupt.interrupt();
+        });
+        let started = Instant::now();
+        let e = hook.get_records("select pg_sleep(30), 'limits-interrupt'", None).await.unwrap_err();
+        thrower.await.unwrap();
+        assert_eq!(e.kind(), ErrorKind::Interrupted, "{extras}: {e}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{extras}: {:?}", started.elapsed());
+        assert_eq!(running(pg, "limits-interrupt"), "0", "{extras}");
+        // The switch stays thrown: later calls of the hook stop at once.
+        assert_eq!(hook.test_connection().await.unwrap_err().kind(), ErrorKind::Interrupted);
+    }
 }
 
 fn pghook(root: &std::path::Path, uri: &str, args: &[&str]) -> Command {

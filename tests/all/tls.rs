@@ -2,14 +2,14 @@
 //! has its own test CA. The server's certificate names only `localhost`.
 
 use pghook::{ErrorKind, HookArgs, Value};
-use pghook_tests::{Cluster, PASSWORD, tenant};
+use pghook_tests::{Cluster, PASSWORD, Signature, tenant};
 
-/// A JSON connection for `user` on `host`, with `extra` as the extras.
-fn conn(host: &str, user: &str, extra: serde_json::Value) -> String {
+/// A JSON connection for `user` on `host` to `pg`, with `extra` as the extras.
+fn conn(pg: &Cluster, host: &str, user: &str, extra: serde_json::Value) -> String {
     serde_json::json!({
         "conn_type": "postgres",
         "host": host,
-        "port": Cluster::tls().port,
+        "port": pg.port,
         "login": user,
         "password": if user == "postgres" { Some(PASSWORD) } else { None },
         "schema": "postgres",
@@ -19,9 +19,13 @@ fn conn(host: &str, user: &str, extra: serde_json::Value) -> String {
 }
 
 async fn ssl_in_use(host: &str, user: &str, extra: serde_json::Value) -> Result<bool, pghook::Error> {
-    let pg = Cluster::tls();
+    ssl_in_use_on(Cluster::tls(), host, user, extra).await
+}
+
+/// Whether a session of `user` to `host` on the TLS cluster `pg` is encrypted.
+async fn ssl_in_use_on(pg: &Cluster, host: &str, user: &str, extra: serde_json::Value) -> Result<bool, pghook::Error> {
     let files = pg.tls.as_ref().unwrap();
-    let stored = conn(host, user, extra);
+    let stored = conn(pg, host, user, extra);
     let t = tenant(&files.dir, &[("c", &stored)]);
     let r = t
         .hook(HookArgs::conn_id("c"))
@@ -138,6 +142,43 @@ async fn revocation_lists() {
 async fn channel_binding_over_tls() {
     let require = serde_json::json!({"sslmode": "require", "channel_binding": "require"});
     assert!(ssl_in_use("127.0.0.1", "postgres", require).await.unwrap());
+}
+
+/// tls-server-end-point hashes the certificate with the hash of its own
+/// signature, as PostgreSQL does: SHA-384 here, where SHA-256 would fail the
+/// server's check ("SCRAM channel binding check failed").
+#[tokio::test]
+async fn channel_binding_with_a_sha384_signed_certificate() {
+    let pg = Cluster::start_tls(Signature::EcdsaP384Sha384);
+    let require = serde_json::json!({"sslmode": "require", "channel_binding": "require"});
+    let bound = ssl_in_use_on(&pg, "127.0.0.1", "postgres", require).await;
+    pg.stop();
+    assert!(bound.unwrap());
+}
+
+/// An Ed25519 signature has no hash of its own: there is nothing to bind
+/// to. With channel_binding=prefer (the default) the login goes on unbound;
+/// tokio-postgres-rustls binds with SHA-512 there, which PostgreSQL's
+/// server cannot check ("could not find digest for NID UNDEF"), and fails
+/// it: why host/src/tls.rs keeps its own connector. With
+/// channel_binding=require it fails at the handshake, saying why.
+#[tokio::test]
+async fn an_ed25519_certificate_logs_in_unbound_where_tokio_postgres_rustls_fails() {
+    let pg = Cluster::start_tls(Signature::Ed25519);
+    let prefer = serde_json::json!({"sslmode": "require", "channel_binding": "prefer"});
+    let unbound = ssl_in_use_on(&pg, "127.0.0.1", "postgres", prefer).await;
+    let require = serde_json::json!({"sslmode": "require", "channel_binding": "require"});
+    let refused = ssl_in_use_on(&pg, "127.0.0.1", "postgres", require).await;
+    pg.stop();
+    assert!(unbound.unwrap());
+    let e = refused.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+    assert!(
+        e.message().contains(
+            "channel_binding=require, but the server certificate cannot be bound to: its signature algorithm Ed25519 names no hash"
+        ),
+        "{e}"
+    );
 }
 
 #[tokio::test]

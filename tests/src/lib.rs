@@ -31,6 +31,10 @@ use std::time::{Duration, Instant};
 pub const SUPERUSER: &str = "postgres";
 /// The superuser's password (scram-sha-256 over TCP).
 pub const PASSWORD: &str = "s3cret pw/:@";
+/// The password of the roles `pwuser` and `md5user`, which a plain
+/// cluster's server asks for in cleartext and as an MD5 hash; `trusted`
+/// logs in over TCP without one.
+pub const ROLE_PASSWORD: &str = "r0le pw";
 
 fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
@@ -132,14 +136,37 @@ pub struct TlsFiles {
     pub empty_crl: PathBuf,
 }
 
-fn make_tls_files(dir: &Path) -> TlsFiles {
+/// How a TLS cluster's certificates are signed: the CA's key, and so the
+/// server certificate's signatureAlgorithm (whose hash channel binding uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signature {
+    /// ECDSA P-256 with SHA-256 (the shared TLS cluster's).
+    EcdsaP256Sha256,
+    /// ECDSA P-384 with SHA-384.
+    EcdsaP384Sha384,
+    /// Ed25519, which has no hash of its own.
+    Ed25519,
+}
+
+impl Signature {
+    fn algorithm(self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            Signature::EcdsaP256Sha256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            Signature::EcdsaP384Sha384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            Signature::Ed25519 => &rcgen::PKCS_ED25519,
+        }
+    }
+}
+
+fn make_tls_files(dir: &Path, signature: Signature) -> TlsFiles {
     use rcgen::{
         BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, KeyIdMethod, KeyPair,
         KeyUsagePurpose, RevokedCertParams, SerialNumber, date_time_ymd,
     };
     std::fs::create_dir_all(dir).unwrap();
+    let generate = || KeyPair::generate_for(signature.algorithm()).unwrap();
     let ca = |name: &str| {
-        let key = KeyPair::generate().unwrap();
+        let key = generate();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
@@ -151,7 +178,7 @@ fn make_tls_files(dir: &Path) -> TlsFiles {
     let (ca_cert, ca_key) = ca("pghook test CA");
     let (other_cert, _) = ca("pghook other CA");
     // The server's certificate names only "localhost": 127.0.0.1 is a mismatch.
-    let server_key = KeyPair::generate().unwrap();
+    let server_key = generate();
     let mut server = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     server.distinguished_name.push(DnType::CommonName, "localhost");
     server.serial_number = Some(SerialNumber::from(4242));
@@ -176,7 +203,7 @@ fn make_tls_files(dir: &Path) -> TlsFiles {
         };
         params.signed_by(&ca_cert, &ca_key).unwrap().pem().unwrap()
     };
-    let client_key = KeyPair::generate().unwrap();
+    let client_key = generate();
     let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
     client.distinguished_name.push(DnType::CommonName, "certuser");
     let client_cert = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
@@ -195,7 +222,7 @@ fn make_tls_files(dir: &Path) -> TlsFiles {
         empty_crl: write("empty.crl", crl(vec![])),
     };
     write("server.crt", server_cert.pem());
-    let key = write("server.key", server_key.serialize_pem());
+    let key = write("server.key", openssl_pem(&server_key, signature));
     give_to_postgres(dir);
     use std::os::unix::fs::PermissionsExt;
     // libpq (and pghook) refuse a private key others may read.
@@ -203,6 +230,20 @@ fn make_tls_files(dir: &Path) -> TlsFiles {
         std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     files
+}
+
+/// A private key's PEM as the server's OpenSSL 3.0 reads it: ring writes
+/// Ed25519 keys as PKCS#8 v2 (with the public key), which it refuses; v1
+/// holds the seed alone.
+fn openssl_pem(key: &rcgen::KeyPair, signature: Signature) -> String {
+    if signature != Signature::Ed25519 {
+        return key.serialize_pem();
+    }
+    let v2 = key.serialize_der();
+    let mut v1 = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    // The seed, after the version, algorithm and the octet strings' headers.
+    v1.extend_from_slice(&v2[16..48]);
+    rcgen::KeyPair::try_from(v1.as_slice()).unwrap().serialize_pem()
 }
 
 /// A fresh directory for a cluster, readable by the `postgres` user.
@@ -232,7 +273,14 @@ impl Cluster {
     /// A cluster of its own (not the shared one), stopped by [`Cluster::stop`]
     /// or when the process exits.
     pub fn start_plain() -> Cluster {
-        Cluster::start(false)
+        Cluster::start(None)
+    }
+
+    /// A TLS cluster of its own, as [`Cluster::tls`] but with certificates
+    /// signed with `signature`; stopped by [`Cluster::stop`] or when the
+    /// process exits.
+    pub fn start_tls(signature: Signature) -> Cluster {
+        Cluster::start(Some(signature))
     }
 
     /// Stop the server now and remove its files.
@@ -240,7 +288,7 @@ impl Cluster {
         let _ = Command::new("sh").args(["-c", &self.stop_line]).output();
     }
 
-    fn start(with_tls: bool) -> Cluster {
+    fn start(tls_signature: Option<Signature>) -> Cluster {
         let base = cluster_base();
         let data = base.join("data");
         let pwfile = base.join("pwfile");
@@ -263,7 +311,21 @@ impl Cluster {
                 .arg(format!("--pwfile={}", pwfile.display())),
             "initdb",
         );
-        let tls = with_tls.then(|| make_tls_files(&base.join("tls")));
+        let tls = tls_signature.map(|signature| make_tls_files(&base.join("tls"), signature));
+        if tls.is_none() {
+            // Over TCP: scram-sha-256, but for three roles that log in by
+            // each of the other methods a server may ask for. Local
+            // connections may replicate (a standby's base backup).
+            let hba = "local all all trust\n\
+                       local replication all trust\n\
+                       host all trusted 127.0.0.1/32 trust\n\
+                       host all pwuser 127.0.0.1/32 password\n\
+                       host all md5user 127.0.0.1/32 md5\n\
+                       host all all 127.0.0.1/32 scram-sha-256\n\
+                       host all all ::1/128 scram-sha-256\n";
+            std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+            give_to_postgres(&data);
+        }
         if let Some(tls) = &tls {
             // Encryption is mandatory over TCP; certuser logs in by certificate.
             let hba = "local all all trust\n\
@@ -282,6 +344,11 @@ impl Cluster {
         }
         let cluster = Cluster::launch(&base, tls);
         cluster.psql("CREATE ROLE certuser LOGIN; CREATE ROLE alice LOGIN PASSWORD 'alice pw'");
+        // md5 asks for an MD5 hash only of a password stored as one.
+        cluster.psql(&format!(
+            "CREATE ROLE trusted LOGIN; CREATE ROLE pwuser LOGIN PASSWORD '{ROLE_PASSWORD}'; \
+             SET password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD '{ROLE_PASSWORD}'"
+        ));
         cluster
     }
 
@@ -324,13 +391,13 @@ impl Cluster {
 
     /// The shared plain cluster: scram-sha-256 over TCP, no TLS.
     pub fn plain() -> &'static Cluster {
-        PLAIN.get_or_init(|| Cluster::start(false))
+        PLAIN.get_or_init(|| Cluster::start(None))
     }
 
     /// The shared TLS cluster: TLS required over TCP, certificate login for
     /// `certuser`, scram-sha-256 for everyone else.
     pub fn tls() -> &'static Cluster {
-        TLS.get_or_init(|| Cluster::start(true))
+        TLS.get_or_init(|| Cluster::start(Some(Signature::EcdsaP256Sha256)))
     }
 
     fn plain_if_started() -> Option<&'static Cluster> {
@@ -390,10 +457,10 @@ impl Replicated {
     /// The shared pair, started once per test process, both answering.
     pub fn get() -> &'static Replicated {
         REPLICATED.get_or_init(|| {
-            let primary = Cluster::start(false);
+            let primary = Cluster::start(None);
             let base = cluster_base();
             give_to_postgres(&base);
-            // initdb's pg_hba.conf lets local connections replicate; -R makes
+            // The primary's pg_hba.conf lets local connections replicate; -R makes
             // the copy a standby of the primary.
             run(
                 pg_command("pg_basebackup")

@@ -8,11 +8,11 @@
 use std::time::Duration;
 
 use rand::seq::SliceRandom;
-use tokio_postgres::config::SslMode as PgSslMode;
+use tokio_postgres::config::{SslMode as PgSslMode, SslNegotiation};
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 
 use super::{Opened, Planned, pg_config, pg_error, spawn_driver};
-use crate::bindings::postgres::{ConnectConfig, Encrypt, TargetSession};
+use crate::bindings::postgres::{AuthRequirement, ConnectConfig, Encrypt, TargetSession};
 use crate::bindings::types::{Error as WitError, ErrorKind};
 use crate::error::wit;
 use crate::policy::{Destination, Outbound, Policy};
@@ -28,10 +28,10 @@ pub(super) async fn open(cfg: &ConnectConfig, policy: &Policy) -> Result<Opened,
             check.check(server).await.map_err(|e| wit(ErrorKind::Denied, e.message()))?;
         }
     }
-    let encryption = match ssl_modes(cfg.tls.encrypt) {
+    let encryption = match ssl_modes(cfg.tls.encrypt, cfg.require_auth.is_some()) {
         Some((first, fallback)) if outbound.iter().any(|server| !on_socket(server)) => {
-            let make = MakeRustls(crate::tls::client_config(&cfg.tls)?);
-            Some(Encryption { make, first, fallback })
+            let make = crate::tls::connector(&cfg.tls)?;
+            Some(Encryption { make, first, fallback, watch: cfg.require_auth.clone() })
         }
         _ => None,
     };
@@ -142,11 +142,16 @@ struct Encryption {
     make: MakeRustls,
     first: PgSslMode,
     fallback: Option<PgSslMode>,
+    /// require_auth: the connector negotiates as tokio-postgres would for
+    /// each sslmode and watches the login (tls::Negotiate, auth_watch).
+    watch: Option<AuthRequirement>,
 }
 
-/// tokio-postgres' sslmode for each try, as `encrypt` says; `None`: plain.
-fn ssl_modes(encrypt: Encrypt) -> Option<(PgSslMode, Option<PgSslMode>)> {
+/// tokio-postgres' sslmode for each try, as `encrypt` says; `None`: plain,
+/// without the connector, which a watched login (`watched`) needs even then.
+fn ssl_modes(encrypt: Encrypt, watched: bool) -> Option<(PgSslMode, Option<PgSslMode>)> {
     match encrypt {
+        Encrypt::Never if watched => Some((PgSslMode::Disable, None)),
         Encrypt::Never => None,
         Encrypt::TryPlainFirst => Some((PgSslMode::Disable, Some(PgSslMode::Require))),
         Encrypt::TryTlsFirst => Some((PgSslMode::Prefer, None)),
@@ -228,17 +233,27 @@ async fn connect_plain(mut config: Config) -> Result<Opened, tokio_postgres::Err
 async fn connect_tls(config: Config, encryption: &Encryption) -> Result<Opened, tokio_postgres::Error> {
     let try_mode = |mode: PgSslMode| {
         let mut config = config.clone();
-        config.ssl_mode(mode);
-        let make = encryption.make.clone();
-        async move { config.connect(make).await }
+        let make = match &encryption.watch {
+            None => {
+                config.ssl_mode(mode);
+                encryption.make.clone()
+            }
+            // tokio-postgres hands the connector the bare socket, so it sees
+            // the login of a plain session too.
+            Some(requirement) => {
+                config.ssl_mode(PgSslMode::Require).ssl_negotiation(SslNegotiation::Direct);
+                encryption.make.watching(mode, requirement)
+            }
+        };
+        async move { config.connect(make.clone()).await.map(|connected| (connected, make)) }
     };
-    let (client, connection) = match (try_mode(encryption.first).await, encryption.fallback) {
+    let ((client, connection), make) = match (try_mode(encryption.first).await, encryption.fallback) {
         (Err(_), Some(fallback)) => try_mode(fallback).await,
         (first, _) => first,
     }?;
     let notices = super::Notices::default();
     let driver = spawn_driver(connection, notices.clone());
-    Ok(Opened { client, notices, tls: Some(encryption.make.clone()), driver })
+    Ok(Opened { client, notices, tls: Some(make.for_cancel()), driver })
 }
 
 /// One error for every failed attempt, in order, each naming its endpoint
