@@ -551,11 +551,6 @@ impl Params<'_> {
         let is_socket = |e: &Endpoint| matches!(e.server, Server::UnixSocket(_) | Server::DefaultSocket);
         let sockets_only = endpoints.iter().all(is_socket);
         let require_auth = self.get_set("require_auth").map(|text| require_auth::read(&text)).transpose()?.flatten();
-        if require_auth.is_some() && endpoints.iter().any(is_socket) {
-            // The host watches the login on the sockets it opens for TLS,
-            // which tokio-postgres never does over a Unix socket.
-            return Err(config("require_auth is not supported by pghook over a Unix socket: connect over TCP"));
-        }
         Ok(ConnectConfig {
             // Unset until connect_config applies libpq's defaults.
             user: self.get_set("user").unwrap_or_default(),
@@ -1433,13 +1428,10 @@ mod tests {
             &NoFiles,
         );
         assert_eq!(args.unwrap().connect_config(no_os_user, &NoFiles).unwrap().require_auth, Some(scram));
-        // Over a Unix socket the host cannot watch the login.
+        // Over a Unix socket too: the host opens the socket and watches the login.
         for host in [json!("/run/pg"), json!("h,/run/pg"), Value::Null] {
-            let e = read(json!({"host": host, "login": "u", "extra": {"require_auth": "none"}})).unwrap_err();
-            assert_eq!(
-                e.message, "require_auth is not supported by pghook over a Unix socket: connect over TCP",
-                "{host}"
-            );
+            let cfg = read(json!({"host": host, "login": "u", "extra": {"require_auth": "none"}})).unwrap();
+            assert!(cfg.is_some(), "{host}");
         }
     }
 

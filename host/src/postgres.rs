@@ -62,6 +62,10 @@ pub(crate) struct Stopper {
     busy: AtomicBool,
     cancel: CancelToken,
     tls: Option<crate::tls::MakeRustls>,
+    /// The Unix socket a session opened by the host itself (a watched
+    /// login) was reached through: its cancel goes there, on a socket of
+    /// its own.
+    socket: Option<std::path::PathBuf>,
     /// The task driving the connection: it ends once the client is gone and
     /// the server has answered every statement sent, i.e. nothing runs.
     driver: Mutex<Option<JoinHandle<()>>>,
@@ -78,9 +82,19 @@ impl Stopper {
 
     /// Ask the server to cancel the running statement.
     async fn cancel(&self) {
-        let sent = match self.tls.clone() {
-            Some(tls) => self.cancel.cancel_query(tls).await,
-            None => self.cancel.cancel_query(NoTls).await,
+        let sent = match (self.tls.clone(), &self.socket) {
+            (Some(mut tls), Some(path)) => match tokio::net::UnixStream::connect(path).await {
+                Ok(stream) => {
+                    match tokio_postgres::tls::MakeTlsConnect::<tokio::net::UnixStream>::make_tls_connect(&mut tls, "")
+                    {
+                        Ok(connect) => self.cancel.cancel_query_raw(stream, connect).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+                Err(e) => Err(format!("{}: {e}", path.display())),
+            },
+            (Some(tls), None) => self.cancel.cancel_query(tls).await.map_err(|e| e.to_string()),
+            (None, _) => self.cancel.cancel_query(NoTls).await.map_err(|e| e.to_string()),
         };
         if let Err(e) = sent {
             log::warn!(target: "pghook", "could not cancel an abandoned statement: {e}");
@@ -338,11 +352,12 @@ fn pg_config(cfg: &ConnectConfig, policy: &Policy) -> Result<Planned, WitError> 
 /// Open a session, checking every endpoint and file against the tenant's
 /// policy.
 pub(crate) async fn connect(cfg: &ConnectConfig, policy: &Policy) -> Result<Session, WitError> {
-    let Opened { client, notices, tls, driver } = open(cfg, policy).await?;
+    let Opened { client, notices, tls, socket, driver } = open(cfg, policy).await?;
     let stopper = Arc::new(Stopper {
         busy: AtomicBool::new(false),
         cancel: client.cancel_token(),
         tls,
+        socket,
         driver: Mutex::new(Some(driver)),
     });
     Ok(Session {
@@ -368,6 +383,8 @@ struct Opened {
     client: Client,
     notices: Notices,
     tls: Option<crate::tls::MakeRustls>,
+    /// The Unix socket the host opened itself, for the session's cancel.
+    socket: Option<std::path::PathBuf>,
     driver: JoinHandle<()>,
 }
 

@@ -247,16 +247,35 @@ async fn require_auth_over_tls() {
     assert!(e.message().contains("no encryption"), "{e}");
 }
 
-/// The host watches logins only on the TCP sockets tokio-postgres hands the
-/// TLS connector, never on a Unix socket: refused there, clearly.
+/// Over a Unix socket (trust on the test clusters) the host opens the
+/// socket itself and watches the login: `none` lets the trusted login in, a
+/// requirement without it fails as libpq's does, and a statement of such a
+/// session is cancelled on the server when its call is abandoned.
 #[tokio::test]
-async fn require_auth_over_a_unix_socket_is_refused() {
+async fn require_auth_over_a_unix_socket() {
     let pg = Cluster::plain();
-    let stored =
-        json!({"host": pg.socket_dir, "port": pg.port, "login": "postgres", "extra": {"require_auth": "none"}});
-    let root = tempfile::tempdir().unwrap();
-    let e = tenant(root.path(), &[("c", &stored.to_string())]).hook(HookArgs::conn_id("c")).test_connection().await;
-    let e = e.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
-    assert_eq!(e.message(), "require_auth is not supported by pghook over a Unix socket: connect over TCP");
+    let hook = |require_auth: &str, timeout: Option<u64>| {
+        let stored = json!({"host": pg.socket_dir, "port": pg.port, "login": "postgres", "schema": "postgres",
+            "extra": {"require_auth": require_auth}});
+        let root = tempfile::tempdir().unwrap();
+        let mut policy = pghook::Policy::new(root.path())
+            .allow_socket_dir(&pg.socket_dir)
+            .with_connections(pghook::MapConnections::new().with("c", stored.to_string()));
+        if let Some(seconds) = timeout {
+            policy = policy.with_call_timeout(std::time::Duration::from_secs(seconds));
+        }
+        pghook_tests::runtime().tenant(policy).hook(HookArgs::conn_id("c"))
+    };
+    assert!(hook("none", None).test_connection().await.is_ok());
+    assert!(hook("!password,!md5", None).test_connection().await.is_ok());
+    let e = hook("scram-sha-256", None).test_connection().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+    assert!(e.message().contains("server did not complete authentication"), "{e}");
+    // A timed-out statement on such a session is cancelled on the server.
+    let marker = "require_auth_socket_cancel";
+    let e = hook("none", Some(2)).get_records(&format!("select pg_sleep(30) as {marker}"), None).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    let running =
+        format!("select count(*) from pg_stat_activity where query like '%{marker}%' and pid <> pg_backend_pid()");
+    assert_eq!(pg.psql(&running), "0");
 }

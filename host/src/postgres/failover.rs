@@ -29,7 +29,7 @@ pub(super) async fn open(cfg: &ConnectConfig, policy: &Policy) -> Result<Opened,
         }
     }
     let encryption = match ssl_modes(cfg.tls.encrypt, cfg.require_auth.is_some()) {
-        Some((first, fallback)) if outbound.iter().any(|server| !on_socket(server)) => {
+        Some((first, fallback)) if cfg.require_auth.is_some() || outbound.iter().any(|server| !on_socket(server)) => {
             let make = crate::tls::connector(&cfg.tls)?;
             Some(Encryption { make, first, fallback, watch: cfg.require_auth.clone() })
         }
@@ -177,11 +177,18 @@ async fn attempt(
     let during = format!("connection to {} failed", name(server));
     let work = async {
         let config = for_server(base, server);
-        let opened = match encryption {
-            Some(encryption) if !on_socket(server) => connect_tls(config, encryption).await,
-            _ => connect_plain(config).await,
+        let opened = match (encryption, &server.destination) {
+            (Some(encryption), Destination::Socket(dir)) => match &encryption.watch {
+                Some(requirement) => {
+                    connect_socket_watched(config, dir, server.port, encryption, requirement, &during).await?
+                }
+                None => connect_plain(config).await.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?,
+            },
+            (Some(encryption), _) => {
+                connect_tls(config, encryption).await.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?
+            }
+            (None, _) => connect_plain(config).await.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?,
         };
-        let opened = opened.map_err(|e| pg_error(e, ErrorKind::Connect, &during))?;
         if wanted != Wanted::Any {
             let state = server_state(&opened.client, &during).await?;
             if let Some(reason) = wanted.rejection(state) {
@@ -227,7 +234,35 @@ async fn connect_plain(mut config: Config) -> Result<Opened, tokio_postgres::Err
     let (client, connection) = config.connect(NoTls).await?;
     let notices = super::Notices::default();
     let driver = spawn_driver(connection, notices.clone());
-    Ok(Opened { client, notices, tls: None, driver })
+    Ok(Opened { client, notices, tls: None, socket: None, driver })
+}
+
+/// A watched login (require_auth) over the Unix socket in `dir`: the host
+/// opens the socket itself, since tokio-postgres hands a connector only TCP
+/// streams, and logs in over it plain, as libpq does on a socket.
+async fn connect_socket_watched(
+    mut config: Config,
+    dir: &std::path::Path,
+    port: u16,
+    encryption: &Encryption,
+    requirement: &AuthRequirement,
+    during: &str,
+) -> Result<Opened, WitError> {
+    let path = dir.join(format!(".s.PGSQL.{port}"));
+    let stream = tokio::net::UnixStream::connect(&path)
+        .await
+        .map_err(|e| wit(ErrorKind::Connect, format!("{during}: {}: {e}", path.display())))?;
+    // Direct: tokio-postgres hands the connector the stream without asking
+    // for TLS; the connector, negotiating as for `disable`, only watches.
+    config.ssl_mode(PgSslMode::Require).ssl_negotiation(SslNegotiation::Direct);
+    let mut make = encryption.make.watching(PgSslMode::Disable, requirement);
+    let connect = tokio_postgres::tls::MakeTlsConnect::<tokio::net::UnixStream>::make_tls_connect(&mut make, "")
+        .map_err(|e| wit(ErrorKind::Connect, format!("{during}: {e}")))?;
+    let (client, connection) =
+        config.connect_raw(stream, connect).await.map_err(|e| pg_error(e, ErrorKind::Connect, during))?;
+    let notices = super::Notices::default();
+    let driver = spawn_driver(connection, notices.clone());
+    Ok(Opened { client, notices, tls: Some(make.for_cancel()), socket: Some(path), driver })
 }
 
 async fn connect_tls(config: Config, encryption: &Encryption) -> Result<Opened, tokio_postgres::Error> {
@@ -253,7 +288,7 @@ async fn connect_tls(config: Config, encryption: &Encryption) -> Result<Opened, 
     }?;
     let notices = super::Notices::default();
     let driver = spawn_driver(connection, notices.clone());
-    Ok(Opened { client, notices, tls: Some(make.for_cancel()), driver })
+    Ok(Opened { client, notices, tls: Some(make.for_cancel()), socket: None, driver })
 }
 
 /// One error for every failed attempt, in order, each naming its endpoint
