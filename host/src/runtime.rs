@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -258,6 +258,21 @@ impl Runtime {
     /// The engine this runtime compiles and runs the guest with.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The user's cache of compiled guests, for [`Runtime::with_cache`]:
+    /// `$XDG_CACHE_HOME/pghook`, else `~/.cache/pghook`; `None` when
+    /// `PGHOOK_NO_CACHE` is set or no home is known. The CLI and the Python
+    /// package use it.
+    pub fn user_cache_dir() -> Option<PathBuf> {
+        if std::env::var_os("PGHOOK_NO_CACHE").is_some_and(|v| !v.is_empty()) {
+            return None;
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+        Some(base.join("pghook"))
     }
 
     /// For a short-lived process, such as the CLI: keeps the compiled guest

@@ -49,26 +49,13 @@ fn runtimes() -> PyResult<&'static (tokio::runtime::Runtime, pghook::Runtime)> {
         .build()
         .map_err(|e| GuestError::new_err(format!("starting pghook's runtime: {e}")))?;
     let runtime = tokio.block_on(async {
-        match cache_dir() {
+        match pghook::Runtime::user_cache_dir() {
             Some(dir) => pghook::Runtime::with_cache(&dir),
             None => pghook::Runtime::new(),
         }
     });
     let runtime = runtime.map_err(|e| GuestError::new_err(e.to_string()))?;
     Ok(RUNTIMES.get_or_init(|| (tokio, runtime)))
-}
-
-/// Where the compiled guest is cached, as the CLI does: `PGHOOK_NO_CACHE`
-/// turns it off.
-fn cache_dir() -> Option<PathBuf> {
-    if std::env::var_os("PGHOOK_NO_CACHE").is_some_and(|v| !v.is_empty()) {
-        return None;
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(base.join("pghook"))
 }
 
 /// A pghook error as the Python exception of its kind.

@@ -428,19 +428,6 @@ fn mask_password(uri: &str) -> String {
     }
 }
 
-/// Where the compiled guest is cached: `$XDG_CACHE_HOME/pghook` or
-/// `~/.cache/pghook`; `PGHOOK_NO_CACHE=1` turns the cache off.
-fn cache_dir() -> Option<PathBuf> {
-    if std::env::var_os("PGHOOK_NO_CACHE").is_some_and(|v| !v.is_empty()) {
-        return None;
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(base.join("pghook"))
-}
-
 async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
     let root = match cli.root {
         Some(root) => root,
@@ -466,7 +453,7 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
     for path in cli.allow_config_paths {
         policy = policy.allow_config_path(path);
     }
-    let runtime = match cache_dir() {
+    let runtime = match Runtime::user_cache_dir() {
         Some(dir) => Runtime::with_cache(&dir),
         None => Runtime::new(),
     }
