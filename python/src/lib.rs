@@ -213,6 +213,14 @@ fn python_rows<'py>(
     Ok(list)
 }
 
+/// Records as the Python package takes them: (shape, column names, rows).
+type PyRecords<'py> = (&'static str, Vec<String>, Bound<'py, PyList>);
+
+fn python_records(py: Python<'_>, records: pghook::Records) -> PyResult<PyRecords<'_>> {
+    let rows = python_rows(py, &records.columns, records.rows)?;
+    Ok((shape_name(records.shape), column_names(&records.columns), rows))
+}
+
 fn column_names(columns: &[pghook::Column]) -> Vec<String> {
     columns.iter().map(|c| c.name.clone()).collect()
 }
@@ -400,14 +408,10 @@ impl Core {
         py: Python<'py>,
         sql: String,
         parameters: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<(&'static str, Vec<String>, Bound<'py, PyList>)> {
+    ) -> PyResult<PyRecords<'py>> {
         let params = self::parameters(parameters)?;
         let records = self.call(py, move |h| Box::pin(async move { h.get_records(&sql, params).await }))?;
-        Ok((
-            shape_name(records.shape),
-            column_names(&records.columns),
-            python_rows(py, &records.columns, records.rows)?,
-        ))
+        python_records(py, records)
     }
 
     /// (shape, column names, rows): at most the first row.
@@ -417,14 +421,10 @@ impl Core {
         py: Python<'py>,
         sql: String,
         parameters: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<(&'static str, Vec<String>, Bound<'py, PyList>)> {
+    ) -> PyResult<PyRecords<'py>> {
         let params = self::parameters(parameters)?;
         let records = self.call(py, move |h| Box::pin(async move { h.get_first(&sql, params).await }))?;
-        Ok((
-            shape_name(records.shape),
-            column_names(&records.columns),
-            python_rows(py, &records.columns, records.rows)?,
-        ))
+        python_records(py, records)
     }
 
     /// Each statement's (column names, rows), and the row shape.
