@@ -614,16 +614,18 @@ impl Params<'_> {
         Ok(())
     }
 
+    /// A comma-separated parameter (`host`, `hostaddr`, `port`) as its
+    /// trimmed entries; none when unset.
+    fn list(&self, key: &str) -> Vec<String> {
+        self.get_set(key).map(|v| v.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default()
+    }
+
     /// Each server's host and port as libpq matches them in the password
     /// file: the host as given, else the hostaddr (an empty one is the
     /// default host); the port as given, else 5432. In the order of
     /// `endpoints`, which has checked the lists pair up.
     fn password_keys(&self) -> Result<Vec<(String, String)>> {
-        let split = |v: Option<String>| -> Vec<String> {
-            v.map(|v| v.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default()
-        };
-        let (hosts, hostaddrs, ports) =
-            (split(self.get_set("host")), split(self.get_set("hostaddr")), split(self.get_set("port")));
+        let (hosts, hostaddrs, ports) = (self.list("host"), self.list("hostaddr"), self.list("port"));
         let count = hosts.len().max(hostaddrs.len()).max(1);
         Ok((0..count)
             .map(|i| {
@@ -645,11 +647,9 @@ impl Params<'_> {
     /// with `/` is a socket directory; no host at all is the default local
     /// server's socket.
     fn endpoints(&self) -> Result<Vec<Endpoint>> {
-        let split = |v: Option<String>| -> Vec<String> {
-            v.map(|v| v.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default()
-        };
-        let hosts = split(self.get_set("host"));
-        let hostaddrs = split(self.get_set("hostaddr"))
+        let hosts = self.list("host");
+        let hostaddrs = self
+            .list("hostaddr")
             .into_iter()
             .map(|a| match a.as_str() {
                 "" => Ok(None),
@@ -659,7 +659,8 @@ impl Params<'_> {
                     .map_err(|_| config(format!("could not parse network address \"{a}\""))),
             })
             .collect::<Result<Vec<Option<IpAddr>>>>()?;
-        let ports = split(self.get_set("port"))
+        let ports = self
+            .list("port")
             .into_iter()
             .map(|p| {
                 if p.is_empty() {
