@@ -20,7 +20,7 @@ use pghook::{
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDelta, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 create_exception!(_pghook, Error, PyException, "A failed pghook call; `.kind` names what went wrong.");
 create_exception!(_pghook, ConfigError, Error, "The connection, its extras or an argument is invalid.");
@@ -178,15 +178,8 @@ fn python_value<'py>(
         Value::Float(f) => f.into_pyobject(py)?.into_any(),
         Value::Numeric(text) => decimal.call1((text,))?,
         Value::Bytes(bytes) => PyBytes::new(py, &bytes).into_any(),
-        Value::Interval(interval) => {
-            // psycopg2's timedelta: a year is 365 days, a month 30.
-            let days = (interval.months / 12) * 365 + (interval.months % 12) * 30 + interval.days;
-            let seconds = interval.microseconds.div_euclid(1_000_000);
-            let micros = interval.microseconds.rem_euclid(1_000_000) as i32;
-            let seconds = i32::try_from(seconds).map_err(|_| PyTypeError::new_err("interval out of range"))?;
-            PyDelta::new(py, days, seconds, micros, true)?.into_any()
-        }
-        Value::Text(text) | Value::Json(text) => match converter {
+        // An interval's text, read as psycopg2 reads it (`_values.to_interval`).
+        Value::Text(text) | Value::Json(text) | Value::Interval(pghook::Interval { text, .. }) => match converter {
             Some(convert) => convert.bind(py).call1((text,))?,
             None => PyString::new(py, &text).into_any(),
         },
