@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use pghook::{
     ChainConnections, ConnectionSource, EnvConnections, ErrorKind, Fetch, HookArgs, InsertOptions, Interrupt, Lookup,
-    MapConnections, Param, Parameters, Policy, RowShape, RunOptions, SqlInput, Value,
+    MapConnections, Param, Parameters, Policy, RowShape, RunOptions, SqlInput, Value, file_connections,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
@@ -323,11 +323,12 @@ impl Core {
     #[pyo3(signature = (
         conn_id=None, database=None, options=None, enable_log_db_messages=false, *,
         root=None, allow_hosts=None, allow_sockets=None, config_paths=None, connections=None,
-        connection_source=None, timeout=None, max_result_mb=1024, libpq_environment=true,
+        connections_file=None, connection_source=None, timeout=None, max_result_mb=1024, libpq_environment=true,
         ambient_aws=true, session_reuse=0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         conn_id: Option<String>,
         database: Option<String>,
         options: Option<String>,
@@ -337,6 +338,7 @@ impl Core {
         allow_sockets: Option<Vec<PathBuf>>,
         config_paths: Option<Vec<PathBuf>>,
         connections: Option<Vec<(String, String)>>,
+        connections_file: Option<PathBuf>,
         connection_source: Option<Py<PyAny>>,
         timeout: Option<f64>,
         max_result_mb: usize,
@@ -352,6 +354,10 @@ impl Core {
         let mut source = ChainConnections::new();
         if let Some(connections) = connections {
             source = source.then(connections.into_iter().fold(MapConnections::new(), |m, (id, c)| m.with(id, c)));
+        }
+        // As the CLI's --connections: after the mapping, before AIRFLOW_CONN_*.
+        if let Some(file) = connections_file {
+            source = source.then(file_connections(&file).map_err(|e| python_error(py, e))?);
         }
         source = source.then(EnvConnections);
         if let Some(callable) = connection_source {
