@@ -1,9 +1,10 @@
 //! Result cells: PostgreSQL's binary wire format decoded into WIT values.
 //!
-//! Types with an exact WIT form map to it; dates, times, uuid, inet and
-//! intervals become text in PostgreSQL's own output style; json, jsonb and
-//! arrays become JSON text. A statement with a column of any other type is
-//! read in the text format instead ([`decode_text`]).
+//! Types with an exact WIT form map to it; dates, times, uuid, inet,
+//! intervals, int2vector and oidvector become text in PostgreSQL's own
+//! output style; json, jsonb and arrays become JSON text. A statement with
+//! a column of any other type is read in the text format instead
+//! ([`decode_text`]).
 
 use std::error::Error as StdError;
 
@@ -106,6 +107,9 @@ fn single_char(raw: &[u8]) -> DecodeResult<String> {
 /// `ty` as PostgreSQL sends it are an error, never a panic.
 pub fn decode(ty: &Type, raw: &[u8]) -> DecodeResult<Value> {
     if let Kind::Array(member) = ty.kind() {
+        if is_vector(ty) {
+            return Ok(Value::Text(vector_text(member, raw)?));
+        }
         return Ok(Value::Json(array_json(member, raw)?));
     }
     if let Kind::Domain(base) = ty.kind() {
@@ -158,6 +162,26 @@ pub fn decode(ty: &Type, raw: &[u8]) -> DecodeResult<Value> {
         Type::VOID => Value::Null,
         _ => text(raw)?,
     })
+}
+
+/// int2vector and oidvector (`pg_index.indkey`, `pg_proc.proargtypes`):
+/// arrays on the wire, but printed as their elements separated by spaces
+/// (`1 2`), which is what psycopg2 returns for them.
+fn is_vector(ty: &Type) -> bool {
+    matches!(*ty, Type::INT2_VECTOR | Type::OID_VECTOR)
+}
+
+/// A vector's elements (never null) as the server prints them.
+fn vector_text(member: &Type, raw: &[u8]) -> DecodeResult<String> {
+    let array = postgres_protocol::types::array_from_sql(raw)?;
+    let items: Vec<String> = array
+        .values()
+        .map(|v| match v.map(|raw| decode(member, raw)).transpose()? {
+            Some(Value::Int(i)) => Ok(i.to_string()),
+            _ => Err("a vector element that is not an integer".into()),
+        })
+        .collect()?;
+    Ok(items.join(" "))
 }
 
 /// PostgreSQL's limit on array dimensions (MAXDIM).
@@ -402,6 +426,20 @@ mod tests {
         assert_eq!(decode(&Type::DATE_ARRAY, &raw).unwrap(), Value::Json("[]".into()));
         let empty = [0i32, 0, 1082].iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
         assert_eq!(decode(&Type::DATE_ARRAY, &empty).unwrap(), Value::Json("[]".into()));
+    }
+
+    #[test]
+    fn vectors_print_as_the_server_prints_them() {
+        let two = array_bytes(21, &[Some(&1i16.to_be_bytes()), Some(&2i16.to_be_bytes())]);
+        assert_eq!(text_of(&Type::INT2_VECTOR, &two), "1 2");
+        assert_eq!(text_of(&Type::OID_VECTOR, &array_bytes(26, &[Some(&u32::MAX.to_be_bytes())])), "4294967295");
+        assert_eq!(
+            text_of(&Type::OID_VECTOR, &[0i32, 0, 26].iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<_>>()),
+            ""
+        );
+        let vectors = array_bytes(22, &[Some(&two), None]);
+        assert_eq!(decode(&Type::INT2_VECTOR_ARRAY, &vectors).unwrap(), Value::Json(r#"["1 2",null]"#.into()));
+        refused(&Type::INT2_VECTOR, &array_bytes(21, &[None]));
     }
 
     #[test]

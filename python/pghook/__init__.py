@@ -3,13 +3,15 @@
 Swap ``from airflow.providers.postgres.hooks.postgres import PostgresHook``
 for ``from pghook import PostgresHook``: the same connections, extras,
 method names, arguments and return shapes. Connections come from a
-``connections`` mapping, then ``AIRFLOW_CONN_<ID>``, then, when Airflow is
-installed, Airflow's own lookup (so its secrets backends work).
+``connections`` mapping, then a ``connections_file``, then
+``AIRFLOW_CONN_<ID>``, then, when Airflow is installed, Airflow's own lookup
+(so its secrets backends work).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import OrderedDict, namedtuple
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -158,7 +160,10 @@ class PostgresHook:
     default the current directory), ``allow_hosts`` (default ``["*"]``),
     ``allow_sockets`` (default ``["/var/run/postgresql"]``), ``config_paths``
     (further files or directories libpq's files may be read from, beside
-    those libpq reads by default), ``connections`` (conn_id to URI or JSON), ``timeout``
+    those libpq reads by default), ``connections`` (conn_id to URI or JSON),
+    ``connections_file`` (a JSON file of them, as the CLI's ``--connections``:
+    ``{"conn_id": "postgres://..." | {"conn_type": ..., ...}}``, read once,
+    asked after ``connections`` and before ``AIRFLOW_CONN_*``), ``timeout``
     (seconds per call), ``max_result_mb``, ``libpq_environment``,
     ``ambient_aws``, ``session_reuse``.
     """
@@ -179,6 +184,7 @@ class PostgresHook:
         allow_sockets: Optional[Sequence[str]] = None,
         config_paths: Optional[Sequence[str]] = None,
         connections: Optional[Mapping[str, str]] = None,
+        connections_file: Optional[Union[str, os.PathLike]] = None,
         timeout: Optional[float] = None,
         max_result_mb: int = 1024,
         libpq_environment: bool = True,
@@ -203,6 +209,7 @@ class PostgresHook:
             allow_sockets=list(allow_sockets) if allow_sockets is not None else None,
             config_paths=list(config_paths) if config_paths is not None else None,
             connections=list(connections.items()) if connections else None,
+            connections_file=connections_file,
             connection_source=_airflow_connection,
             timeout=timeout,
             max_result_mb=max_result_mb,

@@ -1,6 +1,7 @@
 """Type stubs of pghook's extension module (the Rust core)."""
 
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+import os
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 class Error(Exception):
     kind: str
@@ -32,6 +33,7 @@ class Core:
         allow_sockets: Optional[List[str]] = None,
         config_paths: Optional[List[str]] = None,
         connections: Optional[List[Tuple[str, str]]] = None,
+        connections_file: Optional[Union[str, os.PathLike]] = None,
         connection_source: Optional[Callable[[str], Optional[str]]] = None,
         timeout: Optional[float] = None,
         max_result_mb: int = 1024,

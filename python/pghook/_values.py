@@ -66,8 +66,45 @@ def to_timestamp(text: str) -> Any:
     return _dt.datetime(day.year, day.month, day.day, hour, minute, second, micro, tzinfo=tz)
 
 
+def to_timestamptz(text: str) -> Any:
+    """An aware datetime in the session's time zone; infinity as
+    datetime.max/min in UTC, as psycopg2."""
+    if text in ("infinity", "-infinity"):
+        return to_timestamp(text).replace(tzinfo=_dt.timezone.utc)
+    return to_timestamp(text)
+
+
+#: Days in each unit of an interval's text, as psycopg2 counts them.
+_INTERVAL_DAYS = {"year": 365, "mon": 30, "day": 1}
+
+
+def to_interval(text: str) -> Any:
+    """A timedelta as psycopg2 reads an interval (IntervalStyle postgres:
+    ``1 year 2 mons -3 days +04:05:06.7``): a year is 365 days, a month 30;
+    one a timedelta cannot hold stays text."""
+    days = micros = 0
+    words = iter(text.split(" "))
+    for word in words:
+        if ":" in word:
+            sign = -1 if word.startswith("-") else 1
+            hours, minutes, seconds = word.lstrip("+-").split(":")
+            whole, _, fraction = seconds.partition(".")
+            clock = (int(hours) * 60 + int(minutes)) * 60 + int(whole)
+            micros = sign * (clock * 1_000_000 + int(fraction.ljust(6, "0")))
+        else:
+            days += int(word) * _INTERVAL_DAYS[next(words).rstrip("s")]
+    try:
+        return _dt.timedelta(days=days, microseconds=micros)
+    except OverflowError:
+        return text
+
+
 def _json(text: str) -> Any:
     return json.loads(text)
+
+
+def _bytea(text: str) -> bytes:
+    return bytes.fromhex(text[2:])  # the server's hex form: a backslash, x, hex digits
 
 
 _SCALARS: dict = {
@@ -75,7 +112,8 @@ _SCALARS: dict = {
     "time": to_time,
     "timetz": to_time,
     "timestamp": to_timestamp,
-    "timestamptz": to_timestamp,
+    "timestamptz": to_timestamptz,
+    "interval": to_interval,
     "json": _json,
     "jsonb": _json,
 }
@@ -85,8 +123,21 @@ def _decimal(value: Any) -> Decimal:
     return Decimal(str(value))
 
 
+def _element_converter(element: str) -> Optional[Callable[[Any], Any]]:
+    """The converter of an array's elements of type `element`, or None."""
+    if element in ("json", "jsonb"):
+        return None  # JSON values in the array's JSON already, not text
+    if element == "numeric":
+        return _decimal
+    if element in ("float4", "float8"):
+        return float  # NaN and the infinities are their names in JSON
+    if element == "bytea":
+        return _bytea
+    return _SCALARS.get(element)
+
+
 def _array(element: str) -> Callable[[str], Any]:
-    convert = _decimal if element == "numeric" else _SCALARS.get(element)
+    convert = _element_converter(element)
 
     def apply(value: Any) -> Any:
         if isinstance(value, list):

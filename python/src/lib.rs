@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use pghook::{
     ChainConnections, ConnectionSource, EnvConnections, ErrorKind, Fetch, HookArgs, InsertOptions, Interrupt, Lookup,
-    MapConnections, Param, Parameters, Policy, RowShape, RunOptions, SqlInput, Value,
+    MapConnections, Param, Parameters, Policy, RowShape, RunOptions, SqlInput, Value, file_connections,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDelta, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 create_exception!(_pghook, Error, PyException, "A failed pghook call; `.kind` names what went wrong.");
 create_exception!(_pghook, ConfigError, Error, "The connection, its extras or an argument is invalid.");
@@ -178,15 +178,8 @@ fn python_value<'py>(
         Value::Float(f) => f.into_pyobject(py)?.into_any(),
         Value::Numeric(text) => decimal.call1((text,))?,
         Value::Bytes(bytes) => PyBytes::new(py, &bytes).into_any(),
-        Value::Interval(interval) => {
-            // psycopg2's timedelta: a year is 365 days, a month 30.
-            let days = (interval.months / 12) * 365 + (interval.months % 12) * 30 + interval.days;
-            let seconds = interval.microseconds.div_euclid(1_000_000);
-            let micros = interval.microseconds.rem_euclid(1_000_000) as i32;
-            let seconds = i32::try_from(seconds).map_err(|_| PyTypeError::new_err("interval out of range"))?;
-            PyDelta::new(py, days, seconds, micros, true)?.into_any()
-        }
-        Value::Text(text) | Value::Json(text) => match converter {
+        // An interval's text, read as psycopg2 reads it (`_values.to_interval`).
+        Value::Text(text) | Value::Json(text) | Value::Interval(pghook::Interval { text, .. }) => match converter {
             Some(convert) => convert.bind(py).call1((text,))?,
             None => PyString::new(py, &text).into_any(),
         },
@@ -330,11 +323,12 @@ impl Core {
     #[pyo3(signature = (
         conn_id=None, database=None, options=None, enable_log_db_messages=false, *,
         root=None, allow_hosts=None, allow_sockets=None, config_paths=None, connections=None,
-        connection_source=None, timeout=None, max_result_mb=1024, libpq_environment=true,
+        connections_file=None, connection_source=None, timeout=None, max_result_mb=1024, libpq_environment=true,
         ambient_aws=true, session_reuse=0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         conn_id: Option<String>,
         database: Option<String>,
         options: Option<String>,
@@ -344,6 +338,7 @@ impl Core {
         allow_sockets: Option<Vec<PathBuf>>,
         config_paths: Option<Vec<PathBuf>>,
         connections: Option<Vec<(String, String)>>,
+        connections_file: Option<PathBuf>,
         connection_source: Option<Py<PyAny>>,
         timeout: Option<f64>,
         max_result_mb: usize,
@@ -359,6 +354,10 @@ impl Core {
         let mut source = ChainConnections::new();
         if let Some(connections) = connections {
             source = source.then(connections.into_iter().fold(MapConnections::new(), |m, (id, c)| m.with(id, c)));
+        }
+        // As the CLI's --connections: after the mapping, before AIRFLOW_CONN_*.
+        if let Some(file) = connections_file {
+            source = source.then(file_connections(&file).map_err(|e| python_error(py, e))?);
         }
         source = source.then(EnvConnections);
         if let Some(callable) = connection_source {

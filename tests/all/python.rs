@@ -3,8 +3,11 @@
 //! on one throwaway database each, and their Python results must be equal,
 //! value by value and type by type (issue #9).
 
+use std::process::Command;
+use std::time::Instant;
+
 use pghook_tests::Cluster;
-use pghook_tests::airflow::{Compared, python_hook};
+use pghook_tests::airflow::{Compared, python, python_hook};
 
 /// Helpers every snippet may use: Airflow's handlers (or pghook's own), a
 /// table name of the hook's own, and the SQLSTATE of a failing call.
@@ -139,4 +142,31 @@ hook.copy_expert(f"COPY {t} FROM STDIN", "created.tsv")
  hook.get_records(f"select * from {t} order by id")]
 "#,
     );
+}
+
+/// pghook's pytest suite (python/tests: connections, errors, Ctrl-C, the
+/// stubs, and every shipped type against Airflow's hook), run by the
+/// virtualenv's Python against a database of its own, which
+/// `PGHOOK_TEST_URI` names.
+#[test]
+fn pytest_suite() {
+    let pg = Cluster::plain();
+    let db = pg.create_database("py_pytest");
+    // Its owner logs in over TCP without a password: the suite opens a few
+    // hundred sessions, and a SCRAM login each would take seconds in all.
+    pg.psql(&format!("ALTER DATABASE {db} OWNER TO trusted"));
+    let uri = format!("postgres://trusted@127.0.0.1:{}/{db}", pg.port);
+    let airflow_home = tempfile::tempdir().unwrap();
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let started = Instant::now();
+    let out = Command::new(python())
+        .current_dir(&repository)
+        .env("PGHOOK_TEST_URI", &uri)
+        .env("AIRFLOW_HOME", airflow_home.path())
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "python/tests"])
+        .output()
+        .unwrap_or_else(|e| panic!("running pytest with {}: {e}", python().display()));
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "pytest failed (scripts/setup installs it into .venv):\n{report}");
+    eprintln!("pytest in {:?}: {}", started.elapsed(), report.lines().last().unwrap_or_default());
 }

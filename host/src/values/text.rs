@@ -11,6 +11,9 @@ use crate::bindings::types::{Interval, Value};
 
 /// Decode one non-null cell of type `ty` from the server's text output.
 pub fn decode_text(ty: &Type, text: &str) -> DecodeResult<Value> {
+    if super::is_vector(ty) {
+        return Ok(Value::Text(text.to_string()));
+    }
     if let Kind::Array(member) = ty.kind() {
         return Ok(Value::Json(array_json(member, text)?));
     }
@@ -250,6 +253,8 @@ mod tests {
         assert_eq!(json(&Type::TEXT_ARRAY, r#"{"a \"b\"","NULL",NULL,"{,}"}"#), r#"["a \"b\"","NULL",null,"{,}"]"#);
         assert_eq!(json(&Type::BOX_ARRAY, "{(1,1),(0,0);(2,2),(1,1)}"), r#"["(1,1),(0,0)","(2,2),(1,1)"]"#);
         assert_eq!(json(&Type::XID_ARRAY, "{}"), "[]");
+        assert_eq!(json(&Type::OID_VECTOR_ARRAY, r#"{"1 2",NULL,""}"#), r#"["1 2",null,""]"#);
+        assert_eq!(decode_text(&Type::INT2_VECTOR, "1 2").unwrap(), Value::Text("1 2".into()));
         for bad in ["{1,2", "{1}}", "1,2}", "{\"a}", "[1:2]{1,2}"] {
             assert!(decode_text(&Type::INT4_ARRAY, bad).is_err(), "{bad}");
         }

@@ -1,0 +1,88 @@
+"""Errors are Python exceptions of pghook's classes, each a pghook.Error
+with a ``.kind``, and database errors carry the server's ``.sqlstate``."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import pghook
+
+from conftest import CONN_ID
+
+ERROR_CLASSES = [
+    pghook.ConfigError,
+    pghook.ConnectionNotFound,
+    pghook.SecretsError,
+    pghook.SandboxDenied,
+    pghook.ConnectError,
+    pghook.TlsError,
+    pghook.DatabaseError,
+    pghook.FileError,
+    pghook.AwsError,
+    pghook.LimitError,
+    pghook.GuestError,
+    pghook.CallTimeout,
+]
+
+
+def test_every_error_class_is_a_pghook_error() -> None:
+    assert issubclass(pghook.Error, Exception)
+    for cls in ERROR_CLASSES:
+        assert issubclass(cls, pghook.Error), cls
+    assert issubclass(pghook.TlsError, pghook.ConnectError)
+    exported = [getattr(pghook, name) for name in pghook.__all__]
+    errors = {cls for cls in exported if isinstance(cls, type) and issubclass(cls, BaseException)}
+    assert errors == set(ERROR_CLASSES) | {pghook.Error}
+
+
+@pytest.mark.parametrize(
+    "sql, sqlstate",
+    [
+        ("select * from no_such_table", "42P01"),
+        ("select 1/0", "22012"),
+        ("select 'x'::int", "22P02"),
+    ],
+)
+def test_a_database_error_has_the_servers_sqlstate(hook, sql: str, sqlstate: str) -> None:
+    with pytest.raises(pghook.DatabaseError) as failed:
+        hook.get_records(sql)
+    assert failed.value.sqlstate == sqlstate
+    assert failed.value.kind == "database"
+
+
+def test_run_fails_with_the_sqlstate_of_the_failing_statement(hook) -> None:
+    with pytest.raises(pghook.DatabaseError) as failed:
+        hook.run(["select 1", "select 1/0"])
+    assert failed.value.sqlstate == "22012"
+
+
+def test_an_unknown_connection_id(clean_environment) -> None:
+    hook = pghook.PostgresHook("pghook_no_such_connection", connections={CONN_ID: "postgres://localhost/x"})
+    with pytest.raises(pghook.ConnectionNotFound, match="pghook_no_such_connection") as failed:
+        hook.get_first("select 1")
+    assert failed.value.sqlstate is None
+
+
+def test_a_file_outside_the_root_is_denied(hook, tmp_path) -> None:
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.csv"
+    for path in [str(outside), f"../{outside.name}"]:
+        with pytest.raises(pghook.SandboxDenied):
+            hook.copy_expert("COPY (select 1) TO STDOUT", path)
+    assert not outside.exists()
+
+
+def test_a_call_over_its_time_limit_is_stopped(uri: str, tmp_path) -> None:
+    hook = pghook.PostgresHook(CONN_ID, connections={CONN_ID: uri}, root=str(tmp_path), timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(pghook.CallTimeout):
+        hook.get_first("select pg_sleep(30)")
+    assert time.monotonic() - started < 10
+
+
+def test_invalid_connection_settings_are_a_config_error(clean_environment) -> None:
+    hook = pghook.PostgresHook(CONN_ID, connections={CONN_ID: "postgres://localhost/db?sslmode=bogus"})
+    with pytest.raises(pghook.ConfigError, match="sslmode") as failed:
+        hook.explain()
+    assert failed.value.kind == "config"
