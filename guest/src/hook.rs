@@ -77,14 +77,14 @@ impl LibpqFiles for HostFiles {
 }
 
 /// One hook instance: its arguments and resolved connection.
-struct Hook {
+pub(crate) struct Hook {
     conn: Connection,
     overrides: HookOverrides,
     log_db_messages: bool,
 }
 
 impl Hook {
-    fn new(args: HookArgs) -> Result<Hook> {
+    pub(crate) fn new(args: HookArgs) -> Result<Hook> {
         let conn_id = args.conn_id.filter(|c| !c.is_empty()).unwrap_or_else(|| DEFAULT_CONN_ID.into());
         let conn = lookup(&conn_id)?.ok_or_else(|| not_found(format!("The conn_id `{conn_id}` isn't defined")))?;
         let log_db_messages = args.enable_log_db_messages || conn.extra_flag("enable_log_db_messages");
@@ -146,12 +146,12 @@ impl Hook {
         Ok((args.connect_config(postgres::os_user, &HostFiles)?, args.shape))
     }
 
-    fn connect(&self) -> Result<(Session, RowShape)> {
+    pub(crate) fn connect(&self) -> Result<(Session, RowShape)> {
         let (config, shape) = self.connect_config()?;
         Ok((postgres::connect(&config)?, shape))
     }
 
-    fn log_notices(&self, session: &Session) {
+    pub(crate) fn log_notices(&self, session: &Session) {
         if self.log_db_messages {
             for notice in session.take_notices() {
                 log(Level::Info, &notice);
@@ -293,7 +293,7 @@ impl Hook {
 
 /// The steps that open a transaction before a statement (`begin`) and end
 /// it after (`commit`).
-fn transaction_steps(begin: bool, commit: bool) -> TransactionSteps {
+pub(crate) fn transaction_steps(begin: bool, commit: bool) -> TransactionSteps {
     let step = |wanted: bool, step: TransactionSteps| if wanted { step } else { TransactionSteps::empty() };
     step(begin, TransactionSteps::BEGIN) | step(commit, TransactionSteps::COMMIT)
 }
@@ -328,7 +328,7 @@ fn primary_key(session: &Session, table: &str) -> Result<Vec<String>> {
 
 /// The statements of one SQL string: several if it has several, else the
 /// string as given (also when it cannot be split: the server will say why).
-fn statements_of(sql: &str) -> Vec<String> {
+pub(crate) fn statements_of(sql: &str) -> Vec<String> {
     match split_statements(sql) {
         Ok(statements) if statements.len() > 1 => statements,
         _ => vec![sql.to_string()],
@@ -336,6 +336,8 @@ fn statements_of(sql: &str) -> Vec<String> {
 }
 
 impl Guest for Component {
+    type Connection = crate::dbapi::DbConnection;
+
     fn explain(args: HookArgs) -> std::result::Result<String, Error> {
         Ok(Hook::new(args)?.conn_args()?.explain())
     }

@@ -10,6 +10,7 @@ pub mod aws_conn;
 pub mod bindings;
 pub mod connection;
 pub mod copy;
+pub mod dbapi;
 pub mod error;
 pub mod hook;
 pub mod iam;

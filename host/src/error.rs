@@ -38,6 +38,9 @@ pub enum ErrorKind {
     Timeout,
     /// The call was stopped through an [`crate::Interrupt`].
     Interrupted,
+    /// The [`crate::Connection`] is closed: by its owner, or by an earlier
+    /// call that ended its session (a timeout, an interrupt, a trap).
+    Closed,
 }
 
 /// A failed hook call: its kind, a one-line message naming what is wrong,

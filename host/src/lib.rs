@@ -26,6 +26,7 @@
 mod auth_watch;
 pub mod aws;
 pub mod bindings;
+pub mod connection;
 pub mod ctx;
 pub mod error;
 pub mod files;
@@ -46,6 +47,7 @@ pub use crate::bindings::hook::{
 };
 pub use crate::bindings::postgres::ConnectConfig;
 pub use crate::bindings::types::{Column, Interval, Rowset, Value};
+pub use crate::connection::Connection;
 pub use crate::ctx::{PghookCtx, PghookCtxView, PghookView, SessionStop, add_to_linker};
 pub use crate::error::{Error, ErrorKind, SqlState};
 pub use crate::interrupt::Interrupt;

@@ -23,6 +23,8 @@ use crate::bindings::{Pghook, PghookPre};
 use crate::ctx::{PghookCtx, PghookCtxView, PghookView};
 use crate::error::{Error, ErrorKind};
 use crate::interrupt::Interrupt;
+use crate::policy::Policy;
+use crate::postgres::ResultBudget;
 use crate::progress::Progress;
 
 /// The guest component built from guest/ and embedded at compile time.
@@ -156,7 +158,7 @@ pub struct State {
     table: ResourceTable,
     wasi: WasiCtx,
     limiter: MemoryLimiter,
-    pghook: PghookCtx,
+    pub(crate) pghook: PghookCtx,
 }
 
 impl WasiView for State {
@@ -191,10 +193,10 @@ const MAX_WARM_PER_TENANT: usize = 16;
 /// A warm instance whose memory grew past this is dropped, not kept.
 const MAX_WARM_MEMORY: usize = 16 << 20;
 
-/// A guest instance that ended its last call cleanly, with its store.
-struct Warm {
-    store: Store<State>,
-    guest: Pghook,
+/// A guest instance and its store.
+pub(crate) struct Instance {
+    pub(crate) store: Store<State>,
+    pub(crate) guest: Pghook,
 }
 
 /// One tenant's warm guest instances: an instance whose call returned
@@ -203,13 +205,13 @@ struct Warm {
 /// out of memory, was stopped or grew large is dropped. The guest keeps no
 /// state between calls; instances are never shared between tenants.
 pub(crate) struct WarmInstances {
-    idle: Mutex<Vec<Warm>>,
+    idle: Mutex<Vec<Instance>>,
     /// The runtime's count of warm instances, of all tenants.
     total: Arc<AtomicUsize>,
 }
 
 impl WarmInstances {
-    fn take(&self) -> Option<Warm> {
+    fn take(&self) -> Option<Instance> {
         let warm = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
         self.total.fetch_sub(1, Ordering::SeqCst);
         Some(warm)
@@ -338,32 +340,66 @@ impl Runtime {
     where
         F: for<'a> FnOnce(&'a Pghook, &'a mut Store<State>) -> GuestCall<'a, R>,
     {
-        let (policy, warm) = (&tenant.policy, &*tenant.warm);
-        let limit = policy.call_timeout;
-        let deadline = tokio::time::Instant::now() + limit;
-        let pghook = PghookCtx {
-            pool: tenant.pool.clone(),
-            ..PghookCtx::new(policy.clone())
-                .with_progress(progress)
-                .with_aws_credential_cache(tenant.aws_credentials.clone())
-        };
-        let (mut store, warm_guest) = match warm.take() {
-            Some(Warm { mut store, guest }) => {
-                store.data_mut().pghook = pghook;
+        let warm = &*tenant.warm;
+        let (store, guest) = match warm.take() {
+            Some(Instance { mut store, guest }) => {
+                store.data_mut().pghook = self.call_context(tenant, progress);
                 (store, Some(guest))
             }
-            None => {
-                let state = State {
-                    table: ResourceTable::new(),
-                    wasi: WasiCtx::builder().build(),
-                    limiter: MemoryLimiter { limit: policy.memory_limit, hit: false, grown: 0 },
-                    pghook,
-                };
-                let mut store = Store::new(&self.engine, state);
-                store.limiter(|state| &mut state.limiter);
-                (store, None)
-            }
+            None => (self.new_store(tenant, progress), None),
         };
+        let (result, instance) = self.drive(&tenant.policy, store, guest, interrupt, f).await;
+        if let Some(instance) = instance {
+            self.keep_warm(warm, instance);
+        }
+        result
+    }
+
+    /// A store of `tenant`'s own, not yet instantiated, that no other call
+    /// uses: for a guest resource that lives across calls (a connection).
+    /// It never joins the tenant's warm instances.
+    pub(crate) fn new_store(&self, tenant: &Tenant, progress: Arc<dyn Progress>) -> Store<State> {
+        let state = State {
+            table: ResourceTable::new(),
+            wasi: WasiCtx::builder().build(),
+            limiter: MemoryLimiter { limit: tenant.policy.memory_limit, hit: false, grown: 0 },
+            pghook: self.call_context(tenant, progress),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store
+    }
+
+    /// pghook's context for one call of `tenant`'s.
+    fn call_context(&self, tenant: &Tenant, progress: Arc<dyn Progress>) -> PghookCtx {
+        PghookCtx {
+            pool: tenant.pool.clone(),
+            ..PghookCtx::new(tenant.policy.clone())
+                .with_progress(progress)
+                .with_aws_credential_cache(tenant.aws_credentials.clone())
+        }
+    }
+
+    /// Run `f` in `store` (instantiating the guest when `guest` is none)
+    /// under `policy`'s time limit and `interrupt`. The instance comes back
+    /// with the result when the call returned cleanly (with a result or an
+    /// error of its own); one that trapped, ran out of memory or was
+    /// stopped is dropped, its statements cancelled on the server first.
+    pub(crate) async fn drive<R, F>(
+        &self,
+        policy: &Policy,
+        mut store: Store<State>,
+        guest: Option<Pghook>,
+        interrupt: &Interrupt,
+        f: F,
+    ) -> (Result<R, Error>, Option<Instance>)
+    where
+        F: for<'a> FnOnce(&'a Pghook, &'a mut Store<State>) -> GuestCall<'a, R>,
+    {
+        let limit = policy.call_timeout;
+        let deadline = tokio::time::Instant::now() + limit;
+        // Each call has the tenant's whole result limit.
+        store.data_mut().pghook.result_budget = ResultBudget::new(policy.max_result_bytes);
         // Rows the guest hands back count against the tenant's result limit
         // first; wasmtime's own cap stays above it.
         store.set_hostcall_fuel(HOSTCALL_FUEL.max(policy.max_result_bytes.saturating_mul(2)));
@@ -379,38 +415,37 @@ impl Runtime {
         let outcome: wasmtime::Result<(Result<R, WitError>, Pghook)> = tokio::select! {
             biased;
             outcome = async {
-                let guest = match warm_guest {
+                let guest = match guest {
                     Some(guest) => guest,
                     None => self.pre.instantiate_async(&mut store).await?,
                 };
                 let outcome = f(&guest, &mut store).await;
                 wasmtime::Result::Ok((outcome?, guest))
             } => outcome,
-            stop = stop => return Err(abandon(store, stop, limit).await),
+            stop = stop => return (Err(abandon(store, stop, limit).await), None),
         };
-        match outcome {
-            Err(_) if store.data().limiter.hit => Err(Error::new(
+        let failed = match outcome {
+            Ok((result, guest)) => return (result.map_err(Error::from), Some(Instance { store, guest })),
+            Err(_) if store.data().limiter.hit => Error::new(
                 ErrorKind::Trap,
                 format!("the guest ran out of memory (this tenant's limit is {} MiB)", policy.memory_limit >> 20),
-            )),
+            ),
             Err(trap) if trap.root_cause().to_string().contains("fuel allocated for hostcalls") => {
-                Err(Error::from(crate::postgres::over_limit(policy.max_result_bytes)))
+                Error::from(crate::postgres::over_limit(policy.max_result_bytes))
             }
             Err(trap) => {
                 // The wasm backtrace is for developers: logged (-v), not returned.
                 log::info!(target: "pghook", "guest trap: {trap:?}");
-                Err(Error::new(ErrorKind::Trap, format!("the guest failed: {}", trap.root_cause())))
+                Error::new(ErrorKind::Trap, format!("the guest failed: {}", trap.root_cause()))
             }
-            Ok((result, guest)) => {
-                self.keep_warm(warm, store, guest);
-                result.map_err(Error::from)
-            }
-        }
+        };
+        (Err(failed), None)
     }
 
     /// Keep an instance whose call returned for the tenant's next call, if
     /// it left nothing open, stayed small and there is room.
-    fn keep_warm(&self, warm: &WarmInstances, mut store: Store<State>, guest: Pghook) {
+    fn keep_warm(&self, warm: &WarmInstances, instance: Instance) {
+        let Instance { mut store, guest } = instance;
         let state = store.data_mut();
         if !state.table.is_empty() || state.limiter.grown > MAX_WARM_MEMORY {
             return;
@@ -424,7 +459,7 @@ impl Runtime {
         let admitted =
             warm.total.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < MAX_WARM).then_some(n + 1)).is_ok();
         if admitted {
-            idle.push(Warm { store, guest });
+            idle.push(Instance { store, guest });
         }
     }
 }

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict, namedtuple
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from ._dbapi import Connection, Cursor
+from ._rows import DictRow, _shaped  # noqa: F401 (DictRow: public)
 from ._pghook import (
     AwsError,
     CallTimeout,
@@ -26,6 +27,7 @@ from ._pghook import (
     Error,
     FileError,
     GuestError,
+    InterfaceError,
     LimitError,
     SandboxDenied,
     SecretsError,
@@ -49,6 +51,9 @@ __all__ = [
     "LimitError",
     "GuestError",
     "CallTimeout",
+    "InterfaceError",
+    "Connection",
+    "Cursor",
 ]
 
 
@@ -83,49 +88,6 @@ def _airflow_connection(conn_id: str) -> Optional[str]:
             "extra": conn.extra or None,
         }
     )
-
-
-class DictRow(list):
-    """psycopg2's DictCursor row: addressable by index and by column name."""
-
-    def __init__(self, values: Sequence[Any], index: Mapping[str, int]):
-        super().__init__(values)
-        self._index = index
-
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str):
-            key = self._index[key]
-        return super().__getitem__(key)
-
-    def keys(self) -> Iterable[str]:
-        return self._index.keys()
-
-    def values(self) -> List[Any]:
-        return list(self)
-
-    def items(self) -> List[Tuple[str, Any]]:
-        return [(k, self[i]) for k, i in self._index.items()]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except (KeyError, IndexError):
-            return default
-
-
-def _shaped(shape: str, names: List[str], rows: List[tuple]) -> List[Any]:
-    """Rows as the connection's ``cursor`` extra asks: tuples, DictRow,
-    dicts (RealDictCursor) or namedtuples (fields renamed as
-    ``namedtuple(rename=True)`` does)."""
-    if shape == "dict":
-        index = OrderedDict((name, i) for i, name in enumerate(names))
-        return [DictRow(row, index) for row in rows]
-    if shape == "real_dict":
-        return [dict(zip(names, row)) for row in rows]
-    if shape == "named_tuple":
-        record = namedtuple("Record", names, rename=True)  # type: ignore[misc]
-        return [record(*row) for row in rows]
-    return rows
 
 
 class _Cursor:
@@ -324,6 +286,13 @@ class PostgresHook:
         hook's own connection is used whatever ``conn`` is."""
         return self._core.get_iam_token()
 
-    def get_conn(self) -> Any:
-        """Not yet: pghook keeps sessions in its host."""
-        raise NotImplementedError("pghook.PostgresHook.get_conn is not available yet: use run/get_records")
+    def get_conn(self) -> Connection:
+        """A DB-API connection, as psycopg2's: one session held open, a
+        transaction per ``commit``/``rollback`` unless ``autocommit``, and
+        cursors whose rows take the ``cursor`` extra's shape."""
+        self.conn = Connection(self._core.get_conn())
+        return self.conn
+
+    def get_cursor(self) -> Cursor:
+        """A cursor of a new connection."""
+        return self.get_conn().cursor()

@@ -6,6 +6,8 @@
 //! deliver signals, so Ctrl-C cancels the running statement on the server
 //! and raises `KeyboardInterrupt`.
 
+mod connection;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -34,6 +36,7 @@ create_exception!(_pghook, FileError, Error, "A local file could not be read or 
 create_exception!(_pghook, AwsError, Error, "An AWS call failed.");
 create_exception!(_pghook, LimitError, Error, "A result or resource went over the sandbox's limit.");
 create_exception!(_pghook, GuestError, Error, "The hook's core failed to load, or trapped (a bug).");
+create_exception!(_pghook, InterfaceError, Error, "The connection is closed, or busy with another thread's call.");
 create_exception!(_pghook, CallTimeout, Error, "The call ran over its time limit and was stopped.");
 
 /// The process's tokio runtime and pghook runtime, made on first use.
@@ -74,6 +77,7 @@ fn python_error(py: Python<'_>, e: pghook::Error) -> PyErr {
         ErrorKind::Limit => LimitError::new_err(message),
         ErrorKind::Timeout => CallTimeout::new_err(message),
         ErrorKind::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
+        ErrorKind::Closed => InterfaceError::new_err(message),
         _ => GuestError::new_err(message),
     };
     let value = err.value(py);
@@ -110,41 +114,55 @@ struct Core {
     args: HookArgs,
 }
 
+/// Run `work` on pghook's tokio runtime with the GIL released, waking every
+/// few milliseconds to let Python deliver signals. On Ctrl-C (any signal
+/// handler raising), `interrupt` is thrown, which stops the call (its
+/// statement is cancelled on the server); the work's output still comes
+/// back, with the signal's exception to raise.
+fn block_on<O: Send + 'static>(
+    py: Python<'_>,
+    interrupt: &Interrupt,
+    work: impl Future<Output = O> + Send + 'static,
+) -> PyResult<(O, Option<PyErr>)> {
+    let (tokio, _) = runtimes()?;
+    let (sender, receiver) = channel();
+    // Shared with the GIL-free waits below, one at a time.
+    let receiver = std::sync::Mutex::new(receiver);
+    let wait = |timeout: Option<Duration>| {
+        let receiver = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match timeout {
+            Some(timeout) => receiver.recv_timeout(timeout),
+            None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        }
+    };
+    tokio.spawn(async move {
+        let _ = sender.send(work.await);
+    });
+    let ended = || GuestError::new_err("the call ended without a result");
+    loop {
+        match py.allow_threads(|| wait(Some(Duration::from_millis(20)))) {
+            Ok(output) => return Ok((output, None)),
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(signal) = py.check_signals() {
+                    interrupt.interrupt();
+                    let output = py.allow_threads(|| wait(None)).map_err(|_| ended())?;
+                    return Ok((output, Some(signal)));
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return Err(ended()),
+        }
+    }
+}
+
 impl Core {
     /// Run `call` with the GIL released; Ctrl-C stops it (the statement is
     /// cancelled on the server) and raises `KeyboardInterrupt`.
     fn call<T: Send + 'static>(&self, py: Python<'_>, call: impl FnOnce(pghook::Hook) -> Call<T>) -> PyResult<T> {
-        let (tokio, _) = runtimes()?;
         let interrupt = Interrupt::new();
         let hook = self.tenant.hook(self.args.clone()).with_interrupt(interrupt.clone());
-        let (sender, receiver) = channel();
-        // Shared with the GIL-free waits below, one at a time.
-        let receiver = std::sync::Mutex::new(receiver);
-        let wait = |timeout: Option<Duration>| {
-            let receiver = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            match timeout {
-                Some(timeout) => receiver.recv_timeout(timeout),
-                None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            }
-        };
-        let work = call(hook);
-        tokio.spawn(async move {
-            let _ = sender.send(work.await);
-        });
-        loop {
-            match py.allow_threads(|| wait(Some(Duration::from_millis(20)))) {
-                Ok(result) => return result.map_err(|e| python_error(py, e)),
-                Err(RecvTimeoutError::Timeout) => {
-                    if let Err(signal) = py.check_signals() {
-                        interrupt.interrupt();
-                        let _ = py.allow_threads(|| wait(None));
-                        return Err(signal);
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(GuestError::new_err("the call ended without a result"));
-                }
-            }
+        match block_on(py, &interrupt, call(hook))? {
+            (_, Some(signal)) => Err(signal),
+            (result, None) => result.map_err(|e| python_error(py, e)),
         }
     }
 }
@@ -519,6 +537,11 @@ impl Core {
         self.call(py, move |h| Box::pin(async move { h.get_table_primary_key(&table, schema.as_deref()).await }))
     }
 
+    /// get_conn's connection, for `pghook._dbapi`.
+    fn get_conn(&self, py: Python<'_>) -> PyResult<connection::ConnectionCore> {
+        connection::ConnectionCore::open(py, self)
+    }
+
     /// (login, token, port).
     fn get_iam_token(&self, py: Python<'_>) -> PyResult<(String, String, u16)> {
         let token = self.call(py, |h| Box::pin(async move { h.get_iam_token().await }))?;
@@ -531,6 +554,7 @@ impl Core {
 fn _pghook(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Core>()?;
+    m.add_class::<connection::ConnectionCore>()?;
     for (name, class) in [
         ("Error", py.get_type::<Error>()),
         ("ConfigError", py.get_type::<ConfigError>()),
@@ -545,6 +569,7 @@ fn _pghook(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("LimitError", py.get_type::<LimitError>()),
         ("GuestError", py.get_type::<GuestError>()),
         ("CallTimeout", py.get_type::<CallTimeout>()),
+        ("InterfaceError", py.get_type::<InterfaceError>()),
     ] {
         m.add(name, class)?;
     }

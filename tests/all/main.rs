@@ -11,6 +11,7 @@ mod airflow;
 mod cli;
 mod connections;
 mod copy_attacks;
+mod dbapi;
 mod failover;
 mod files;
 mod hook;

@@ -170,3 +170,57 @@ fn pytest_suite() {
     assert!(out.status.success(), "pytest failed (scripts/setup installs it into .venv):\n{report}");
     eprintln!("pytest in {:?}: {}", started.elapsed(), report.lines().last().unwrap_or_default());
 }
+
+#[test]
+fn get_conn_cursors_and_transactions() {
+    assert_drop_in(
+        "py_get_conn",
+        "",
+        r#"
+t = "c_" + side
+conn = hook.get_conn()
+out = [conn.autocommit, conn.closed]
+cur = conn.cursor()
+out.append([cur.rowcount, cur.description])
+cur.execute(f"create table {t} (id int primary key, name text)")
+out.append([cur.rowcount >= -1, cur.description])
+conn.commit()
+cur.execute(f"insert into {t} values (%s, %s)", (1, "a"))
+out.append(cur.rowcount)
+cur.executemany(f"insert into {t} values (%(id)s, %(name)s)", [{"id": 2, "name": "b"}, {"id": 3, "name": None}])
+out.append(cur.rowcount)
+out.append(hook.get_records(f"select count(*) from {t}"))
+conn.rollback()
+with conn:
+    with conn.cursor() as c:
+        c.execute(f"insert into {t} values (4, 'd'), (5, 'e'), (6, 'f')")
+out.append(hook.get_records(f"select * from {t} order by id"))
+cur.execute(f"select id, name from {t} order by id")
+out.append([[d[0] for d in cur.description], cur.rowcount, cur.fetchone(), cur.fetchmany(1), cur.fetchall(), cur.fetchone()])
+cur.execute(f"select id from {t} order by id")
+out.append([row for row in cur])
+out.append(sqlstate(lambda: cur.execute("select 1/0")))
+out.append(sqlstate(lambda: cur.execute("select 1")))
+conn.rollback()
+conn.autocommit = True
+cur.execute(f"delete from {t} where id = 4")
+out.append([conn.autocommit, cur.rowcount, hook.get_records(f"select id from {t} order by id")])
+conn.autocommit = False
+with open("in.tsv", "w") as f:
+    f.write("7\tg\n")
+with open("in.tsv") as f:
+    cur.copy_expert(f"COPY {t} FROM STDIN", f)
+out.append(hook.get_records(f"select count(*) from {t}"))
+with open("out.tsv", "w") as f:
+    cur.copy_expert(f"COPY {t} TO STDOUT", f)
+out.append(open("out.tsv").read())
+conn.close()
+out.append([conn.closed, hook.get_records(f"select count(*) from {t}")])
+try:
+    conn.cursor()
+except Exception as e:
+    out.append(type(e).__name__)
+out
+"#,
+    );
+}

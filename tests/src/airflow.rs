@@ -62,7 +62,8 @@ scope = {"hook": hook}
 exec(compile(tree, "<snippet>", "exec"), scope)
 result = eval(compile(ast.Expression(last.value), "<snippet>", "eval"), scope) if last else None
 conn = getattr(hook, "conn", None)
-assert conn is None or type(conn).__module__.startswith("psycopg2"), f"not psycopg2: {type(conn)}"
+if os.environ.get("COMPARED_HOOK") != "pghook":
+    assert conn is None or type(conn).__module__.startswith("psycopg2"), f"not psycopg2: {type(conn)}"
 with open(sys.argv[1], "w") as out:
     json.dump(tag(result), out)
 "#;
