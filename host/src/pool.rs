@@ -2,7 +2,9 @@
 //! sessions per tenant, keyed by the connection settings the guest resolved.
 //!
 //! A session given back is reset: a transaction the call left open is
-//! rolled back (as closing the connection would), then `DISCARD ALL`. The
+//! rolled back (as closing the connection would), then what `DISCARD ALL`
+//! does, but for the statements the host prepared for its own type lookups
+//! (see `RESET_SESSION` in the postgres module). The
 //! reset is sent at once and travels ahead of the next call's statements,
 //! which check that it succeeded before they use the session: the next call
 //! does not wait for it. A session that is broken, busy, old or had a

@@ -120,6 +120,17 @@ impl Stopper {
     }
 }
 
+/// `DISCARD ALL` but for the statements tokio-postgres prepared itself (its
+/// type lookups, which it keeps and reuses): only statements prepared with
+/// SQL `PREPARE` are deallocated. DISCARD ALL would deallocate them all,
+/// and the session's next lookup of an unknown type would fail.
+const RESET_SESSION: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
+     SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES; \
+     DO $reset$ DECLARE name text; BEGIN \
+       FOR name IN SELECT p.name FROM pg_prepared_statements p WHERE p.from_sql LOOP \
+         EXECUTE format('DEALLOCATE %I', name); \
+       END LOOP; END $reset$";
+
 impl Session {
     /// Whether the session may serve another call: open, idle, no statement
     /// failed on it, young enough.
@@ -141,11 +152,11 @@ impl Session {
             // A transaction the caller left open is rolled back, as closing
             // the connection would; `client_min_messages` keeps ROLLBACK's
             // "no transaction in progress" out of the next call's notices,
-            // and DISCARD ALL resets it with every other setting.
+            // and the reset puts it back with every other setting.
             let (_, _, discarded) = futures_util::future::join3(
                 client.batch_execute("SET client_min_messages = error"),
                 client.batch_execute("ROLLBACK"),
-                client.batch_execute("DISCARD ALL"),
+                client.batch_execute(RESET_SESSION),
             )
             .await;
             discarded.is_ok()

@@ -329,6 +329,28 @@ async fn sessions_are_reused_only_when_asked_clean_and_per_tenant() {
     let open = hook.get_first("select to_regclass('left_open') is null", None).await.unwrap();
     assert_eq!(open.rows, vec![vec![Value::Boolean(true)]]);
     idle(&reusing, 1).await;
+    // Statements a call prepared with SQL are gone; the host's own type
+    // lookups still work: a type it has not seen yet is read after a reset.
+    hook.run(
+        &["prepare mine as select 1", "create type reuse_a as enum ('a')", "create type reuse_b as enum ('b')"],
+        None,
+        autocommit,
+    )
+    .await
+    .unwrap();
+    idle(&reusing, 1).await;
+    assert_eq!(
+        hook.get_first("select 'a'::reuse_a::text", None).await.unwrap().rows,
+        vec![vec![Value::Text("a".into())]]
+    );
+    let a = hook.get_first("select 'a'::reuse_a", None).await.unwrap();
+    assert_eq!(a.rows, vec![vec![Value::Text("a".into())]]);
+    idle(&reusing, 1).await;
+    let b = hook.get_first("select 'b'::reuse_b", None).await.unwrap();
+    assert_eq!(b.rows, vec![vec![Value::Text("b".into())]]);
+    idle(&reusing, 1).await;
+    let e = hook.get_first("execute mine", None).await.unwrap_err();
+    assert_eq!(e.sqlstate().map(|s| s.code()), Some("26000"), "{e}");
     // Another tenant with the same connection never gets this tenant's session.
     let other = runtime().tenant(policy(root.path(), &pg.uri("")).with_session_reuse(4));
     let mine = backend_pid(&hook).await;
