@@ -14,7 +14,7 @@ import json
 import os
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ._dbapi import Connection, Cursor
+from ._dbapi import Connection, Cursor, NotSupportedError
 from ._rows import DictRow, _shaped  # noqa: F401 (DictRow: public)
 from ._pghook import (
     AwsError,
@@ -52,6 +52,7 @@ __all__ = [
     "GuestError",
     "CallTimeout",
     "InterfaceError",
+    "NotSupportedError",
     "Connection",
     "Cursor",
 ]

@@ -24,6 +24,8 @@ ERROR_CLASSES = [
     pghook.LimitError,
     pghook.GuestError,
     pghook.CallTimeout,
+    pghook.InterfaceError,
+    pghook.NotSupportedError,
 ]
 
 

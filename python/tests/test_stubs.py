@@ -46,9 +46,14 @@ def test_every_public_name_is_typed() -> None:
         value = getattr(pghook, name)
         if name in stubbed:
             continue
-        assert getattr(value, "__module__", None) == "pghook", f"{name} is neither in {STUBS.name} nor in __init__.py"
+        module = getattr(value, "__module__", None) or ""
+        assert module == "pghook" or module.startswith("pghook._"), f"{name} is neither in {STUBS.name} nor in pghook"
         if inspect.isfunction(value):
             assert not untyped(value), f"pghook.{name}: untyped {untyped(value)}"
+        if inspect.isclass(value) and not issubclass(value, BaseException):
+            for method_name, method in vars(value).items():
+                if inspect.isfunction(method) and (not method_name.startswith("_") or method_name == "__init__"):
+                    assert not untyped(method), f"pghook.{name}.{method_name}: untyped {untyped(method)}"
 
 
 def test_every_public_method_of_postgres_hook_is_typed() -> None:
