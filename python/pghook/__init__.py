@@ -234,18 +234,18 @@ class PostgresHook:
         except Error as e:
             return False, str(e)
 
-    def copy_expert(self, sql: str, filename: str) -> None:
+    def copy_expert(self, sql: str, filename: Union[str, os.PathLike]) -> None:
         """A ``COPY ... FROM STDIN`` or ``COPY ... TO STDOUT`` against a file;
         COPY FROM a missing file creates it empty, as Airflow documents."""
-        self._core.copy_expert(sql, filename)
+        self._core.copy_expert(sql, os.fspath(filename))
 
-    def bulk_load(self, table: str, tmp_file: str) -> None:
+    def bulk_load(self, table: str, tmp_file: Union[str, os.PathLike]) -> None:
         """Load a tab-delimited file into a table."""
-        self._core.bulk_load(table, tmp_file)
+        self._core.bulk_load(table, os.fspath(tmp_file))
 
-    def bulk_dump(self, table: str, tmp_file: str) -> None:
+    def bulk_dump(self, table: str, tmp_file: Union[str, os.PathLike]) -> None:
         """Dump a table into a tab-delimited file (whole or not at all)."""
-        self._core.bulk_dump(table, tmp_file)
+        self._core.bulk_dump(table, os.fspath(tmp_file))
 
     def get_uri(self) -> str:
         """The SQLAlchemy URI of the connection, password included."""

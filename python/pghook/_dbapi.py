@@ -175,15 +175,13 @@ class Cursor:
     def copy_expert(self, sql: str, file: Any, size: int = 8192) -> None:
         """``COPY ... FROM STDIN`` or ``COPY ... TO STDOUT`` against a file
         under the hook's root, in the connection's transaction: ``file`` is
-        a path or a file object opened on one (its ``name``). The host
-        streams the rows; in-memory files (io.StringIO) are not offered."""
+        a path (a relative one under the root) or a file object opened on
+        one, at its start. The host streams the rows, reading the whole file
+        or replacing it: a file object must be at position 0, and what is
+        written through it after a ``COPY ... TO STDOUT`` goes to the file
+        it replaced. In-memory files (io.StringIO) are not offered."""
         self._open()
-        path = file if isinstance(file, (str, os.PathLike)) else getattr(file, "name", None)
-        if not isinstance(path, (str, os.PathLike)):
-            raise NotSupportedError("copy_expert needs a file on disk (a path, or a file object opened on one)")
-        if hasattr(file, "flush"):
-            file.flush()
-        loaded, rows = self.connection._core.copy_expert(sql, os.fspath(path))
+        loaded, rows = self.connection._core.copy_expert(sql, _copy_path(file))
         self.description, self._rows, self.rowcount = None, None, rows
 
     def close(self) -> None:
@@ -196,3 +194,41 @@ class Cursor:
 
     def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
         self.close()
+
+
+def _copy_path(file: Any) -> str:
+    """The path ``copy_expert`` streams: ``file`` itself if a path, else the
+    file a file object is open on, as an absolute path (its ``name`` is
+    relative to the current directory, not to the hook's root)."""
+    if isinstance(file, (str, os.PathLike)):
+        return _text_path(file)
+    name = getattr(file, "name", None)
+    if not isinstance(name, (str, os.PathLike)):
+        raise NotSupportedError("copy_expert needs a file on disk (a path, or a file object opened on one)")
+    path = os.path.abspath(_text_path(name))
+    fileno = getattr(file, "fileno", None)
+    if fileno is not None:
+        opened, named = os.fstat(fileno()), _stat(path)
+        if named is None or (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino):
+            raise NotSupportedError(f"copy_expert: the file object's name {path!r} no longer names the file it has open")
+    if hasattr(file, "flush"):
+        file.flush()
+    if "a" in getattr(file, "mode", "") or (hasattr(file, "tell") and file.tell() != 0):
+        raise NotSupportedError(
+            "copy_expert streams a whole file: the file object must be at its start and not opened for appending"
+        )
+    return path
+
+
+def _text_path(path: Union[str, os.PathLike]) -> str:
+    named = os.fspath(path)
+    if not isinstance(named, str):
+        raise NotSupportedError("copy_expert needs a text path, not bytes")
+    return named
+
+
+def _stat(path: str) -> Optional[os.stat_result]:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None

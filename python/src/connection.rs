@@ -26,6 +26,9 @@ pub(crate) struct ConnectionCore {
     interrupt: Interrupt,
     shape: &'static str,
     closed: AtomicBool,
+    /// The process that opened the session: a child after `fork()` shares
+    /// its socket with the parent and must not use it.
+    pid: u32,
 }
 
 type Op<T> = Box<
@@ -39,7 +42,7 @@ impl ConnectionCore {
     /// Open `core`'s connection.
     pub(crate) fn open(py: Python<'_>, core: &Core) -> PyResult<ConnectionCore> {
         let interrupt = Interrupt::new();
-        let hook = core.tenant.hook(core.args.clone()).with_interrupt(interrupt.clone());
+        let hook = core.tenant()?.hook(core.args.clone()).with_interrupt(interrupt.clone());
         let (opened, signal) = block_on(py, &interrupt, async move { hook.connection().await })?;
         if let Some(signal) = signal {
             return Err(signal);
@@ -51,12 +54,21 @@ impl ConnectionCore {
             interrupt,
             shape,
             closed: AtomicBool::new(false),
+            pid: std::process::id(),
         })
     }
 
     /// Run `op` on the connection with the GIL released.
     fn run<T: Send + 'static>(&self, py: Python<'_>, op: Op<T>) -> PyResult<T> {
-        let taken = self.connection.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if self.pid != std::process::id() {
+            return Err(crate::InterfaceError::new_err(
+                "the connection was opened in another process (before fork()): open a new one with get_conn()",
+            ));
+        }
+        let taken = match self.closed.load(Ordering::SeqCst) {
+            true => None,
+            false => self.connection.lock().unwrap_or_else(|p| p.into_inner()).take(),
+        };
         let Some(mut connection) = taken else {
             return Err(crate::InterfaceError::new_err(match self.closed.load(Ordering::SeqCst) {
                 true => "connection already closed",
@@ -68,9 +80,18 @@ impl ConnectionCore {
             (connection, result)
         };
         let ((connection, result), signal) = block_on(py, &self.interrupt, work)?;
-        match connection.is_closed() {
-            true => self.closed.store(true, Ordering::SeqCst),
-            false => *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection),
+        // Closed meanwhile by close() from another thread, or stopped by a
+        // signal (the interrupt stays thrown, even if the call ended first):
+        // the session ends here.
+        let ended = connection.is_closed() || self.interrupt.is_interrupted();
+        let mut slot = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+        match ended || self.closed.load(Ordering::SeqCst) {
+            true => {
+                self.closed.store(true, Ordering::SeqCst);
+                drop(slot);
+                drop(connection);
+            }
+            false => *slot = Some(connection),
         }
         match signal {
             Some(signal) => Err(signal),
@@ -146,7 +167,8 @@ impl ConnectionCore {
         Ok((outcome.loaded, outcome.rows))
     }
 
-    /// Close the session, rolling back an open transaction.
+    /// Close the session, rolling back an open transaction; one busy with
+    /// another thread's call closes when that call ends.
     fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.connection.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -11,7 +11,7 @@ mod connection;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::Duration;
 
@@ -24,25 +24,41 @@ use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-create_exception!(_pghook, Error, PyException, "A failed pghook call; `.kind` names what went wrong.");
-create_exception!(_pghook, ConfigError, Error, "The connection, its extras or an argument is invalid.");
-create_exception!(_pghook, ConnectionNotFound, Error, "The connection id is not defined anywhere.");
-create_exception!(_pghook, SecretsError, Error, "The connection source failed to answer.");
-create_exception!(_pghook, SandboxDenied, Error, "The sandbox refused: a file outside the root, a host not allowed.");
-create_exception!(_pghook, ConnectError, Error, "The server could not be reached, or refused the login.");
-create_exception!(_pghook, TlsError, ConnectError, "TLS could not be set up, or the certificate was rejected.");
-create_exception!(_pghook, DatabaseError, Error, "The server rejected a statement; `.sqlstate` says why.");
-create_exception!(_pghook, FileError, Error, "A local file could not be read or written.");
-create_exception!(_pghook, AwsError, Error, "An AWS call failed.");
-create_exception!(_pghook, LimitError, Error, "A result or resource went over the sandbox's limit.");
-create_exception!(_pghook, GuestError, Error, "The hook's core failed to load, or trapped (a bug).");
-create_exception!(_pghook, InterfaceError, Error, "The connection is closed, or busy with another thread's call.");
-create_exception!(_pghook, CallTimeout, Error, "The call ran over its time limit and was stopped.");
+create_exception!(pghook._pghook, Error, PyException, "A failed pghook call; `.kind` names what went wrong.");
+create_exception!(pghook._pghook, ConfigError, Error, "The connection, its extras or an argument is invalid.");
+create_exception!(pghook._pghook, ConnectionNotFound, Error, "The connection id is not defined anywhere.");
+create_exception!(pghook._pghook, SecretsError, Error, "The connection source failed to answer.");
+create_exception!(pghook._pghook, SandboxDenied, Error, "The sandbox refused: a file outside the root, a host.");
+create_exception!(pghook._pghook, ConnectError, Error, "The server could not be reached, or refused the login.");
+create_exception!(pghook._pghook, TlsError, ConnectError, "TLS could not be set up, or the certificate was rejected.");
+create_exception!(pghook._pghook, DatabaseError, Error, "The server rejected a statement; `.sqlstate` says why.");
+create_exception!(pghook._pghook, FileError, Error, "A local file could not be read or written.");
+create_exception!(pghook._pghook, AwsError, Error, "An AWS call failed.");
+create_exception!(pghook._pghook, LimitError, Error, "A result or resource went over the sandbox's limit.");
+create_exception!(pghook._pghook, GuestError, Error, "The hook's core failed to load, or trapped (a bug).");
+create_exception!(pghook._pghook, InterfaceError, Error, "The connection is closed, or busy with a call.");
+create_exception!(pghook._pghook, CallTimeout, Error, "The call ran over its time limit and was stopped.");
 
-/// The process's tokio runtime and pghook runtime, made on first use.
-fn runtimes() -> PyResult<&'static (tokio::runtime::Runtime, pghook::Runtime)> {
-    static RUNTIMES: OnceLock<(tokio::runtime::Runtime, pghook::Runtime)> = OnceLock::new();
-    if let Some(made) = RUNTIMES.get() {
+/// The process's tokio runtime and pghook runtime.
+struct Runtimes {
+    /// The process they were made in.
+    pid: u32,
+    tokio: tokio::runtime::Runtime,
+    pghook: pghook::Runtime,
+}
+
+/// This process's runtimes, made on first use, and again on first use in a
+/// child after `fork()` (Airflow's task runners and Celery fork): the
+/// parent's worker and epoch threads do not exist in the child, so a call
+/// there would wait forever. The parent's runtimes are left untouched in
+/// the child, never dropped (that would wait for threads it has not).
+fn runtimes() -> PyResult<&'static Runtimes> {
+    static CURRENT: Mutex<Option<&'static Runtimes>> = Mutex::new(None);
+    let mut current = CURRENT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let pid = std::process::id();
+    if let Some(made) = *current
+        && made.pid == pid
+    {
         return Ok(made);
     }
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -57,8 +73,10 @@ fn runtimes() -> PyResult<&'static (tokio::runtime::Runtime, pghook::Runtime)> {
             None => pghook::Runtime::new(),
         }
     });
-    let runtime = runtime.map_err(|e| GuestError::new_err(e.to_string()))?;
-    Ok(RUNTIMES.get_or_init(|| (tokio, runtime)))
+    let pghook = runtime.map_err(|e| GuestError::new_err(e.to_string()))?;
+    let made: &'static Runtimes = Box::leak(Box::new(Runtimes { pid, tokio, pghook }));
+    *current = Some(made);
+    Ok(made)
 }
 
 /// A pghook error as the Python exception of its kind.
@@ -88,29 +106,43 @@ fn python_error(py: Python<'_>, e: pghook::Error) -> PyErr {
 
 /// A connection source that asks a Python callable (e.g. Airflow's own
 /// connection lookup): `conn_id -> str | None`.
-struct PythonSource(Py<PyAny>);
+struct PythonSource(std::sync::Arc<Py<PyAny>>);
 
 impl ConnectionSource for PythonSource {
     fn get<'a>(&'a self, conn_id: &'a str) -> Lookup<'a> {
+        let callable = self.0.clone();
+        let conn_id = conn_id.to_string();
         Box::pin(async move {
-            Python::with_gil(|py| {
-                let found = self.0.call1(py, (conn_id,)).map_err(|e| {
-                    pghook::Error::new(ErrorKind::Secrets, format!("looking up connection `{conn_id}`: {e}"))
-                })?;
-                found.extract::<Option<String>>(py).map_err(|_| {
-                    pghook::Error::new(ErrorKind::Secrets, "the connection source must return a string or None")
-                })
-            })
+            // Off the runtime's few workers: the callable may block, or call
+            // pghook again (a secrets backend using a hook), whose call then
+            // needs a free worker.
+            let asked = tokio::task::spawn_blocking(move || Python::with_gil(|py| ask(py, &callable, &conn_id)));
+            asked
+                .await
+                .map_err(|e| pghook::Error::new(ErrorKind::Secrets, format!("the connection source failed: {e}")))?
         })
     }
 }
 
+/// One question to a Python connection source.
+fn ask(py: Python<'_>, callable: &Py<PyAny>, conn_id: &str) -> Result<Option<String>, pghook::Error> {
+    let found = callable
+        .call1(py, (conn_id,))
+        .map_err(|e| pghook::Error::new(ErrorKind::Secrets, format!("looking up connection `{conn_id}`: {e}")))?;
+    found
+        .extract::<Option<String>>(py)
+        .map_err(|_| pghook::Error::new(ErrorKind::Secrets, "the connection source must return a string or None"))
+}
+
 type Call<T> = Pin<Box<dyn Future<Output = Result<T, pghook::Error>> + Send>>;
 
-/// The core of one `PostgresHook`: its tenant (the sandbox) and arguments.
+/// The core of one `PostgresHook`: its sandbox and arguments.
 #[pyclass(frozen, module = "pghook._pghook")]
 struct Core {
-    tenant: pghook::Tenant,
+    policy: Policy,
+    /// The policy's tenant in this process's runtime, and that process:
+    /// a child after `fork()` makes its own.
+    tenant: Mutex<(u32, pghook::Tenant)>,
     args: HookArgs,
 }
 
@@ -124,10 +156,10 @@ fn block_on<O: Send + 'static>(
     interrupt: &Interrupt,
     work: impl Future<Output = O> + Send + 'static,
 ) -> PyResult<(O, Option<PyErr>)> {
-    let (tokio, _) = runtimes()?;
+    let tokio = &runtimes()?.tokio;
     let (sender, receiver) = channel();
     // Shared with the GIL-free waits below, one at a time.
-    let receiver = std::sync::Mutex::new(receiver);
+    let receiver = Mutex::new(receiver);
     let wait = |timeout: Option<Duration>| {
         let receiver = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         match timeout {
@@ -155,11 +187,23 @@ fn block_on<O: Send + 'static>(
 }
 
 impl Core {
+    /// The hook's tenant in this process's runtime.
+    fn tenant(&self) -> PyResult<pghook::Tenant> {
+        let runtimes = runtimes()?;
+        let mut held = self.tenant.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if held.0 != runtimes.pid {
+            // Forked: the parent's tenant (its sessions, warm instances) stays the parent's.
+            let parents = std::mem::replace(&mut *held, (runtimes.pid, runtimes.pghook.tenant(self.policy.clone())));
+            std::mem::forget(parents);
+        }
+        Ok(held.1.clone())
+    }
+
     /// Run `call` with the GIL released; Ctrl-C stops it (the statement is
     /// cancelled on the server) and raises `KeyboardInterrupt`.
     fn call<T: Send + 'static>(&self, py: Python<'_>, call: impl FnOnce(pghook::Hook) -> Call<T>) -> PyResult<T> {
         let interrupt = Interrupt::new();
-        let hook = self.tenant.hook(self.args.clone()).with_interrupt(interrupt.clone());
+        let hook = self.tenant()?.hook(self.args.clone()).with_interrupt(interrupt.clone());
         match block_on(py, &interrupt, call(hook))? {
             (_, Some(signal)) => Err(signal),
             (result, None) => result.map_err(|e| python_error(py, e)),
@@ -364,7 +408,7 @@ impl Core {
         ambient_aws: bool,
         session_reuse: usize,
     ) -> PyResult<Core> {
-        let (_, runtime) = runtimes()?;
+        let runtimes = runtimes()?;
         let root = match root {
             Some(root) => root,
             None => std::env::current_dir().map_err(|e| FileError::new_err(format!("current directory: {e}")))?,
@@ -379,7 +423,7 @@ impl Core {
         }
         source = source.then(EnvConnections);
         if let Some(callable) = connection_source {
-            source = source.then(PythonSource(callable));
+            source = source.then(PythonSource(std::sync::Arc::new(callable)));
         }
         let mut policy = Policy::new(root)
             .with_connections(source)
@@ -404,7 +448,8 @@ impl Core {
             policy = policy.allow_config_path(path);
         }
         let args = HookArgs { conn_id, database, options, enable_log_db_messages };
-        Ok(Core { tenant: runtime.tenant(policy), args })
+        let tenant = Mutex::new((runtimes.pid, runtimes.pghook.tenant(policy.clone())));
+        Ok(Core { policy, tenant, args })
     }
 
     /// The keyword arguments get_conn would pass to psycopg2.connect, as JSON.

@@ -88,3 +88,13 @@ def test_invalid_connection_settings_are_a_config_error(clean_environment) -> No
     with pytest.raises(pghook.ConfigError, match="sslmode") as failed:
         hook.explain()
     assert failed.value.kind == "config"
+
+
+def test_errors_survive_pickling(hook) -> None:
+    """multiprocessing and executors pickle exceptions between processes."""
+    import pickle
+
+    with pytest.raises(pghook.DatabaseError) as failed:
+        hook.get_first("select 1/0")
+    copy = pickle.loads(pickle.dumps(failed.value))
+    assert type(copy) is pghook.DatabaseError and copy.sqlstate == "22012" and str(copy) == str(failed.value)
