@@ -7,6 +7,7 @@
 //! and raises `KeyboardInterrupt`.
 
 mod connection;
+mod logging;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -598,6 +599,7 @@ impl Core {
 #[pymodule]
 fn _pghook(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    logging::install();
     m.add_class::<Core>()?;
     m.add_class::<connection::ConnectionCore>()?;
     for (name, class) in [
