@@ -8,6 +8,7 @@
 
 mod connection;
 mod logging;
+mod temporal;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -256,13 +257,18 @@ fn python_rows<'py>(
     rows: Vec<Vec<Value>>,
 ) -> PyResult<Bound<'py, PyList>> {
     let converters = converters(py, columns)?;
+    let mut temporal = temporal::Temporal::new(columns);
     let decimal = py.import("decimal")?.getattr("Decimal")?;
     let list = PyList::empty(py);
     for row in rows {
         let cells = row
             .into_iter()
             .zip(&converters)
-            .map(|(value, converter)| python_value(py, value, converter.as_ref(), &decimal))
+            .enumerate()
+            .map(|(column, (value, converter))| match temporal.convert(py, column, value)? {
+                Ok(read) => Ok(read),
+                Err(value) => python_value(py, value, converter.as_ref(), &decimal),
+            })
             .collect::<PyResult<Vec<_>>>()?;
         list.append(PyTuple::new(py, cells)?)?;
     }

@@ -9,11 +9,13 @@ use std::path::Path;
 
 use pghook_tests::Cluster;
 
-use super::{Measure, airflow, pghook, try_measure};
+use super::{Measure, airflow, last_line, pghook, try_measure};
 
-/// The table both peers insert into, and the columns they name.
-const TABLE: &str = "r";
-const FIELDS: &str = "id,name,amount,day";
+/// The table both peers insert into (Python's insert_rows too), and the
+/// columns they name.
+pub const TABLE: &str = "r";
+/// The columns of [`TABLE`] the rows fill, comma-separated.
+pub const FIELDS: &str = "id,name,amount,day";
 
 /// The `i`th of 366 days from 2024-01-01 (a leap year), as `YYYY-MM-DD`.
 fn day_of_2024(i: usize) -> String {
@@ -37,7 +39,7 @@ fn row_line(i: usize) -> String {
 }
 
 /// The table's row count and an md5 of all its rows in `id` order.
-fn checksum(cluster: &Cluster) -> String {
+pub fn checksum(cluster: &Cluster) -> String {
     cluster
         .psql(&format!("select count(*) || ' rows, md5 ' || md5(string_agg(x::text, ',' order by id)) from {TABLE} x"))
 }
@@ -113,10 +115,6 @@ pub fn compare(cluster: &Cluster, dir: &Path, rows: usize, with_airflow: bool) -
         None => true,
     };
     ours.measure.is_ok() && theirs.is_none_or(|t| t.measure.is_ok()) && alike
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default()
 }
 
 /// A row of the table: its name, the value it takes from a measure, and how

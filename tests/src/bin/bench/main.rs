@@ -2,15 +2,20 @@
 //! Airflow's own `PostgresHook` (psycopg2), measured in the same run on the
 //! same throwaway cluster, same table, same file. Prints ratios pghook / peer
 //! for wall time and peak resident memory. Then the same for `insert_rows`
-//! (see [`insert_rows`]).
+//! (see [`insert_rows`]), and pghook's Python package against Airflow's hook
+//! in Python (see [`python`]).
 //!
-//! `scripts/bench [MEGABYTES] [ROWS]` (default 200 and 1000000), or `cargo build
-//! --release -p pghook -p pghook-tests` then `target/release/bench`: it runs the
-//! `pghook` binary built next to it, and Airflow from the `.venv` that
-//! `scripts/setup` makes (skipped, with a line saying so, when that has no
-//! Airflow; `PGHOOK_PYTHON` names another Python).
+//! `scripts/bench [MEGABYTES] [ROWS] [RECORDS] [PYTHON_ROWS]` (default 300,
+//! 1000000, 1000000 and 100000: the file loaded and dumped, the rows the CLI's
+//! insert-rows inserts, the rows Python's get_records reads and its
+//! insert_rows inserts), or `cargo build --release -p pghook -p pghook-tests`
+//! then `target/release/bench`: it runs the `pghook` binary built next to it,
+//! and Airflow and pghook's Python package from the `.venv` that
+//! `scripts/setup` makes (skipped, with a line saying so, when that cannot
+//! import them; `PGHOOK_PYTHON` names another Python).
 
 mod insert_rows;
+mod python;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -186,21 +191,34 @@ fn pghook(cluster: &Cluster, dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-/// The virtualenv's Python running [`AIRFLOW_DRIVER`] with `args`, in `dir`,
-/// with an `AIRFLOW_HOME` of its own there.
-fn airflow(cluster: &Cluster, dir: &Path, args: &[&str]) -> Command {
+/// The virtualenv's Python running `script`, in `dir`, with an
+/// `AIRFLOW_HOME` of its own there and the cluster as
+/// `AIRFLOW_CONN_POSTGRES_DEFAULT` (which pghook reads too).
+fn python_command(cluster: &Cluster, dir: &Path, script: &str) -> Command {
     let mut cmd = Command::new(pghook_tests::airflow::python());
     cmd.current_dir(dir)
         .env("AIRFLOW_HOME", dir.join("airflow-home"))
         .env("AIRFLOW_CONN_POSTGRES_DEFAULT", cluster.uri("sslmode=disable"))
-        .args(["-c", AIRFLOW_DRIVER])
-        .args(args);
+        .args(["-c", script]);
     cmd
 }
 
+/// [`AIRFLOW_DRIVER`] with `args`.
+fn airflow(cluster: &Cluster, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = python_command(cluster, dir, AIRFLOW_DRIVER);
+    cmd.args(args);
+    cmd
+}
+
+/// The last line of a process's stderr that says something.
+fn last_line(text: &str) -> &str {
+    text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default()
+}
+
 fn main() -> ExitCode {
-    let megabytes: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(200);
-    let insert_rows: usize = std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    let arg = |n: usize, default: usize| std::env::args().nth(n).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let (megabytes, insert_rows) = (arg(1, 300), arg(2, 1_000_000));
+    let python_sizes = python::Sizes { records: arg(3, 1_000_000), insert_rows: arg(4, 100_000), megabytes };
     let cluster = Cluster::start_plain();
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
@@ -232,7 +250,7 @@ fn main() -> ExitCode {
             true
         }
         Err(error) => {
-            let reason = error.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default();
+            let reason = last_line(&error);
             println!("Airflow's PostgresHook: skipped, .venv cannot import it (scripts/setup installs it): {reason}");
             false
         }
@@ -265,8 +283,10 @@ fn main() -> ExitCode {
 
     println!();
     let inserted_alike = insert_rows::compare(&cluster, dir, insert_rows, with_airflow);
+    println!();
+    let python_alike = python::compare(&cluster, dir, "in.tsv", &python_sizes);
     cluster.stop();
-    if same && inserted_alike { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if same && inserted_alike && python_alike { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// One table of `quantity`: a column per peer, then pghook / peer for each
