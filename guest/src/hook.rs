@@ -248,13 +248,16 @@ impl Hook {
         };
         let mut done = 0;
         for chunk in rows.chunks(batch) {
+            // The rows' statements return nothing: each goes with its
+            // transaction steps in one round trip (`execute`).
             if options.fast {
-                session.query(&plan.statement(chunk)?, transaction_steps(true, true))?;
+                session.execute(&plan.statement(chunk)?, transaction_steps(true, true))?;
             } else {
                 for (i, row) in chunk.iter().enumerate() {
                     let last = i + 1 == chunk.len();
                     let steps = transaction_steps(i == 0, last);
-                    let outcome = plan.statement(std::slice::from_ref(row)).and_then(|sql| session.query(&sql, steps));
+                    let outcome =
+                        plan.statement(std::slice::from_ref(row)).and_then(|sql| session.execute(&sql, steps));
                     if let Err(e) = outcome {
                         if !last {
                             let _ = session.query("ROLLBACK", TransactionSteps::empty());

@@ -7,6 +7,7 @@ wasmtime::component::bindgen!({
     // A session handle the host does not know is a bug, not bad input: it traps.
     imports: {
         "pghook:hook/postgres.[method]session.query": async | trappable,
+        "pghook:hook/postgres.[method]session.execute": async | trappable,
         "pghook:hook/postgres.[method]session.copy-from-file": async | trappable,
         "pghook:hook/postgres.[method]session.copy-to-file": async | trappable,
         "pghook:hook/postgres.[method]session.take-notices": async | trappable,

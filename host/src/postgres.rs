@@ -516,6 +516,36 @@ impl Session {
         .await
     }
 
+    /// Run one statement without fetching rows, `BEGIN` and `COMMIT` as
+    /// asked, all pipelined in one round trip: the statement goes unnamed
+    /// with the extended protocol (one statement only, as with `query`).
+    /// A COMMIT after a failed statement ends its transaction rolled back.
+    pub(crate) async fn execute(&self, sql: &str, steps: TransactionSteps) -> Result<u64, WitError> {
+        self.tracked(async {
+            let begin = async {
+                match steps.contains(TransactionSteps::BEGIN) {
+                    true => self.client.batch_execute("BEGIN").await,
+                    false => Ok(()),
+                }
+            };
+            let commit = async {
+                match steps.contains(TransactionSteps::COMMIT) {
+                    true => self.client.batch_execute("COMMIT").await,
+                    false => Ok(()),
+                }
+            };
+            // Each request goes out when first polled, in this order.
+            let (begun, executed, committed) =
+                futures_util::future::join3(begin, self.client.execute_typed(sql, &[]), commit).await;
+            self.reset_done().await?;
+            begun.map_err(statement_error)?;
+            let affected = executed.map_err(statement_error)?;
+            committed.map_err(statement_error)?;
+            Ok(affected)
+        })
+        .await
+    }
+
     /// `BEGIN` if asked, pipelined with preparing the statement; then the
     /// statement. (Preparing first tells the columns even of an empty
     /// result, and lets tokio-postgres look up unknown types before rows
@@ -717,6 +747,16 @@ impl HostSession for PghookCtxView<'_> {
     ) -> wasmtime::Result<Result<Rowset, WitError>> {
         let session = self.table.get(&handle)?;
         Ok(session.query(&sql, steps, &mut self.ctx.result_budget).await)
+    }
+
+    async fn execute(
+        &mut self,
+        handle: Resource<Session>,
+        sql: String,
+        steps: TransactionSteps,
+    ) -> wasmtime::Result<Result<u64, WitError>> {
+        let session = self.table.get(&handle)?;
+        Ok(session.execute(&sql, steps).await)
     }
 
     async fn copy_from_file(
