@@ -127,7 +127,8 @@ class PostgresHook:
     ``connections_file`` (a JSON file of them, as the CLI's ``--connections``:
     ``{"conn_id": "postgres://..." | {"conn_type": ..., ...}}``, read once,
     asked after ``connections`` and before ``AIRFLOW_CONN_*``), ``timeout``
-    (seconds per call), ``max_result_mb``, ``libpq_environment``,
+    (seconds per call), ``max_result_mb``, ``max_memory_mb`` (the hook core's
+    memory; a result passes through it), ``libpq_environment``,
     ``ambient_aws``, ``session_reuse``.
     """
 
@@ -150,6 +151,7 @@ class PostgresHook:
         connections_file: Optional[Union[str, os.PathLike]] = None,
         timeout: Optional[float] = None,
         max_result_mb: int = 1024,
+        max_memory_mb: int = 2048,
         libpq_environment: bool = True,
         ambient_aws: bool = True,
         session_reuse: int = 0,
@@ -176,6 +178,7 @@ class PostgresHook:
             connection_source=_airflow_connection,
             timeout=timeout,
             max_result_mb=max_result_mb,
+            max_memory_mb=max_memory_mb,
             libpq_environment=libpq_environment,
             ambient_aws=ambient_aws,
             session_reuse=session_reuse,

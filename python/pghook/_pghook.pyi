@@ -38,6 +38,7 @@ class Core:
         connection_source: Optional[Callable[[str], Optional[str]]] = None,
         timeout: Optional[float] = None,
         max_result_mb: int = 1024,
+        max_memory_mb: int = 2048,
         libpq_environment: bool = True,
         ambient_aws: bool = True,
         session_reuse: int = 0,

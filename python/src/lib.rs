@@ -392,7 +392,7 @@ impl Core {
     #[pyo3(signature = (
         conn_id=None, database=None, options=None, enable_log_db_messages=false, *,
         root=None, allow_hosts=None, allow_sockets=None, config_paths=None, connections=None,
-        connections_file=None, connection_source=None, timeout=None, max_result_mb=1024, libpq_environment=true,
+        connections_file=None, connection_source=None, timeout=None, max_result_mb=1024, max_memory_mb=2048, libpq_environment=true,
         ambient_aws=true, session_reuse=0
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -411,6 +411,7 @@ impl Core {
         connection_source: Option<Py<PyAny>>,
         timeout: Option<f64>,
         max_result_mb: usize,
+        max_memory_mb: usize,
         libpq_environment: bool,
         ambient_aws: bool,
         session_reuse: usize,
@@ -435,6 +436,7 @@ impl Core {
         let mut policy = Policy::new(root)
             .with_connections(source)
             .with_max_result_bytes(max_result_mb.saturating_mul(1 << 20))
+            .with_memory_limit(max_memory_mb.saturating_mul(1 << 20))
             .with_ambient_aws(ambient_aws)
             .with_libpq_environment(libpq_environment)
             .with_session_reuse(session_reuse);

@@ -83,6 +83,16 @@ def test_a_call_over_its_time_limit_is_stopped(uri: str, tmp_path) -> None:
     assert time.monotonic() - started < 10
 
 
+def test_the_core_memory_is_bounded_by_max_memory_mb(uri: str, tmp_path) -> None:
+    sql = "select repeat('x', 1000) from generate_series(1, 20000)"
+    small = pghook.PostgresHook(CONN_ID, connections={CONN_ID: uri}, root=str(tmp_path), max_memory_mb=8)
+    with pytest.raises(pghook.GuestError, match="ran out of memory"):
+        small.get_records(sql)
+    # The default holds it, and the same hook goes on after a failed call.
+    assert len(pghook.PostgresHook(CONN_ID, connections={CONN_ID: uri}, root=str(tmp_path)).get_records(sql)) == 20000
+    assert small.get_first("select 1") == (1,)
+
+
 def test_invalid_connection_settings_are_a_config_error(clean_environment) -> None:
     hook = pghook.PostgresHook(CONN_ID, connections={CONN_ID: "postgres://localhost/db?sslmode=bogus"})
     with pytest.raises(pghook.ConfigError, match="sslmode") as failed:
