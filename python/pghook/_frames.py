@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
-from ._pghook import Core, get_arrow
+from ._pghook import Core, Error, get_arrow
 
 Parameters = Optional[Union[Sequence[Any], Mapping[str, Any]]]
 
@@ -22,9 +22,13 @@ _READ_SQL = {"index_col", "coerce_float", "parse_dates", "columns", "chunksize",
 _READ_DATABASE = {"iter_batches", "batch_size", "schema_overrides", "infer_schema_length"}
 
 
-class MissingDependencyError(ImportError):
+class MissingDependencyError(Error, ImportError):
     """``get_df`` needs a library that is not installed; the message says
-    what to ``pip install`` (Airflow raises AirflowOptionalProviderFeatureException)."""
+    what to ``pip install`` (Airflow raises AirflowOptionalProviderFeatureException).
+    A pghook.Error of kind ``dependency``, and an ImportError."""
+
+    kind = "dependency"
+    sqlstate = None
 
 
 def _require(module: str, install: str, why: str = "") -> Any:

@@ -149,8 +149,9 @@ repr(got) == repr(expected) or repr(got)
     assert_eq!(got, serde_json::json!({"bool": true}), "pghook's get_df gave {got}");
 }
 
-/// Without the library (or pyarrow for pandas), an ImportError that names
-/// what to install; Airflow raises its AirflowOptionalProviderFeatureException.
+/// Without the library (or pyarrow for pandas), an ImportError (and a
+/// pghook.Error) that names what to install; Airflow raises its
+/// AirflowOptionalProviderFeatureException.
 #[test]
 fn get_df_names_the_missing_library() {
     let pg = Cluster::plain();
@@ -163,7 +164,7 @@ def missing(df_type, hidden):
     try:
         hook.get_df("select 1", df_type=df_type)
     except ImportError as e:
-        return [isinstance(e, pghook.MissingDependencyError), e.name, str(e)]
+        return [isinstance(e, pghook.MissingDependencyError) and isinstance(e, pghook.Error), e.kind, e.name, str(e)]
     finally:
         if saved is None:
             del sys.modules[hidden]
@@ -173,9 +174,9 @@ def missing(df_type, hidden):
 "#;
     let got = python_hook(Compared::Pghook, &pg.uri_db(&db, ""), snippet);
     let expected = serde_json::json!([
-        [{"bool": true}, {"str": "pandas"}, {"str": "pandas library not installed, run: pip install pandas pyarrow"}],
-        [{"bool": true}, {"str": "pyarrow"}, {"str": "pyarrow library not installed (pghook builds pandas DataFrames from Arrow), run: pip install pyarrow"}],
-        [{"bool": true}, {"str": "polars"}, {"str": "polars library not installed, run: pip install polars"}],
+        [{"bool": true}, {"str": "dependency"}, {"str": "pandas"}, {"str": "pandas library not installed, run: pip install pandas pyarrow"}],
+        [{"bool": true}, {"str": "dependency"}, {"str": "pyarrow"}, {"str": "pyarrow library not installed (pghook builds pandas DataFrames from Arrow), run: pip install pyarrow"}],
+        [{"bool": true}, {"str": "dependency"}, {"str": "polars"}, {"str": "polars library not installed, run: pip install polars"}],
     ]);
     assert_eq!(got, expected, "{got:#}");
 }
