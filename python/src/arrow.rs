@@ -7,10 +7,11 @@
 //! (Float64 when pandas' `coerce_float` asks), dates, times, timestamps
 //! (timestamptz in UTC, as pandas.read_sql and polars give them) and
 //! intervals (psycopg2's days: a month is 30, a year 365) as Arrow's own
-//! temporal types, bytea as Binary, and everything else (json, arrays,
-//! uuid, timetz...) as the text the rows carry. A value a column's Arrow type
-//! cannot hold (a numeric past 38 digits, NaN, a date past Arrow's range)
-//! turns that column into text rather than failing.
+//! temporal types (their text read by [`crate::temporal`]), bytea as
+//! Binary, and everything else (json, arrays, uuid, timetz...) as the text
+//! the rows carry. A value a column's Arrow type cannot hold (a numeric past
+//! 38 digits, NaN, a year past 9999) turns that column into text rather than
+//! failing.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use pghook::{Column, Interval, Records, Value};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
+use crate::temporal::{self, Clock, Day};
 use crate::{Core, GuestError};
 
 /// Adds get_df's class and function to the extension module.
@@ -345,57 +347,32 @@ fn era(text: &str) -> (&str, bool) {
     }
 }
 
-fn number(text: &str) -> Option<i64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
+/// Days since 1970-01-01 of a date, BC or not.
+fn days((year, month, day): Day, bc: bool) -> i64 {
+    // There is no year 0: 1 BC is astronomical year 0.
+    let year = if bc { 1 - i64::from(year) } else { i64::from(year) };
+    days_from_civil(year, month.into(), day.into())
+}
+
+/// Microseconds since midnight; 24:00:00 is midnight, as psycopg2 reads it.
+fn micros((hour, minute, second, micro): Clock) -> i64 {
+    ((i64::from(hour % 24) * 60 + i64::from(minute)) * 60 + i64::from(second)) * 1_000_000 + i64::from(micro)
 }
 
 /// Days since 1970-01-01 of `YYYY-MM-DD[ BC]` (DateStyle ISO).
 fn parse_date(text: &str) -> Option<i64> {
     let (text, bc) = era(text);
-    let mut parts = text.splitn(3, '-');
-    let (year, month, day) = (number(parts.next()?)?, number(parts.next()?)?, number(parts.next()?)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    // There is no year 0: 1 BC is astronomical year 0.
-    let year = if bc { 1 - year } else { year };
-    Some(days_from_civil(year, month, day))
+    Some(days(temporal::date(text)?, bc))
 }
 
-/// Microseconds since midnight of `HH:MM:SS[.ffffff]`; 24:00:00 is read as
-/// midnight, as psycopg2 reads it.
+/// Microseconds since midnight of `HH:MM:SS[.ffffff]`.
 fn parse_time(text: &str) -> Option<i64> {
-    let (clock, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let mut parts = clock.splitn(3, ':');
-    let (hour, minute, second) = (number(parts.next()?)?, number(parts.next()?)?, number(parts.next()?)?);
-    if hour > 24 || minute > 59 || second > 60 || fraction.len() > 6 {
-        return None;
-    }
-    let micros = if fraction.is_empty() { 0 } else { number(fraction)? * 10_i64.pow(6 - fraction.len() as u32) };
-    Some(((hour % 24 * 60 + minute) * 60 + second) * 1_000_000 + micros)
-}
-
-/// A UTC offset `+HH[:MM[:SS]]` as seconds east.
-fn parse_offset(text: &str) -> Option<i64> {
-    let (sign, rest) = match text.as_bytes().first()? {
-        b'+' => (1, &text[1..]),
-        b'-' => (-1, &text[1..]),
-        _ => return None,
-    };
-    let mut seconds = 0;
-    for (i, part) in rest.split(':').enumerate() {
-        let unit = [3600, 60, 1].get(i)?;
-        seconds += number(part)? * unit;
-    }
-    Some(sign * seconds)
+    Some(micros(temporal::clock(text)?))
 }
 
 /// Microseconds since 1970-01-01 of `YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]][ BC]`,
-/// the offset (required when `zoned`) taken away; infinity as psycopg2's
-/// `datetime.max`/`datetime.min`.
+/// the offset (there exactly when `zoned`) taken away; infinity as
+/// psycopg2's `datetime.max`/`datetime.min`.
 fn parse_timestamp(text: &str, zoned: bool) -> Option<i64> {
     match text {
         "infinity" => return Some(DATE_MAX_DAYS * MICROS_PER_DAY + MICROS_PER_DAY - 1),
@@ -403,16 +380,12 @@ fn parse_timestamp(text: &str, zoned: bool) -> Option<i64> {
         _ => {}
     }
     let (text, bc) = era(text);
-    let (date, time) = text.split_once(' ')?;
-    let date = if bc { format!("{date} BC") } else { date.to_string() };
-    let (clock, offset) = if zoned {
-        let at = time.find(['+', '-'])?;
-        (&time[..at], parse_offset(&time[at..])?)
-    } else {
-        (time, 0)
-    };
-    let local = parse_date(&date)?.checked_mul(MICROS_PER_DAY)?.checked_add(parse_time(clock)?)?;
-    local.checked_sub(offset.checked_mul(1_000_000)?)
+    let (day, clock, offset) = temporal::timestamp(text)?;
+    if offset.is_some() != zoned {
+        return None;
+    }
+    let local = days(day, bc).checked_mul(MICROS_PER_DAY)?.checked_add(micros(clock))?;
+    local.checked_sub(i64::from(offset.unwrap_or(0)) * 1_000_000)
 }
 
 /// An interval as psycopg2's timedelta counts it (a year is 365 days, a
