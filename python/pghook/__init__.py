@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, T
 
 from ._dbapi import Connection, Cursor, NotSupportedError
 from ._rows import DictRow, _shaped  # noqa: F401 (DictRow: public)
+from . import _frames
+from ._frames import MissingDependencyError
 from ._pghook import (
     AwsError,
     CallTimeout,
@@ -55,6 +57,7 @@ __all__ = [
     "NotSupportedError",
     "Connection",
     "Cursor",
+    "MissingDependencyError",
 ]
 
 
@@ -199,6 +202,21 @@ class PostgresHook:
         shape, names, rows = self._core.get_first(sql, parameters)
         shaped = _shaped(shape, names, rows)
         return shaped[0] if shaped else None
+
+    def get_df(
+        self,
+        sql: Union[str, List[str]],
+        parameters: Optional[Union[Sequence[Any], Mapping[str, Any]]] = None,
+        *,
+        df_type: str = "pandas",
+        **kwargs: Any,
+    ) -> Any:
+        """The query's result as a pandas DataFrame (needs pandas and pyarrow)
+        or, with ``df_type="polars"``, a polars one, built from Arrow columns
+        typed by the server; ``kwargs`` as ``pandas.read_sql`` or
+        ``polars.read_database`` take them. Raises ``MissingDependencyError``
+        (an ImportError) naming what to install when the library is missing."""
+        return _frames.get_df(self._core, sql, parameters, df_type, kwargs)
 
     def run(
         self,

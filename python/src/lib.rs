@@ -6,6 +6,7 @@
 //! deliver signals, so Ctrl-C cancels the running statement on the server
 //! and raises `KeyboardInterrupt`.
 
+mod arrow;
 mod connection;
 mod logging;
 mod temporal;
@@ -609,6 +610,7 @@ fn _pghook(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     logging::install();
     m.add_class::<Core>()?;
+    arrow::register(m)?;
     m.add_class::<connection::ConnectionCore>()?;
     for (name, class) in [
         ("Error", py.get_type::<Error>()),

@@ -79,8 +79,10 @@ impl Temporal {
     }
 }
 
-type Day = (i32, u8, u8);
-type Clock = (u8, u8, u8, u32);
+/// A date: year, month, day.
+pub(crate) type Day = (i32, u8, u8);
+/// A time of day: hour, minute, second, microsecond.
+pub(crate) type Clock = (u8, u8, u8, u32);
 
 fn datetime<'py>(
     py: Python<'py>,
@@ -97,7 +99,7 @@ fn digits(text: &str) -> Option<u32> {
 }
 
 /// `YYYY-MM-DD`.
-fn date(text: &str) -> Option<Day> {
+pub(crate) fn date(text: &str) -> Option<Day> {
     let b = text.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -107,26 +109,30 @@ fn date(text: &str) -> Option<Day> {
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff][±HH[:MM[:SS]]]`: the day, the clock and the
 /// offset in seconds east of UTC.
-fn timestamp(text: &str) -> Option<(Day, Clock, Option<i32>)> {
+pub(crate) fn timestamp(text: &str) -> Option<(Day, Clock, Option<i32>)> {
     let (day, time) = text.split_once(' ')?;
     let day = date(day)?;
-    let (clock, offset) = match time.find(['+', '-']) {
+    let (time, offset) = match time.find(['+', '-']) {
         Some(at) => (&time[..at], Some(offset(&time[at..])?)),
         None => (time, None),
     };
-    let (whole, micro) = match clock.split_once('.') {
+    Some((day, clock(time)?, offset))
+}
+
+/// `HH:MM:SS[.ffffff]`.
+pub(crate) fn clock(text: &str) -> Option<Clock> {
+    let (whole, micro) = match text.split_once('.') {
         Some((whole, fraction)) if fraction.len() <= 6 => {
             (whole, digits(fraction)? * 10u32.pow(6 - fraction.len() as u32))
         }
         Some(_) => return None,
-        None => (clock, 0),
+        None => (text, 0),
     };
     let b = whole.as_bytes();
     if b.len() != 8 || b[2] != b':' || b[5] != b':' {
         return None;
     }
-    let clock = (digits(&whole[..2])? as u8, digits(&whole[3..5])? as u8, digits(&whole[6..])? as u8, micro);
-    Some((day, clock, offset))
+    Some((digits(&whole[..2])? as u8, digits(&whole[3..5])? as u8, digits(&whole[6..])? as u8, micro))
 }
 
 /// `±HH[:MM[:SS]]` in seconds east of UTC.

@@ -26,6 +26,7 @@ ERROR_CLASSES = [
     pghook.CallTimeout,
     pghook.InterfaceError,
     pghook.NotSupportedError,
+    pghook.MissingDependencyError,
 ]
 
 

@@ -9,6 +9,8 @@ use std::time::Instant;
 use pghook_tests::Cluster;
 use pghook_tests::airflow::{Compared, python, python_hook};
 
+mod frames;
+
 /// Helpers every snippet may use: Airflow's handlers (or pghook's own), a
 /// table name of the hook's own, and the SQLSTATE of a failing call.
 const PRELUDE: &str = r#"

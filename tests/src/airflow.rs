@@ -19,6 +19,8 @@ import psycopg2.extras
 def tag(v):
     if v is None:
         return None
+    if type(v).__name__ == "NAType":  # pandas' missing value of its nullable dtypes
+        return {"NA": None}
     if isinstance(v, bool):
         return {"bool": v}
     if isinstance(v, int):
@@ -84,7 +86,8 @@ pub fn python() -> PathBuf {
 /// `{"bytes": hex}`, `{"bool": b}`, `null`, `{"date"|"time"|"datetime":
 /// isoformat}`, `{"timedelta": [days, seconds, microseconds]}`, `{"uuid":
 /// ...}`, `{"range": "empty" | [lower_inc, lower, upper, upper_inc]}`, lists
-/// and tuples as arrays, dicts as `{"dict": {...}}` in their order.
+/// and tuples as arrays, dicts as `{"dict": {...}}` in their order, pandas'
+/// `NA` as `{"NA": null}` (its `Timestamp` and `NaT` are datetimes).
 ///
 /// Panics with Python's error if the snippet raises, and with a pointer to
 /// scripts/setup if the virtualenv lacks Airflow.
