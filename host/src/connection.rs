@@ -87,9 +87,10 @@ impl Connection {
         self.shape
     }
 
-    /// Whether the connection is closed: by [`Connection::close`], or by a
+    /// Whether the connection is closed: by [`Connection::close`], by a
     /// call that failed in a way that ends the session (a timeout, an
-    /// interrupt, a trap).
+    /// interrupt, a trap), or by a call whose future was dropped before it
+    /// completed (the instance is taken out for the call).
     pub fn is_closed(&self) -> bool {
         self.instance.is_none()
     }

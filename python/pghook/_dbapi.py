@@ -26,7 +26,9 @@ class NotSupportedError(InterfaceError):
 
 
 class Connection:
-    """psycopg2's connection, as ``PostgresHook.get_conn()`` returns it."""
+    """psycopg2's connection, as ``PostgresHook.get_conn()`` returns it. One
+    call at a time: a call from another thread while one runs raises
+    ``InterfaceError`` (psycopg2 makes it wait)."""
 
     def __init__(self, core: ConnectionCore) -> None:
         self._core = core

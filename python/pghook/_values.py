@@ -74,7 +74,8 @@ def to_timestamptz(text: str) -> Any:
     return to_timestamp(text)
 
 
-#: Days in each unit of an interval's text, as psycopg2 counts them.
+#: Days in each unit of an interval's text, as psycopg2 counts them (get_df's
+#: Arrow durations count alike: ``duration_micros`` in python/src/arrow.rs).
 _INTERVAL_DAYS = {"year": 365, "mon": 30, "day": 1}
 
 

@@ -323,8 +323,10 @@ fn decimal_units(text: &str, scale: u8) -> Option<i128> {
 /// Microseconds in a day.
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// psycopg2's `date.max` and `date.min` for infinity and -infinity, in days
-/// since 1970-01-01: 9999-12-31 and 0001-01-01.
+/// since 1970-01-01: 9999-12-31 and 0001-01-01 (as `pghook._values` reads
+/// infinity for get_records: keep the two alike).
 const DATE_MAX_DAYS: i64 = 2_932_896;
+/// -infinity's day, as [`DATE_MAX_DAYS`] says.
 const DATE_MIN_DAYS: i64 = -719_162;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (astronomical year).
@@ -354,7 +356,8 @@ fn days((year, month, day): Day, bc: bool) -> i64 {
     days_from_civil(year, month.into(), day.into())
 }
 
-/// Microseconds since midnight; 24:00:00 is midnight, as psycopg2 reads it.
+/// Microseconds since midnight; 24:00:00 is midnight, as psycopg2 reads it
+/// (and `pghook._values.to_time`).
 fn micros((hour, minute, second, micro): Clock) -> i64 {
     ((i64::from(hour % 24) * 60 + i64::from(minute)) * 60 + i64::from(second)) * 1_000_000 + i64::from(micro)
 }
@@ -389,7 +392,8 @@ fn parse_timestamp(text: &str, zoned: bool) -> Option<i64> {
 }
 
 /// An interval as psycopg2's timedelta counts it (a year is 365 days, a
-/// month 30), in microseconds.
+/// month 30), in microseconds: the rule `pghook._values.to_interval` applies
+/// to the interval's text for get_records; keep the two alike.
 fn duration_micros(interval: &Interval) -> Option<i64> {
     let days = i64::from(interval.months / 12) * 365 + i64::from(interval.months % 12) * 30 + i64::from(interval.days);
     days.checked_mul(MICROS_PER_DAY)?.checked_add(interval.microseconds)

@@ -93,7 +93,7 @@ fn datetime<'py>(
     PyDateTime::new(py, year, month, day, hour, minute, second, micro, zone).ok().map(Bound::into_any)
 }
 
-/// `n` ASCII digits as a number.
+/// `text` as a number, if it is one or more ASCII digits only.
 fn digits(text: &str) -> Option<u32> {
     (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().ok()).flatten()
 }
