@@ -534,10 +534,12 @@ impl Session {
                     false => Ok(()),
                 }
             };
+            // A reused session's reset must have succeeded before anything
+            // runs on it: this statement is sent whole, not just prepared.
+            self.reset_done().await?;
             // Each request goes out when first polled, in this order.
             let (begun, executed, committed) =
                 futures_util::future::join3(begin, self.client.execute_typed(sql, &[]), commit).await;
-            self.reset_done().await?;
             begun.map_err(statement_error)?;
             let affected = executed.map_err(statement_error)?;
             committed.map_err(statement_error)?;

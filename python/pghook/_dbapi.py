@@ -24,6 +24,8 @@ _FACTORY_SHAPES = {"DictCursor": "dict", "RealDictCursor": "real_dict", "NamedTu
 class NotSupportedError(InterfaceError):
     """A psycopg2 feature pghook's connection does not offer."""
 
+    kind = "not_supported"
+
 
 class Connection:
     """psycopg2's connection, as ``PostgresHook.get_conn()`` returns it. One
@@ -120,6 +122,8 @@ class Cursor:
     def execute(self, query: str, vars: Parameters = None) -> None:
         """Run ``query`` with ``vars`` interpolated as psycopg2 does."""
         self._open()
+        # A failed statement leaves no result behind, as in psycopg2.
+        self.description, self._rows, self._next, self.rowcount = None, None, 0, -1
         described, rows, count = self.connection._core.execute(query, vars)
         if described is None:
             self.description, self._rows = None, None

@@ -630,5 +630,10 @@ fn _pghook(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ] {
         m.add(name, class)?;
     }
+    // Defaults for errors raised without a pghook error behind them (a
+    // closed or busy connection): every error has `.kind` and `.sqlstate`.
+    py.get_type::<Error>().setattr("kind", "error")?;
+    py.get_type::<Error>().setattr("sqlstate", py.None())?;
+    py.get_type::<InterfaceError>().setattr("kind", "interface")?;
     Ok(())
 }

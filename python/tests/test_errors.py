@@ -35,6 +35,10 @@ def test_every_error_class_is_a_pghook_error() -> None:
     for cls in ERROR_CLASSES:
         assert issubclass(cls, pghook.Error), cls
     assert issubclass(pghook.TlsError, pghook.ConnectError)
+    # Even one raised without a pghook error behind it has both attributes.
+    for cls in ERROR_CLASSES + [pghook.Error]:
+        assert isinstance(cls.kind, str) and cls.sqlstate is None, cls
+    assert pghook.NotSupportedError("x").kind == "not_supported"
     exported = [getattr(pghook, name) for name in pghook.__all__]
     errors = {cls for cls in exported if isinstance(cls, type) and issubclass(cls, BaseException)}
     assert errors == set(ERROR_CLASSES) | {pghook.Error}
