@@ -516,24 +516,23 @@ impl Session {
         .await
     }
 
+    /// Send `sql` (a transaction step) if `wanted`; it goes out when the
+    /// future is first polled, so steps pipeline with what they are joined to.
+    async fn step(&self, wanted: bool, sql: &str) -> Result<(), tokio_postgres::Error> {
+        match wanted {
+            true => self.client.batch_execute(sql).await,
+            false => Ok(()),
+        }
+    }
+
     /// Run one statement without fetching rows, `BEGIN` and `COMMIT` as
     /// asked, all pipelined in one round trip: the statement goes unnamed
     /// with the extended protocol (one statement only, as with `query`).
     /// A COMMIT after a failed statement ends its transaction rolled back.
     pub(crate) async fn execute(&self, sql: &str, steps: TransactionSteps) -> Result<u64, WitError> {
         self.tracked(async {
-            let begin = async {
-                match steps.contains(TransactionSteps::BEGIN) {
-                    true => self.client.batch_execute("BEGIN").await,
-                    false => Ok(()),
-                }
-            };
-            let commit = async {
-                match steps.contains(TransactionSteps::COMMIT) {
-                    true => self.client.batch_execute("COMMIT").await,
-                    false => Ok(()),
-                }
-            };
+            let begin = self.step(steps.contains(TransactionSteps::BEGIN), "BEGIN");
+            let commit = self.step(steps.contains(TransactionSteps::COMMIT), "COMMIT");
             // A reused session's reset must have succeeded before anything
             // runs on it: this statement is sent whole, not just prepared.
             self.reset_done().await?;
@@ -558,12 +557,7 @@ impl Session {
         steps: TransactionSteps,
         budget: &mut ResultBudget,
     ) -> Result<Rowset, WitError> {
-        let begin = async {
-            match steps.contains(TransactionSteps::BEGIN) {
-                true => self.client.batch_execute("BEGIN").await,
-                false => Ok(()),
-            }
-        };
+        let begin = self.step(steps.contains(TransactionSteps::BEGIN), "BEGIN");
         // Each request goes out when first polled, in this order.
         let (begun, prepared) = futures_util::future::join(begin, self.client.prepare(sql)).await;
         self.reset_done().await?;

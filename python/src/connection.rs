@@ -10,7 +10,7 @@ use pghook::{Interrupt, Rowset};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::{Core, block_on, column_names, parameters, python_error, python_rows, shape_name};
+use crate::{Core, block_on, parameters, python_error, python_rows, shape_name};
 
 /// A statement's result as `pghook._dbapi` takes it: (column names and
 /// type names, or None when the statement returns no rows; rows; row count).
@@ -41,13 +41,9 @@ type Op<T> = Box<
 impl ConnectionCore {
     /// Open `core`'s connection.
     pub(crate) fn open(py: Python<'_>, core: &Core) -> PyResult<ConnectionCore> {
+        // The connection keeps the interrupt: Ctrl-C during any of its calls throws it.
         let interrupt = Interrupt::new();
-        let hook = core.tenant()?.hook(core.args.clone()).with_interrupt(interrupt.clone());
-        let (opened, signal) = block_on(py, &interrupt, async move { hook.connection().await })?;
-        if let Some(signal) = signal {
-            return Err(signal);
-        }
-        let connection = opened.map_err(|e| python_error(py, e))?;
+        let connection = core.call_with(py, &interrupt, |h| Box::pin(async move { h.connection().await }))?;
         let shape = shape_name(connection.row_shape());
         Ok(ConnectionCore {
             connection: Mutex::new(Some(connection)),
@@ -101,10 +97,8 @@ impl ConnectionCore {
 }
 
 fn python_result(py: Python<'_>, rowset: Rowset) -> PyResult<Outcome<'_>> {
-    let described = (!rowset.columns.is_empty()).then(|| {
-        let names = column_names(&rowset.columns);
-        names.into_iter().zip(rowset.columns.iter().map(|c| c.type_name.clone())).collect()
-    });
+    let described = (!rowset.columns.is_empty())
+        .then(|| rowset.columns.iter().map(|c| (c.name.clone(), c.type_name.clone())).collect());
     let rows = python_rows(py, &rowset.columns, rowset.rows)?;
     Ok((described, rows, rowset.row_count))
 }

@@ -205,9 +205,38 @@ impl Core {
     /// Run `call` with the GIL released; Ctrl-C stops it (the statement is
     /// cancelled on the server) and raises `KeyboardInterrupt`.
     fn call<T: Send + 'static>(&self, py: Python<'_>, call: impl FnOnce(pghook::Hook) -> Call<T>) -> PyResult<T> {
-        let interrupt = Interrupt::new();
+        self.call_with(py, &Interrupt::new(), call)
+    }
+
+    /// get_records, or get_first when `first`, as Python records.
+    fn records<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        parameters: Option<&Bound<'py, PyAny>>,
+        first: bool,
+    ) -> PyResult<PyRecords<'py>> {
+        let params = self::parameters(parameters)?;
+        let records = self.call(py, move |h| {
+            Box::pin(async move {
+                match first {
+                    true => h.get_first(&sql, params).await,
+                    false => h.get_records(&sql, params).await,
+                }
+            })
+        })?;
+        python_records(py, records)
+    }
+
+    /// [`Core::call`] with the hook holding `interrupt`, which Ctrl-C throws.
+    fn call_with<T: Send + 'static>(
+        &self,
+        py: Python<'_>,
+        interrupt: &Interrupt,
+        call: impl FnOnce(pghook::Hook) -> Call<T>,
+    ) -> PyResult<T> {
         let hook = self.tenant()?.hook(self.args.clone()).with_interrupt(interrupt.clone());
-        match block_on(py, &interrupt, call(hook))? {
+        match block_on(py, interrupt, call(hook))? {
             (_, Some(signal)) => Err(signal),
             (result, None) => result.map_err(|e| python_error(py, e)),
         }
@@ -481,9 +510,7 @@ impl Core {
         sql: String,
         parameters: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<PyRecords<'py>> {
-        let params = self::parameters(parameters)?;
-        let records = self.call(py, move |h| Box::pin(async move { h.get_records(&sql, params).await }))?;
-        python_records(py, records)
+        self.records(py, sql, parameters, false)
     }
 
     /// (shape, column names, rows): at most the first row.
@@ -494,9 +521,7 @@ impl Core {
         sql: String,
         parameters: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<PyRecords<'py>> {
-        let params = self::parameters(parameters)?;
-        let records = self.call(py, move |h| Box::pin(async move { h.get_first(&sql, params).await }))?;
-        python_records(py, records)
+        self.records(py, sql, parameters, true)
     }
 
     /// Each statement's (column names, rows), and the row shape.
