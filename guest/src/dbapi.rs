@@ -5,8 +5,8 @@
 use std::cell::Cell;
 
 use crate::bindings::hook::{Connection, CopyOutcome, GuestConnection, HookArgs, Parameters, RowShape};
-use crate::bindings::postgres::{Session, TransactionSteps};
-use crate::bindings::types::{Error, Rowset};
+use crate::bindings::postgres::{ResultSet, Session, TransactionSteps};
+use crate::bindings::types::Error;
 use crate::copy::{CopyStatement, Direction};
 use crate::error::{Result, config};
 use crate::hook::{Hook, statements_of, transaction_steps};
@@ -87,7 +87,7 @@ impl GuestConnection for DbConnection {
         self.shape
     }
 
-    fn execute(&self, sql: String, parameters: Option<Parameters>) -> std::result::Result<Rowset, Error> {
+    fn execute(&self, sql: String, parameters: Option<Parameters>) -> std::result::Result<ResultSet, Error> {
         if sql.is_empty() {
             return Err(config("can't execute an empty query"));
         }

@@ -6,13 +6,12 @@ use crate::aws_conn;
 use crate::bindings::aws;
 use crate::bindings::files::{self, ConfigFile, ConfigRead};
 use crate::bindings::hook::{
-    CopyOutcome, Fetch, Guest, HookArgs, IamToken, InsertOptions, Param, Parameters, Records, RowShape, RunOptions,
-    SqlInput,
+    CopyOutcome, Fetch, Guest, HookArgs, IamToken, InsertOptions, Param, Parameters, RowShape, RunOptions, SqlInput,
 };
 use crate::bindings::log::{Level, log};
-use crate::bindings::postgres::{self, ConnectConfig, Session, TransactionSteps};
+use crate::bindings::postgres::{self, ConnectConfig, ResultSet, Session, TransactionSteps};
 use crate::bindings::secrets;
-use crate::bindings::types::{Error, Rowset, Value};
+use crate::bindings::types::{Error, Value};
 use crate::connection::{Connection, DEFAULT_CONN_ID};
 use crate::copy::{CopyStatement, Direction, TableRef};
 use crate::error::{Result, config, not_found};
@@ -159,7 +158,7 @@ impl Hook {
         }
     }
 
-    fn run(&self, sql: SqlInput, parameters: Option<&Parameters>, options: Run) -> Result<(Vec<Rowset>, RowShape)> {
+    fn run(&self, sql: SqlInput, parameters: Option<&Parameters>, options: Run) -> Result<(Vec<ResultSet>, RowShape)> {
         // Airflow splits only a single string, and returns one result only for one.
         let single = matches!(sql, SqlInput::One(_)) && (options.return_last || !options.split_statements);
         let templates: Vec<String> = match sql {
@@ -200,7 +199,7 @@ impl Hook {
                 self.log_notices(&session);
                 done += 1;
                 match outcome {
-                    Ok(rowset) => last = Some(rowset),
+                    Ok(result) => last = Some(result),
                     Err(e) => {
                         if in_transaction && !commit {
                             // Best effort: the server rolls back on disconnect anyway.
@@ -210,14 +209,14 @@ impl Hook {
                     }
                 }
             }
-            let mut rowset = last.ok_or_else(|| config("no statement was run"))?;
-            log(Level::Info, &format!("Rows affected: {}", rowset.row_count));
+            let result: ResultSet = last.ok_or_else(|| config("no statement was run"))?;
+            log(Level::Info, &format!("Rows affected: {}", result.row_count()));
             match options.fetch {
-                Fetch::None => rowset.rows.clear(),
-                Fetch::One => rowset.rows.truncate(1),
+                Fetch::None => result.truncate(0),
+                Fetch::One => result.truncate(1),
                 Fetch::All => {}
             }
-            results.push(rowset);
+            results.push(result);
         }
         if single {
             results.drain(..results.len() - 1);
@@ -225,12 +224,13 @@ impl Hook {
         Ok((results, shape))
     }
 
-    fn records(&self, sql: String, parameters: Option<Parameters>, fetch: Fetch) -> Result<Records> {
+    /// get_records and get_first: the rows and how to present them.
+    fn records(&self, sql: String, parameters: Option<Parameters>, fetch: Fetch) -> Result<(RowShape, ResultSet)> {
         // Airflow's get_records and get_first: run with its defaults and a fetching handler.
         let options = Run { fetch, ..Run::AIRFLOW_DEFAULTS };
         let (mut results, shape) = self.run(SqlInput::One(sql), parameters.as_ref(), options)?;
-        let last = results.pop().ok_or_else(|| config("no statement was run"))?;
-        Ok(Records { shape, columns: last.columns, rows: last.rows })
+        let rows = results.pop().ok_or_else(|| config("no statement was run"))?;
+        Ok((shape, rows))
     }
 
     /// insert_rows: `commit_every` rows per transaction, each batch one
@@ -321,7 +321,7 @@ fn primary_key(session: &Session, table: &str) -> Result<Vec<String>> {
          order by array_position(i.indkey, a.attnum)",
         Some(&Parameters::Positional(vec![Param::Value(Value::Text(name))])),
     )?;
-    let key = first_texts(session.query(&sql, TransactionSteps::empty())?.rows);
+    let key = first_texts(session.query(&sql, TransactionSteps::empty())?.rows());
     if key.is_empty() {
         return Err(config(format!("replace: {table} has no primary key; give replace_index")));
     }
@@ -360,15 +360,23 @@ impl Guest for Component {
         sql: SqlInput,
         parameters: Option<Parameters>,
         options: RunOptions,
-    ) -> std::result::Result<Vec<Rowset>, Error> {
+    ) -> std::result::Result<Vec<ResultSet>, Error> {
         Ok(Hook::new(args)?.run(sql, parameters.as_ref(), Run::new(options))?.0)
     }
 
-    fn get_records(args: HookArgs, sql: String, parameters: Option<Parameters>) -> std::result::Result<Records, Error> {
+    fn get_records(
+        args: HookArgs,
+        sql: String,
+        parameters: Option<Parameters>,
+    ) -> std::result::Result<(RowShape, ResultSet), Error> {
         Hook::new(args)?.records(sql, parameters, Fetch::All)
     }
 
-    fn get_first(args: HookArgs, sql: String, parameters: Option<Parameters>) -> std::result::Result<Records, Error> {
+    fn get_first(
+        args: HookArgs,
+        sql: String,
+        parameters: Option<Parameters>,
+    ) -> std::result::Result<(RowShape, ResultSet), Error> {
         Hook::new(args)?.records(sql, parameters, Fetch::One)
     }
 
@@ -426,8 +434,8 @@ impl Guest for Component {
                    order by kcu.ordinal_position";
         let names = [schema.unwrap_or_else(|| "public".into()), table];
         let parameters = Parameters::Positional(names.into_iter().map(|n| Param::Value(Value::Text(n))).collect());
-        let records = Hook::new(args)?.records(sql.into(), Some(parameters), Fetch::All)?;
-        let columns = first_texts(records.rows);
+        let (_, result) = Hook::new(args)?.records(sql.into(), Some(parameters), Fetch::All)?;
+        let columns = first_texts(result.rows());
         Ok((!columns.is_empty()).then_some(columns))
     }
 }

@@ -69,7 +69,9 @@ async fn run(uri: &str) -> anyhow::Result<Vec<(&'static str, Outcome)>> {
             .call_get_records(&mut store, &HookArgs::conn_id("warehouse"), "select current_user", None)
             .await?;
         let outcome = match records {
-            Ok(records) => Ok(format!("{:?}", records.rows)),
+            // The rows stay in the host: the guest hands back a handle to
+            // them in the store's table.
+            Ok((_shape, rows)) => Ok(format!("{:?}", store.data_mut().table.delete(rows)?.rows)),
             Err(e) => Err(e.message),
         };
         outcomes.push((name, outcome));

@@ -4,19 +4,25 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "pghook",
-    // A session handle the host does not know is a bug, not bad input: it traps.
+    // A session or result handle the host does not know is a bug, not bad
+    // input: it traps.
     imports: {
         "pghook:hook/postgres.[method]session.query": async | trappable,
         "pghook:hook/postgres.[method]session.execute": async | trappable,
         "pghook:hook/postgres.[method]session.copy-from-file": async | trappable,
         "pghook:hook/postgres.[method]session.copy-to-file": async | trappable,
         "pghook:hook/postgres.[method]session.take-notices": async | trappable,
+        "pghook:hook/postgres.[method]result-set.columns": async | trappable,
+        "pghook:hook/postgres.[method]result-set.row-count": async | trappable,
+        "pghook:hook/postgres.[method]result-set.rows": async | trappable,
+        "pghook:hook/postgres.[method]result-set.truncate": async | trappable,
         default: async,
     },
     exports: { default: async },
     additional_derives: [PartialEq],
     with: {
         "pghook:hook/postgres.session": crate::postgres::Session,
+        "pghook:hook/postgres.result-set": crate::postgres::Rowset,
     },
 });
 

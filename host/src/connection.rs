@@ -14,9 +14,9 @@ use std::sync::Arc;
 use wasmtime::component::ResourceAny;
 
 use crate::bindings::hook::{CopyOutcome, Parameters, RowShape};
-use crate::bindings::types::Rowset;
 use crate::error::{Error, ErrorKind};
 use crate::interrupt::Interrupt;
+use crate::postgres::Rowset;
 use crate::progress::Progress;
 use crate::runtime::{GuestCall, Instance, State};
 use crate::{Hook, Tenant};
@@ -126,7 +126,9 @@ impl Connection {
         let args = Args { sql: sql.to_string(), parameters, ..Args::default() };
         self.call(args, |g, s, h, a| {
             Box::pin(async move {
-                g.pghook_hook_hook().connection().call_execute(s, h, &a.sql, a.parameters.as_ref()).await
+                let result =
+                    g.pghook_hook_hook().connection().call_execute(&mut *s, h, &a.sql, a.parameters.as_ref()).await?;
+                crate::runtime::taking(result, |set| s.data_mut().take_rowset(set))
             })
         })
         .await

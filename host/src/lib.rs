@@ -43,15 +43,16 @@ pub mod values;
 use std::sync::Arc;
 
 pub use crate::bindings::hook::{
-    CopyOutcome, Fetch, HookArgs, IamToken, InsertOptions, Param, Parameters, Records, RowShape, RunOptions, SqlInput,
+    CopyOutcome, Fetch, HookArgs, IamToken, InsertOptions, Param, Parameters, RowShape, RunOptions, SqlInput,
 };
 pub use crate::bindings::postgres::ConnectConfig;
-pub use crate::bindings::types::{Column, Interval, Rowset, Value};
+pub use crate::bindings::types::{Column, Interval, Value};
 pub use crate::connection::Connection;
 pub use crate::ctx::{PghookCtx, PghookCtxView, PghookView, SessionStop, add_to_linker};
 pub use crate::error::{Error, ErrorKind, SqlState};
 pub use crate::interrupt::Interrupt;
 pub use crate::policy::{ConnectCheck, Outbound, Policy};
+pub use crate::postgres::{Records, Rowset};
 pub use crate::progress::{NoProgress, Progress};
 pub use crate::runtime::Runtime;
 pub use crate::secrets::{
@@ -236,7 +237,10 @@ impl Hook {
         options: RunOptions,
     ) -> Result<Vec<Rowset>, Error> {
         let sql = sql.into();
-        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_run(s, &args, &sql, parameters.as_ref(), options))
+        guest_call!(self, |g, s, args| async {
+            let results = g.pghook_hook_hook().call_run(&mut *s, &args, &sql, parameters.as_ref(), options).await?;
+            runtime::taking(results, |sets| sets.into_iter().map(|set| s.data_mut().take_rowset(set)).collect())
+        })
     }
 
     /// The row type the connection's `cursor` extra asks for: how to
@@ -248,13 +252,19 @@ impl Hook {
     /// `get_records`: every row of the query.
     pub async fn get_records(&self, sql: &str, parameters: Option<Parameters>) -> Result<Records, Error> {
         let sql = sql.to_string();
-        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_records(s, &args, &sql, parameters.as_ref()))
+        guest_call!(self, |g, s, args| async {
+            let records = g.pghook_hook_hook().call_get_records(&mut *s, &args, &sql, parameters.as_ref()).await?;
+            runtime::taking(records, |records| s.data_mut().take_records(records))
+        })
     }
 
     /// `get_first`: the first row of the query, if any.
     pub async fn get_first(&self, sql: &str, parameters: Option<Parameters>) -> Result<Records, Error> {
         let sql = sql.to_string();
-        guest_call!(self, |g, s, args| g.pghook_hook_hook().call_get_first(s, &args, &sql, parameters.as_ref()))
+        guest_call!(self, |g, s, args| async {
+            let records = g.pghook_hook_hook().call_get_first(&mut *s, &args, &sql, parameters.as_ref()).await?;
+            runtime::taking(records, |records| s.data_mut().take_records(records))
+        })
     }
 
     /// `copy_expert`: `COPY ... FROM STDIN` or `COPY ... TO STDOUT` against a

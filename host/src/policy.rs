@@ -40,7 +40,8 @@ pub struct Policy {
     pub memory_limit: usize,
     /// The longest one call may take, I/O included.
     pub call_timeout: Duration,
-    /// The most bytes of rows one statement may hand to the guest.
+    /// The most bytes of rows one call may keep in the host (counted as
+    /// decoded values), all its statements together.
     pub max_result_bytes: usize,
     /// How many idle sessions the tenant keeps for reuse; 0 (the default,
     /// as Airflow) opens a new session for every call.
@@ -170,7 +171,7 @@ impl Policy {
         self
     }
 
-    /// Cap the rows one statement hands to the guest.
+    /// Cap the bytes of rows one call keeps in the host.
     pub fn with_max_result_bytes(mut self, bytes: usize) -> Policy {
         self.max_result_bytes = bytes;
         self

@@ -23,7 +23,7 @@ use wasmtime::component::Resource;
 use crate::bindings::postgres::{
     ChannelBinding, ConnectConfig, Host, HostSession, IpAddress, Server, TcpServer, TransactionSteps,
 };
-use crate::bindings::types::{Column, Error as WitError, ErrorKind, Rowset, Value};
+use crate::bindings::types::{Column, Error as WitError, ErrorKind, Value};
 use crate::ctx::PghookCtxView;
 use crate::error::wit;
 use crate::policy::{Destination, Outbound, Policy};
@@ -31,8 +31,11 @@ use crate::progress::Progress;
 use crate::values::{Cell, decode_text, supported};
 
 mod failover;
+mod result_set;
 
 use failover::open;
+pub(crate) use result_set::ResultBudget;
+pub use result_set::{Records, Rowset};
 
 /// How much of a file or a COPY stream is held in memory at once.
 const CHUNK: usize = 256 << 10;
@@ -423,51 +426,6 @@ where
     })
 }
 
-/// What is left of one call's result limit.
-pub(crate) struct ResultBudget {
-    left: usize,
-    limit: usize,
-}
-
-impl ResultBudget {
-    /// The whole of `limit` bytes.
-    pub(crate) fn new(limit: usize) -> ResultBudget {
-        ResultBudget { left: limit, limit }
-    }
-
-    /// Spend what `row` costs (as [`cell_size`] counts it); an error once
-    /// the limit is passed.
-    fn spend(&mut self, row: &[Value]) -> Result<(), WitError> {
-        let bytes = std::mem::size_of::<Vec<Value>>() + row.iter().map(cell_size).sum::<usize>();
-        self.left = self.left.checked_sub(bytes).ok_or_else(|| over_limit(self.limit))?;
-        Ok(())
-    }
-}
-
-/// What a cell costs to hand to the guest, counted as wasmtime counts the
-/// bytes a guest hands back (its hostcall fuel), so the tenant's result
-/// limit is reached before wasmtime's own cap.
-fn cell_size(value: &Value) -> usize {
-    std::mem::size_of::<Value>()
-        + match value {
-            Value::Numeric(s) | Value::Text(s) | Value::Json(s) => s.len(),
-            Value::Interval(i) => i.text.len(),
-            Value::Bytes(b) => b.len(),
-            _ => 0,
-        }
-}
-
-/// The result-limit error.
-pub(crate) fn over_limit(limit: usize) -> WitError {
-    wit(
-        ErrorKind::Limit,
-        format!(
-            "the result is over this tenant's result limit of {} MiB: fetch fewer rows, or raise the limit",
-            limit.div_ceil(1 << 20)
-        ),
-    )
-}
-
 /// A cell that is not a value of its column's type, as PostgreSQL sends it:
 /// the column and the reason (tokio-postgres keeps that as the source).
 fn decode_error(column: &str, e: &tokio_postgres::Error) -> WitError {
@@ -740,9 +698,13 @@ impl HostSession for PghookCtxView<'_> {
         handle: Resource<Session>,
         sql: String,
         steps: TransactionSteps,
-    ) -> wasmtime::Result<Result<Rowset, WitError>> {
+    ) -> wasmtime::Result<Result<Resource<Rowset>, WitError>> {
         let session = self.table.get(&handle)?;
-        Ok(session.query(&sql, steps, &mut self.ctx.result_budget).await)
+        let rowset = match session.query(&sql, steps, &mut self.ctx.result_budget).await {
+            Ok(rowset) => rowset,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.table.push(rowset).map_err(|e| wit(ErrorKind::Limit, format!("too many results: {e}"))))
     }
 
     async fn execute(

@@ -11,20 +11,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, Resource, ResourceTable};
 use wasmtime::{
     Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::Tenant;
+use crate::bindings::hook::RowShape;
 use crate::bindings::types::Error as WitError;
 use crate::bindings::{Pghook, PghookPre};
 use crate::ctx::{PghookCtx, PghookCtxView, PghookView};
 use crate::error::{Error, ErrorKind};
 use crate::interrupt::Interrupt;
 use crate::policy::Policy;
-use crate::postgres::ResultBudget;
+use crate::postgres::{Records, ResultBudget, Rowset};
 use crate::progress::Progress;
 
 /// The guest component built from guest/ and embedded at compile time.
@@ -164,6 +165,31 @@ pub struct State {
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl State {
+    /// Take a result the guest returned by handle out of the store.
+    pub(crate) fn take_rowset(&mut self, handle: Resource<Rowset>) -> wasmtime::Result<Rowset> {
+        Ok(self.table.delete(handle)?)
+    }
+
+    /// Take get_records' rows out of the store.
+    pub(crate) fn take_records(&mut self, (shape, rows): (RowShape, Resource<Rowset>)) -> wasmtime::Result<Records> {
+        let Rowset { columns, rows, .. } = self.take_rowset(rows)?;
+        Ok(Records { shape, columns, rows })
+    }
+}
+
+/// What a call returned, with what it handed back by handle taken out of
+/// the store by `take` (on success only).
+pub(crate) fn taking<T, U>(
+    outcome: Result<T, WitError>,
+    take: impl FnOnce(T) -> wasmtime::Result<U>,
+) -> wasmtime::Result<Result<U, WitError>> {
+    match outcome {
+        Ok(value) => take(value).map(Ok),
+        Err(e) => Ok(Err(e)),
     }
 }
 
@@ -400,9 +426,11 @@ impl Runtime {
         let deadline = tokio::time::Instant::now() + limit;
         // Each call has the tenant's whole result limit.
         store.data_mut().pghook.result_budget = ResultBudget::new(policy.max_result_bytes);
-        // Rows the guest hands back count against the tenant's result limit
-        // first; wasmtime's own cap stays above it.
-        store.set_hostcall_fuel(HOSTCALL_FUEL.max(policy.max_result_bytes.saturating_mul(2)));
+        // What the guest hands the host in one call (its rendered
+        // statements; never rows, which stay in the host) is capped by
+        // wasmtime's hostcall fuel, no lower than the tenant's result limit.
+        let fuel = HOSTCALL_FUEL.max(policy.max_result_bytes.saturating_mul(2));
+        store.set_hostcall_fuel(fuel);
         // Yield to tokio at every tick so the call's timeout can fire even
         // while guest code spins.
         store.epoch_deadline_async_yield_and_update(1);
@@ -430,9 +458,10 @@ impl Runtime {
                 ErrorKind::Trap,
                 format!("the guest ran out of memory (this tenant's limit is {} MiB)", policy.memory_limit >> 20),
             ),
-            Err(trap) if trap.root_cause().to_string().contains("fuel allocated for hostcalls") => {
-                Error::from(crate::postgres::over_limit(policy.max_result_bytes))
-            }
+            Err(trap) if trap.root_cause().to_string().contains("fuel allocated for hostcalls") => Error::new(
+                ErrorKind::Limit,
+                format!("the guest handed the host over {} MiB at once: send fewer rows per call", fuel >> 20),
+            ),
             Err(trap) => {
                 // The wasm backtrace is for developers: logged (-v), not returned.
                 log::info!(target: "pghook", "guest trap: {trap:?}");

@@ -131,7 +131,8 @@ class PostgresHook:
     ``{"conn_id": "postgres://..." | {"conn_type": ..., ...}}``, read once,
     asked after ``connections`` and before ``AIRFLOW_CONN_*``), ``timeout``
     (seconds per call), ``max_result_mb``, ``max_memory_mb`` (the hook core's
-    memory; a result passes through it), ``libpq_environment``,
+    memory: statements and ``insert_rows``' rows pass through it, results
+    do not), ``libpq_environment``,
     ``ambient_aws``, ``session_reuse``.
     """
 

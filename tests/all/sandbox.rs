@@ -58,10 +58,14 @@ async fn a_guest_out_of_memory_fails_only_that_call() {
     let pg = Cluster::plain();
     let root = tempfile::tempdir().unwrap();
     let small = runtime().tenant(policy(root.path(), &pg.uri("")).with_memory_limit(16 << 20));
+    // Rows stay in the host: a 40 MB result needs no guest memory.
     let big = "select repeat('x', 1000) from generate_series(1, 40000)";
+    assert_eq!(small.hook(HookArgs::conn_id("c")).get_records(big, None).await.unwrap().rows.len(), 40000);
+    // A statement does enter the guest: one of 16 MiB cannot fit.
+    let long = format!("select 1 /* {} */", "x".repeat(16 << 20));
     // A call that returns leaves its instance warm for the next: the one that runs out.
     small.hook(HookArgs::conn_id("c")).get_first("select 1", None).await.unwrap();
-    let e = small.hook(HookArgs::conn_id("c")).get_records(big, None).await.unwrap_err();
+    let e = small.hook(HookArgs::conn_id("c")).get_records(&long, None).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Trap, "{e}");
     assert!(e.message().contains("out of memory"), "{e}");
     // The same tenant (in a new instance: one that trapped is never reused) and its neighbours go on.
@@ -70,7 +74,7 @@ async fn a_guest_out_of_memory_fails_only_that_call() {
         assert_eq!(one.rows[0][0], Value::Int(1));
     }
     let roomy = tenant(root.path(), &[("c", &pg.uri(""))]);
-    assert_eq!(roomy.hook(HookArgs::conn_id("c")).get_records(big, None).await.unwrap().rows.len(), 40000);
+    assert_eq!(roomy.hook(HookArgs::conn_id("c")).get_records(&long, None).await.unwrap().rows, [[Value::Int(1)]]);
 }
 
 #[tokio::test]

@@ -1,0 +1,106 @@
+//! Query results, kept in the host: the `result-set` resource. The guest
+//! gets a handle and passes it back to the caller; the rows enter the
+//! guest only when it reads them itself (a table's key columns).
+
+use wasmtime::component::Resource;
+
+use crate::bindings::hook::RowShape;
+use crate::bindings::postgres::HostResultSet;
+use crate::bindings::types::{Column, Error as WitError, ErrorKind, Value};
+use crate::ctx::PghookCtxView;
+use crate::error::wit;
+
+/// The outcome of one statement: the host side of the WIT `result-set`.
+/// An embedder that calls the guest's exports itself takes one out of its
+/// store's `ResourceTable` with `delete`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rowset {
+    /// The result's columns, in order; empty for a statement that returns no rows.
+    pub columns: Vec<Column>,
+    /// The rows, each with one value per column.
+    pub rows: Vec<Vec<Value>>,
+    /// Rows returned, or rows affected for INSERT, UPDATE, DELETE, COPY.
+    pub row_count: u64,
+}
+
+/// Rows shaped as the connection's `cursor` extra asks: `get_records` and
+/// `get_first`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Records {
+    /// How the caller should present the rows.
+    pub shape: RowShape,
+    /// The result's columns, in order.
+    pub columns: Vec<Column>,
+    /// The rows, each with one value per column.
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// What is left of one call's result limit.
+pub(crate) struct ResultBudget {
+    left: usize,
+    limit: usize,
+}
+
+impl ResultBudget {
+    /// The whole of `limit` bytes.
+    pub(crate) fn new(limit: usize) -> ResultBudget {
+        ResultBudget { left: limit, limit }
+    }
+
+    /// Spend what `row` costs (as [`cell_size`] counts it); an error once
+    /// the limit is passed.
+    pub(crate) fn spend(&mut self, row: &[Value]) -> Result<(), WitError> {
+        let bytes = std::mem::size_of::<Vec<Value>>() + row.iter().map(cell_size).sum::<usize>();
+        self.left = self.left.checked_sub(bytes).ok_or_else(|| over_limit(self.limit))?;
+        Ok(())
+    }
+}
+
+/// What a cell costs to keep in the host's memory.
+fn cell_size(value: &Value) -> usize {
+    std::mem::size_of::<Value>()
+        + match value {
+            Value::Numeric(s) | Value::Text(s) | Value::Json(s) => s.len(),
+            Value::Interval(i) => i.text.len(),
+            Value::Bytes(b) => b.len(),
+            _ => 0,
+        }
+}
+
+/// The result-limit error.
+fn over_limit(limit: usize) -> WitError {
+    wit(
+        ErrorKind::Limit,
+        format!(
+            "the result is over this tenant's result limit of {} MiB: fetch fewer rows, or raise the limit",
+            limit.div_ceil(1 << 20)
+        ),
+    )
+}
+
+// A handle the host does not know is a bug, not bad input: it traps.
+impl HostResultSet for PghookCtxView<'_> {
+    async fn columns(&mut self, handle: Resource<Rowset>) -> wasmtime::Result<Vec<Column>> {
+        Ok(self.table.get(&handle)?.columns.clone())
+    }
+
+    async fn row_count(&mut self, handle: Resource<Rowset>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&handle)?.row_count)
+    }
+
+    async fn rows(&mut self, handle: Resource<Rowset>) -> wasmtime::Result<Vec<Vec<Value>>> {
+        Ok(self.table.get(&handle)?.rows.clone())
+    }
+
+    async fn truncate(&mut self, handle: Resource<Rowset>, len: u64) -> wasmtime::Result<()> {
+        let rows = &mut self.table.get_mut(&handle)?.rows;
+        rows.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+        rows.shrink_to_fit();
+        Ok(())
+    }
+
+    async fn drop(&mut self, handle: Resource<Rowset>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
