@@ -71,15 +71,36 @@ def fetch_one_handler(cursor: Any) -> Any:
     return cursor.fetchone()
 
 
-def _airflow_connection(conn_id: str) -> Optional[str]:
-    """A connection from Airflow's own lookup, if Airflow is installed."""
+def _airflow_lookup() -> Optional[Tuple[Any, Tuple[type, ...]]]:
+    """Airflow's ``BaseHook`` and its not-found exceptions, from the Task SDK
+    (Airflow 3) or its older home (Airflow 2); None without Airflow."""
     try:
-        from airflow.hooks.base import BaseHook  # type: ignore[import-not-found]
+        from airflow.sdk import BaseHook  # type: ignore[import-not-found]
     except ImportError:
+        try:
+            from airflow.hooks.base import BaseHook  # type: ignore[import-not-found]
+        except ImportError:
+            return None
+    not_found = []
+    for module in ("airflow.sdk.exceptions", "airflow.exceptions"):
+        try:
+            not_found.append(getattr(__import__(module, fromlist=["_"]), "AirflowNotFoundException"))
+        except (ImportError, AttributeError):
+            pass
+    return BaseHook, tuple(not_found)
+
+
+def _airflow_connection(conn_id: str) -> Optional[str]:
+    """A connection from Airflow's own lookup, if Airflow is installed: None
+    when Airflow says it is not defined. Any other failure of the lookup
+    propagates, and pghook raises it as a ``SecretsError``."""
+    lookup = _airflow_lookup()
+    if lookup is None:
         return None
+    base_hook, not_found = lookup
     try:
-        conn = BaseHook.get_connection(conn_id)
-    except Exception:  # AirflowNotFoundException, or no metadata database
+        conn = base_hook.get_connection(conn_id)
+    except not_found:
         return None
     return json.dumps(
         {

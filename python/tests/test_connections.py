@@ -107,3 +107,33 @@ def test_airflows_own_lookup_comes_last(uri: str, tmp_path, airflow_installed) -
         "only_airflow": only_airflow_db,
         "query": 42,
     }
+
+
+#: Airflow's lookup failing for a reason other than "not defined" (a
+#: secrets backend down): pghook says so, rather than "not found".
+AIRFLOW_LOOKUP_FAILS = r"""
+import json
+import pghook
+from airflow.sdk import BaseHook
+
+outcome = {}
+try:
+    pghook.PostgresHook("nowhere").explain()
+except pghook.ConnectionNotFound as e:
+    outcome["missing"] = e.kind
+
+def down(conn_id):
+    raise RuntimeError("the vault is sealed")
+
+BaseHook.get_connection = staticmethod(down)
+try:
+    pghook.PostgresHook("nowhere").explain()
+except pghook.SecretsError as e:
+    outcome["failing"] = [e.kind, "the vault is sealed" in str(e)]
+print(json.dumps(outcome))
+"""
+
+
+def test_a_failing_airflow_lookup_is_a_secrets_error(tmp_path, airflow_installed) -> None:
+    out = run_python(AIRFLOW_LOOKUP_FAILS, {}, cwd=str(tmp_path))
+    assert json.loads(out.strip().splitlines()[-1]) == {"missing": "notfound", "failing": ["secrets", True]}
