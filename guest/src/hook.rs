@@ -1,6 +1,7 @@
 //! The exported hook methods: each resolves the connection, then drives the
-//! host's imports. No rows of a COPY pass through here: only statements and
-//! file names.
+//! host's imports. No rows of a COPY pass through here, only statements and
+//! file names; a query's rows stay in the host, handed on by handle (a
+//! `ResultSet`), read here only for the hook's own key-column queries.
 
 use crate::aws_conn;
 use crate::bindings::aws;

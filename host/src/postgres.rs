@@ -1,7 +1,8 @@
 //! PostgreSQL sessions: the `postgres` import. Connections are opened as
 //! the guest's config says, every server checked against the tenant's
 //! policy; COPY data streams between file and socket here, in bounded
-//! memory, and never enters the guest.
+//! memory, and never enters the guest. A query's rows stay here too, as a
+//! result set the guest hands on by handle ([`result_set`]).
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -31,7 +32,7 @@ use crate::progress::Progress;
 use crate::values::{Cell, decode_text, supported};
 
 mod failover;
-mod result_set;
+pub mod result_set;
 
 use failover::open;
 pub(crate) use result_set::ResultBudget;
@@ -526,6 +527,7 @@ impl Session {
             .iter()
             .map(|c| Column { name: c.name().to_string(), type_name: c.type_().name().to_string() })
             .collect();
+        budget.spend_result(&columns)?;
         if !statement.columns().iter().all(|c| supported(c.type_())) {
             let types: Vec<Type> = statement.columns().iter().map(|c| c.type_().clone()).collect();
             return self.query_text(sql, columns, &types, budget).await;
@@ -547,6 +549,7 @@ impl Session {
             rows.push(values);
         }
         let row_count = stream.rows_affected().unwrap_or(rows.len() as u64);
+        rows.shrink_to_fit();
         Ok(Rowset { columns, rows, row_count })
     }
 
@@ -590,6 +593,7 @@ impl Session {
             rows.push(values);
         }
         let row_count = row_count.unwrap_or(rows.len() as u64);
+        rows.shrink_to_fit();
         Ok(Rowset { columns, rows, row_count })
     }
 

@@ -182,7 +182,8 @@ impl State {
 }
 
 /// What a call returned, with what it handed back by handle taken out of
-/// the store by `take` (on success only).
+/// the store by `take` (on success only). A failed take is a wasmtime
+/// error, which discards the store with whatever handles are left in it.
 pub(crate) fn taking<T, U>(
     outcome: Result<T, WitError>,
     take: impl FnOnce(T) -> wasmtime::Result<U>,
@@ -226,7 +227,8 @@ pub(crate) struct Instance {
 }
 
 /// One tenant's warm guest instances: an instance whose call returned
-/// (with a result or an error of its own) and left no session open serves
+/// (with a result or an error of its own) and left nothing in its table
+/// (no session, no result set) serves
 /// the tenant's next call, skipping instantiation. One that trapped, ran
 /// out of memory, was stopped or grew large is dropped. The guest keeps no
 /// state between calls; instances are never shared between tenants.
@@ -426,10 +428,10 @@ impl Runtime {
         let deadline = tokio::time::Instant::now() + limit;
         // Each call has the tenant's whole result limit.
         store.data_mut().pghook.result_budget = ResultBudget::new(policy.max_result_bytes);
-        // What the guest hands the host in one call (its rendered
-        // statements; never rows, which stay in the host) is capped by
-        // wasmtime's hostcall fuel, no lower than the tenant's result limit.
-        let fuel = HOSTCALL_FUEL.max(policy.max_result_bytes.saturating_mul(2));
+        // What the guest hands the host in one import call (a statement it
+        // rendered) is bounded by its memory: wasmtime's own cap on it is
+        // set no lower, so the memory limit is the one that speaks.
+        let fuel = HOSTCALL_FUEL.max(policy.memory_limit);
         store.set_hostcall_fuel(fuel);
         // Yield to tokio at every tick so the call's timeout can fire even
         // while guest code spins.
@@ -460,7 +462,7 @@ impl Runtime {
             ),
             Err(trap) if trap.root_cause().to_string().contains("fuel allocated for hostcalls") => Error::new(
                 ErrorKind::Limit,
-                format!("the guest handed the host over {} MiB at once: send fewer rows per call", fuel >> 20),
+                format!("a statement over {} MiB: send fewer rows per statement (commit_every)", fuel >> 20),
             ),
             Err(trap) => {
                 // The wasm backtrace is for developers: logged (-v), not returned.

@@ -280,6 +280,22 @@ fn python_value<'py>(
     })
 }
 
+/// How many rows are made Python objects between [`release_freed_memory`] calls.
+const RELEASE_EVERY: usize = 1 << 16;
+
+/// Give the pages of rows already made Python objects back to the system.
+/// The host decoded them on its worker threads, into those threads' malloc
+/// arenas, which Python's own allocator never reuses: without this a
+/// result's rows and its Python objects would both be held whole at the
+/// end (1M rows: 0.99 GiB rather than 0.58).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Rows as lists of tuples.
 fn python_rows<'py>(
     py: Python<'py>,
@@ -290,7 +306,10 @@ fn python_rows<'py>(
     let mut temporal = temporal::Temporal::new(columns);
     let decimal = py.import("decimal")?.getattr("Decimal")?;
     let list = PyList::empty(py);
-    for row in rows {
+    for (i, row) in rows.into_iter().enumerate() {
+        if i % RELEASE_EVERY == RELEASE_EVERY - 1 {
+            release_freed_memory();
+        }
         let cells = row
             .into_iter()
             .zip(&converters)

@@ -137,9 +137,9 @@ async fn results_over_the_limit_say_so() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
     assert!(e.message().contains("over this tenant's result limit of 1 MiB"), "{e}");
-    // Under the default 64 MiB limit, a result just below it comes back
-    // whole (no opaque trap from wasmtime's own cap), one just above fails
-    // with the limit's message.
+    // Under the default 64 MiB limit, counted as the host keeps the rows
+    // (decoded values), a result just below it comes back whole, one just
+    // above fails with the limit's message.
     let default = hook(root.path(), &pg.uri(""), Duration::from_secs(120));
     let per_row = std::mem::size_of::<Vec<Value>>() + std::mem::size_of::<Value>();
     let rows = |fraction: f64| ((64 << 20) as f64 * fraction / per_row as f64) as u64;

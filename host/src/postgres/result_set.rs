@@ -10,16 +10,17 @@ use crate::bindings::types::{Column, Error as WitError, ErrorKind, Value};
 use crate::ctx::PghookCtxView;
 use crate::error::wit;
 
-/// The outcome of one statement: the host side of the WIT `result-set`.
-/// An embedder that calls the guest's exports itself takes one out of its
-/// store's `ResourceTable` with `delete`.
+/// The outcome of one statement: the host side of the WIT `result-set`,
+/// whose methods' docs define these fields. An embedder that calls the
+/// guest's exports itself owns each one they return: it takes it out of
+/// its store's `ResourceTable` with `delete` (or the rows stay there).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rowset {
-    /// The result's columns, in order; empty for a statement that returns no rows.
+    /// `columns`.
     pub columns: Vec<Column>,
-    /// The rows, each with one value per column.
+    /// The rows kept (`rows`), each with one value per column.
     pub rows: Vec<Vec<Value>>,
-    /// Rows returned, or rows affected for INSERT, UPDATE, DELETE, COPY.
+    /// `row-count`.
     pub row_count: u64,
 }
 
@@ -50,7 +51,17 @@ impl ResultBudget {
     /// Spend what `row` costs (as [`cell_size`] counts it); an error once
     /// the limit is passed.
     pub(crate) fn spend(&mut self, row: &[Value]) -> Result<(), WitError> {
-        let bytes = std::mem::size_of::<Vec<Value>>() + row.iter().map(cell_size).sum::<usize>();
+        self.take(std::mem::size_of::<Vec<Value>>() + row.iter().map(cell_size).sum::<usize>())
+    }
+
+    /// Spend what a result of `columns` costs before its rows: a call of
+    /// many statements keeps a result each.
+    pub(crate) fn spend_result(&mut self, columns: &[Column]) -> Result<(), WitError> {
+        let names: usize = columns.iter().map(|c| c.name.len() + c.type_name.len()).sum();
+        self.take(std::mem::size_of::<Rowset>() + std::mem::size_of_val(columns) + names)
+    }
+
+    fn take(&mut self, bytes: usize) -> Result<(), WitError> {
         self.left = self.left.checked_sub(bytes).ok_or_else(|| over_limit(self.limit))?;
         Ok(())
     }
