@@ -249,24 +249,15 @@ impl Hook {
         };
         let mut done = 0;
         for chunk in rows.chunks(batch) {
-            // The rows' statements return nothing: each goes with its
-            // transaction steps in one round trip (`execute`).
-            if options.fast {
-                session.execute(&plan.statement(chunk)?, transaction_steps(true, true))?;
-            } else {
-                for (i, row) in chunk.iter().enumerate() {
-                    let last = i + 1 == chunk.len();
-                    let steps = transaction_steps(i == 0, last);
-                    let outcome =
-                        plan.statement(std::slice::from_ref(row)).and_then(|sql| session.execute(&sql, steps));
-                    if let Err(e) = outcome {
-                        if !last {
-                            let _ = session.query("ROLLBACK", TransactionSteps::empty());
-                        }
-                        return Err(e);
-                    }
-                }
-            }
+            // A batch is one transaction: one multi-row INSERT on the fast
+            // path, else an INSERT per row, in order. They return nothing,
+            // so they go with BEGIN and COMMIT in one round trip
+            // (`execute`); a failed one rolls the batch back.
+            let statements = match options.fast {
+                true => vec![plan.statement(chunk)?],
+                false => chunk.iter().map(|row| plan.statement(std::slice::from_ref(row))).collect::<Result<_>>()?,
+            };
+            session.execute(&statements, transaction_steps(true, true))?;
             done += chunk.len();
             log(Level::Info, &format!("Loaded {done} rows into {table} so far"));
         }

@@ -5,7 +5,7 @@
 use crate::bindings::hook::Param;
 use crate::copy::TableRef;
 use crate::error::{Result, config};
-use crate::sql::param_literal;
+use crate::sql::push_param_literal;
 
 /// Airflow's `commit_every` default.
 pub const COMMIT_EVERY: u32 = 1000;
@@ -66,8 +66,8 @@ impl InsertPlan {
         Ok(InsertPlan { head, tail, width: fields.map(|f| f.len()) })
     }
 
-    /// One row as `(v, ...)`.
-    fn row(&self, row: &[Param]) -> Result<String> {
+    /// One row as `(v, ...)`, onto `out`.
+    fn push_row(&self, out: &mut String, row: &[Param]) -> Result<()> {
         if let Some(width) = self.width
             && row.len() != width
         {
@@ -76,14 +76,29 @@ impl InsertPlan {
         if row.is_empty() {
             return Err(config("a row without values"));
         }
-        let values = row.iter().map(param_literal).collect::<Result<Vec<_>>>()?;
-        Ok(format!("({})", values.join(", ")))
+        out.push('(');
+        for (i, value) in row.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            push_param_literal(out, value)?;
+        }
+        out.push(')');
+        Ok(())
     }
 
     /// One INSERT of all of `rows` (the fast path).
     pub fn statement(&self, rows: &[Vec<Param>]) -> Result<String> {
-        let rows = rows.iter().map(|row| self.row(row)).collect::<Result<Vec<_>>>()?;
-        Ok(format!("{}{}{}", self.head, rows.join(", "), self.tail))
+        let mut out = String::with_capacity(self.head.len() + self.tail.len() + 64 * rows.len());
+        out.push_str(&self.head);
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            self.push_row(&mut out, row)?;
+        }
+        out.push_str(&self.tail);
+        Ok(out)
     }
 }
 

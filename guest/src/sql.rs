@@ -58,10 +58,27 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Quote a string constant safely whatever `standard_conforming_strings` is.
 pub fn quote_text(text: &str) -> Result<String> {
+    let mut out = String::with_capacity(text.len() + 3);
+    push_quoted_text(&mut out, text)?;
+    Ok(out)
+}
+
+/// [`quote_text`], onto `out`.
+fn push_quoted_text(out: &mut String, text: &str) -> Result<()> {
     if text.contains('\0') {
         return Err(config("a text parameter contains a NUL character, which PostgreSQL cannot store"));
     }
-    Ok(format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''")))
+    out.push_str("E'");
+    let mut rest = text;
+    while let Some(at) = rest.find(['\\', '\'']) {
+        out.push_str(&rest[..=at]);
+        // Each is doubled: `\\` for a backslash, `''` for a quote.
+        out.push_str(&rest[at..=at]);
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+    out.push('\'');
+    Ok(())
 }
 
 fn is_numeric_literal(s: &str) -> bool {
@@ -82,55 +99,108 @@ fn is_numeric_literal(s: &str) -> bool {
 /// Render a value as a SQL literal, as psycopg2's adapters do. Negative
 /// numbers are parenthesised so that `1-%s` can never become a `--` comment.
 pub fn literal(value: &Value) -> Result<String> {
-    let rendered = bare_literal(value)?;
-    Ok(if rendered.starts_with('-') { format!("({rendered})") } else { rendered })
+    let mut out = String::new();
+    push_literal(&mut out, value)?;
+    Ok(out)
 }
 
-fn bare_literal(value: &Value) -> Result<String> {
-    Ok(match value {
-        Value::Null => "NULL".into(),
-        Value::Boolean(b) => if *b { "true" } else { "false" }.into(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) if f.is_nan() => "'NaN'::float8".into(),
+/// [`literal`], onto `out`.
+fn push_literal(out: &mut String, value: &Value) -> Result<()> {
+    let start = out.len();
+    push_bare_literal(out, value)?;
+    if out[start..].starts_with('-') {
+        out.insert(start, '(');
+        out.push(')');
+    }
+    Ok(())
+}
+
+fn push_bare_literal(out: &mut String, value: &Value) -> Result<()> {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    match value {
+        Value::Null => out.push_str("NULL"),
+        Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => _ = write!(out, "{i}"),
+        Value::Float(f) if f.is_nan() => out.push_str("'NaN'::float8"),
         Value::Float(f) if f.is_infinite() => {
-            if *f > 0.0 { "'Infinity'::float8" } else { "'-Infinity'::float8" }.into()
+            out.push_str(if *f > 0.0 { "'Infinity'::float8" } else { "'-Infinity'::float8" })
         }
         // A bare literal, as psycopg2 sends repr(float): the server reads it as numeric.
-        Value::Float(f) => format!("{f:?}"),
+        Value::Float(f) => _ = write!(out, "{f:?}"),
         Value::Numeric(n) if matches!(n.as_str(), "NaN" | "Infinity" | "-Infinity") => {
-            format!("'{n}'::numeric")
+            _ = write!(out, "'{n}'::numeric")
         }
-        Value::Numeric(n) if is_numeric_literal(n) => format!("{n}::numeric"),
+        Value::Numeric(n) if is_numeric_literal(n) => _ = write!(out, "{n}::numeric"),
         Value::Numeric(n) => return Err(config(format!("{n:?} is not a numeric value"))),
-        Value::Text(t) | Value::Json(t) => quote_text(t)?,
+        Value::Text(t) | Value::Json(t) => push_quoted_text(out, t)?,
         // From its parts, never its text.
-        Value::Interval(i) => format!("'{} mons {} days {} microseconds'::interval", i.months, i.days, i.microseconds),
+        Value::Interval(i) => {
+            _ = write!(out, "'{} mons {} days {} microseconds'::interval", i.months, i.days, i.microseconds)
+        }
         // E'' reads the same whatever standard_conforming_strings says.
         Value::Bytes(b) => {
-            let hex: String = b.iter().map(|byte| format!("{byte:02x}")).collect();
-            format!("E'\\\\x{hex}'::bytea")
+            out.push_str("E'\\\\x");
+            for byte in b {
+                _ = write!(out, "{byte:02x}");
+            }
+            out.push_str("'::bytea");
         }
-    })
+    }
+    Ok(())
 }
 
 /// A parameter as the literal psycopg2 would send for it.
 pub fn param_literal(param: &Param) -> Result<String> {
-    let typed = |text: &str, ty: &str| Ok(format!("{}::{ty}", quote_text(text)?));
-    let listed = |values: &[Value]| values.iter().map(literal).collect::<Result<Vec<_>>>().map(|l| l.join(", "));
+    let mut out = String::new();
+    push_param_literal(&mut out, param)?;
+    Ok(out)
+}
+
+/// [`param_literal`], onto `out`.
+pub fn push_param_literal(out: &mut String, param: &Param) -> Result<()> {
+    let typed = |out: &mut String, text: &str, ty: &str| {
+        push_quoted_text(out, text)?;
+        out.push_str("::");
+        out.push_str(ty);
+        Ok(())
+    };
+    let listed = |out: &mut String, values: &[Value]| {
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            push_literal(out, value)?;
+        }
+        Ok(())
+    };
     match param {
-        Param::Value(value) => literal(value),
-        Param::Date(text) => typed(text, "date"),
-        Param::Time(text) => typed(text, "time"),
-        Param::Timestamp(text) => typed(text, "timestamp"),
-        Param::Timestamptz(text) => typed(text, "timestamptz"),
-        Param::Interval(text) => typed(text, "interval"),
-        Param::Uuid(text) => typed(text, "uuid"),
-        Param::Array(values) if values.is_empty() => Ok("'{}'".into()),
-        Param::Array(values) => Ok(format!("ARRAY[{}]", listed(values)?)),
+        Param::Value(value) => push_literal(out, value),
+        Param::Date(text) => typed(out, text, "date"),
+        Param::Time(text) => typed(out, text, "time"),
+        Param::Timestamp(text) => typed(out, text, "timestamp"),
+        Param::Timestamptz(text) => typed(out, text, "timestamptz"),
+        Param::Interval(text) => typed(out, text, "interval"),
+        Param::Uuid(text) => typed(out, text, "uuid"),
+        Param::Array(values) if values.is_empty() => {
+            out.push_str("'{}'");
+            Ok(())
+        }
+        Param::Array(values) => {
+            out.push_str("ARRAY[");
+            listed(out, values)?;
+            out.push(']');
+            Ok(())
+        }
         Param::Tuple(values) if values.is_empty() => {
             Err(config("an empty tuple parameter: `IN ()` is not SQL (psycopg2 sends it and the server refuses)"))
         }
-        Param::Tuple(values) => Ok(format!("({})", listed(values)?)),
+        Param::Tuple(values) => {
+            out.push('(');
+            listed(out, values)?;
+            out.push(')');
+            Ok(())
+        }
     }
 }
 
@@ -161,7 +231,7 @@ pub fn interpolate(sql: &str, parameters: Option<&Parameters>) -> Result<String>
             let value = values.get(next_positional).ok_or_else(|| {
                 config(format!("the query has more %s placeholders than the {} parameters given", values.len()))
             })?;
-            out.push_str(&param_literal(value)?);
+            push_param_literal(&mut out, value)?;
             next_positional += 1;
             rest = after;
         } else if let Some(after) = rest.strip_prefix('(') {
@@ -172,7 +242,7 @@ pub fn interpolate(sql: &str, parameters: Option<&Parameters>) -> Result<String>
             };
             let (_, value) =
                 values.iter().find(|(n, _)| n == name).ok_or_else(|| config(format!("no parameter named {name:?}")))?;
-            out.push_str(&param_literal(value)?);
+            push_param_literal(&mut out, value)?;
             rest = after;
         } else {
             let shown: String = rest.chars().take(1).collect();

@@ -9,9 +9,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::future::{maybe_done, poll_fn};
 use futures_util::{SinkExt, StreamExt, TryStreamExt, pin_mut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::task::JoinHandle;
@@ -484,20 +486,46 @@ impl Session {
         }
     }
 
-    /// Run one statement without fetching rows, `BEGIN` and `COMMIT` as
-    /// asked, all pipelined in one round trip: the statement goes unnamed
-    /// with the extended protocol (one statement only, as with `query`).
-    /// A COMMIT after a failed statement ends its transaction rolled back.
-    pub(crate) async fn execute(&self, sql: &str, steps: TransactionSteps) -> Result<u64, WitError> {
+    /// Run `statements` without fetching rows, `BEGIN` and `COMMIT` as
+    /// asked, all pipelined in one round trip: each goes unnamed with the
+    /// extended protocol (one statement each, as with `query`). After a
+    /// failed statement the rest fail in the aborted transaction, and a
+    /// COMMIT ends it rolled back; the error returned is the first one.
+    pub(crate) async fn execute(&self, statements: &[String], steps: TransactionSteps) -> Result<u64, WitError> {
         self.tracked(async {
             let begin = self.step(steps.contains(TransactionSteps::BEGIN), "BEGIN");
             let commit = self.step(steps.contains(TransactionSteps::COMMIT), "COMMIT");
             // A reused session's reset must have succeeded before anything
-            // runs on it: this statement is sent whole, not just prepared.
+            // runs on it: these statements are sent whole, not just prepared.
             self.reset_done().await?;
+            let mut pending: Vec<_> =
+                statements.iter().map(|sql| Box::pin(maybe_done(self.client.execute_typed(sql, &[])))).collect();
+            let executed = async {
+                // The first poll of each sends its request, in order, before
+                // any answer is awaited.
+                poll_fn(|cx| {
+                    for statement in &mut pending {
+                        let _ = statement.as_mut().poll(cx);
+                    }
+                    Poll::Ready(())
+                })
+                .await;
+                let mut affected = 0;
+                let mut first_error = None;
+                for statement in &mut pending {
+                    statement.as_mut().await;
+                    match statement.as_mut().take_output() {
+                        Some(Ok(rows)) => affected += rows,
+                        Some(Err(e)) => {
+                            first_error.get_or_insert(e);
+                        }
+                        None => {}
+                    }
+                }
+                first_error.map_or(Ok(affected), Err)
+            };
             // Each request goes out when first polled, in this order.
-            let (begun, executed, committed) =
-                futures_util::future::join3(begin, self.client.execute_typed(sql, &[]), commit).await;
+            let (begun, executed, committed) = futures_util::future::join3(begin, executed, commit).await;
             begun.map_err(statement_error)?;
             let affected = executed.map_err(statement_error)?;
             committed.map_err(statement_error)?;
@@ -714,11 +742,11 @@ impl HostSession for PghookCtxView<'_> {
     async fn execute(
         &mut self,
         handle: Resource<Session>,
-        sql: String,
+        statements: Vec<String>,
         steps: TransactionSteps,
     ) -> wasmtime::Result<Result<u64, WitError>> {
         let session = self.table.get(&handle)?;
-        Ok(session.execute(&sql, steps).await)
+        Ok(session.execute(&statements, steps).await)
     }
 
     async fn copy_from_file(

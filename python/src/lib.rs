@@ -25,7 +25,8 @@ use pghook::{
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 
 create_exception!(pghook._pghook, Error, PyException, "A failed pghook call; `.kind` names what went wrong.");
 create_exception!(pghook._pghook, ConfigError, Error, "The connection, its extras or an argument is invalid.");
@@ -345,26 +346,44 @@ fn shape_name(shape: RowShape) -> &'static str {
     }
 }
 
+/// Classes of the standard library that parameters are checked against,
+/// each looked up once.
+static DATETIME: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+static DATE: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+static TIME: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+static TIMEDELTA: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+static UUID: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+static DECIMAL: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+
+/// None, bool, int, float and str: the commonest parameters, told apart
+/// without asking about any other class.
+fn plain(value: &Bound<'_, PyAny>) -> PyResult<Option<Value>> {
+    if value.is_none() {
+        return Ok(Some(Value::Null));
+    }
+    if let Ok(b) = value.downcast::<pyo3::types::PyBool>() {
+        return Ok(Some(Value::Boolean(b.is_true())));
+    }
+    if value.downcast::<pyo3::types::PyInt>().is_ok() {
+        return Ok(Some(match value.extract::<i64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Numeric(value.str()?.to_string()),
+        }));
+    }
+    if value.downcast::<pyo3::types::PyFloat>().is_ok() {
+        return Ok(Some(Value::Float(value.extract()?)));
+    }
+    if value.downcast::<PyString>().is_ok() {
+        return Ok(Some(Value::Text(value.extract()?)));
+    }
+    Ok(None)
+}
+
 /// A Python value as a scalar parameter.
 fn scalar(value: &Bound<'_, PyAny>) -> PyResult<Value> {
     let py = value.py();
-    if value.is_none() {
-        return Ok(Value::Null);
-    }
-    if let Ok(b) = value.downcast::<pyo3::types::PyBool>() {
-        return Ok(Value::Boolean(b.is_true()));
-    }
-    if value.downcast::<pyo3::types::PyInt>().is_ok() {
-        return Ok(match value.extract::<i64>() {
-            Ok(i) => Value::Int(i),
-            Err(_) => Value::Numeric(value.str()?.to_string()),
-        });
-    }
-    if value.downcast::<pyo3::types::PyFloat>().is_ok() {
-        return Ok(Value::Float(value.extract()?));
-    }
-    if value.downcast::<PyString>().is_ok() {
-        return Ok(Value::Text(value.extract()?));
+    if let Some(plain) = plain(value)? {
+        return Ok(plain);
     }
     if let Ok(b) = value.downcast::<PyBytes>() {
         return Ok(Value::Bytes(b.as_bytes().to_vec()));
@@ -373,7 +392,7 @@ fn scalar(value: &Bound<'_, PyAny>) -> PyResult<Value> {
         let bytes = py.import("builtins")?.getattr("bytes")?.call1((value,))?;
         return Ok(Value::Bytes(bytes.downcast::<PyBytes>()?.as_bytes().to_vec()));
     }
-    if value.is_instance(&py.import("decimal")?.getattr("Decimal")?)? {
+    if value.is_instance(DECIMAL.import(py, "decimal", "Decimal")?)? {
         return Ok(Value::Numeric(value.str()?.to_string()));
     }
     // psycopg2.extras.Json and its like: an `adapted` object sent as JSON.
@@ -387,19 +406,21 @@ fn scalar(value: &Bound<'_, PyAny>) -> PyResult<Value> {
 /// A Python value as a parameter, adapted as psycopg2 adapts it.
 fn param(value: &Bound<'_, PyAny>) -> PyResult<Param> {
     let py = value.py();
-    let datetime = py.import("datetime")?;
+    if let Some(plain) = plain(value)? {
+        return Ok(Param::Value(plain));
+    }
     let text = |v: &Bound<'_, PyAny>| -> PyResult<String> { v.call_method1("isoformat", (" ",))?.extract() };
-    if value.is_instance(&datetime.getattr("datetime")?)? {
+    if value.is_instance(DATETIME.import(py, "datetime", "datetime")?)? {
         let aware = !value.call_method0("utcoffset")?.is_none();
         return Ok(if aware { Param::Timestamptz(text(value)?) } else { Param::Timestamp(text(value)?) });
     }
-    if value.is_instance(&datetime.getattr("date")?)? {
+    if value.is_instance(DATE.import(py, "datetime", "date")?)? {
         return Ok(Param::Date(value.call_method0("isoformat")?.extract()?));
     }
-    if value.is_instance(&datetime.getattr("time")?)? {
+    if value.is_instance(TIME.import(py, "datetime", "time")?)? {
         return Ok(Param::Time(value.call_method0("isoformat")?.extract()?));
     }
-    if value.is_instance(&datetime.getattr("timedelta")?)? {
+    if value.is_instance(TIMEDELTA.import(py, "datetime", "timedelta")?)? {
         let (days, seconds, micros): (i64, i64, i64) = (
             value.getattr("days")?.extract()?,
             value.getattr("seconds")?.extract()?,
@@ -407,7 +428,7 @@ fn param(value: &Bound<'_, PyAny>) -> PyResult<Param> {
         );
         return Ok(Param::Interval(format!("{days} days {seconds}.{micros:06} seconds")));
     }
-    if value.is_instance(&py.import("uuid")?.getattr("UUID")?)? {
+    if value.is_instance(UUID.import(py, "uuid", "UUID")?)? {
         return Ok(Param::Uuid(value.str()?.to_string()));
     }
     if let Ok(list) = value.downcast::<PyList>() {

@@ -616,14 +616,16 @@ fn id_and_name() -> Option<Vec<String>> {
 #[tokio::test]
 async fn insert_rows_keeps_the_batches_before_a_failing_one() {
     let side = Side::new("airflow_insert_fail", "");
-    // The second batch (ids 3, 1) repeats a key: the first batch stays, nothing after.
-    let python_rows = "[(1, 'a'), (2, 'b'), (3, 'c'), (1, 'again'), (5, 'e')]";
+    // The second batch (ids 1, 5, 6) repeats a key in its first row: the
+    // first batch stays, nothing after, and the error is that row's (not
+    // the aborted transaction's of the rows after it).
+    let python_rows = "[(1, 'a'), (2, 'b'), (3, 'c'), (1, 'again'), (5, 'e'), (6, 'f')]";
     let airflow = side.airflow(&format!(
         r#"
 out = []
 for fast in [False, True]:
     hook.run("drop table if exists a; create table a (id int primary key, name text)")
-    out.append(pgcode(lambda: hook.insert_rows("a", {python_rows}, target_fields=["id", "name"], commit_every=2, fast_executemany=fast)))
+    out.append(pgcode(lambda: hook.insert_rows("a", {python_rows}, target_fields=["id", "name"], commit_every=3, fast_executemany=fast)))
     out.append(hook.get_records("select * from a order by id"))
 hook.run("drop table a")
 out
@@ -639,8 +641,15 @@ out
         )
         .await
         .unwrap();
-        let rows = vec![id_name(1, "a"), id_name(2, "b"), id_name(3, "c"), id_name(1, "again"), id_name(5, "e")];
-        let options = InsertOptions { target_fields: id_and_name(), commit_every: Some(2), fast, ..Default::default() };
+        let rows = vec![
+            id_name(1, "a"),
+            id_name(2, "b"),
+            id_name(3, "c"),
+            id_name(1, "again"),
+            id_name(5, "e"),
+            id_name(6, "f"),
+        ];
+        let options = InsertOptions { target_fields: id_and_name(), commit_every: Some(3), fast, ..Default::default() };
         pghook.push(sqlstate(hook.insert_rows("a", rows, options).await.unwrap_err()));
         pghook.push(table(&side, "a").await);
     }

@@ -5,8 +5,10 @@
 //! generated rows, as Airflow's default (psycopg2's `executemany`) and with
 //! `fast_executemany=True` (`execute_values`). The driver times the call
 //! itself (making the hook included); the bench takes the process's peak
-//! RSS. Results are checked alike: a hash of every row's `repr`, the dumps
-//! byte for byte, the inserted tables by checksum.
+//! RSS. Each call runs three times a side, the sides taking turns, and the
+//! tables show the medians: this machine's times move by a fifth between
+//! runs. Results are checked alike: a hash of every row's `repr`, the dumps
+//! by size and hash, the inserted tables by checksum.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -107,6 +109,8 @@ struct Run {
     process: Measure,
     call_seconds: f64,
     summary: String,
+    /// What the run left, as `both`'s `after` tells it.
+    left: String,
 }
 
 /// Runs the driver for `side` with `args` in `dir`.
@@ -118,7 +122,69 @@ fn run(cluster: &Cluster, dir: &Path, side: Side, args: &[&str]) -> Result<Run, 
     let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let (seconds, summary) = text.split_once(' ').unwrap_or((&text, ""));
     let call_seconds = seconds.parse().map_err(|_| format!("the driver wrote {text:?}"))?;
-    Ok(Run { process, call_seconds, summary: summary.to_string() })
+    Ok(Run { process, call_seconds, summary: summary.to_string(), left: String::new() })
+}
+
+/// How many times each side runs each call: the tables show the medians.
+const REPEATS: usize = 3;
+
+/// Runs the driver for each side [`REPEATS`] times, the sides taking turns,
+/// with `args`; `before` readies the cluster for each run, `after` tells
+/// what the run left (a table's checksum, a dump's), which must be the same
+/// each time, as must the driver's summary. Each side's result carries the
+/// median call time and the median peak RSS.
+fn both(
+    cluster: &Cluster,
+    dir: &Path,
+    args: impl Fn(Side) -> Vec<String>,
+    before: impl Fn(Side),
+    after: impl Fn(Side) -> String,
+) -> [Result<Run, String>; 2] {
+    let sides = [Side::Pghook, Side::Airflow];
+    let mut runs: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
+    let mut failed: [Option<String>; 2] = [None, None];
+    for _ in 0..REPEATS {
+        for (i, side) in sides.into_iter().enumerate() {
+            if failed[i].is_some() {
+                continue;
+            }
+            before(side);
+            let args = args(side);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            match run(cluster, dir, side, &args) {
+                Ok(mut done) => {
+                    done.left = after(side);
+                    runs[i].push(done);
+                }
+                Err(e) => failed[i] = Some(e),
+            }
+        }
+    }
+    let median = |runs: Vec<Run>, failed: Option<String>| -> Result<Run, String> {
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let first = &runs[0];
+        if runs.iter().any(|r| r.summary != first.summary || r.left != first.left) {
+            return Err("the runs disagree on their result".into());
+        }
+        let middle = |mut values: Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        Ok(Run {
+            process: Measure {
+                seconds: middle(runs.iter().map(|r| r.process.seconds).collect()),
+                peak_rss_kib: middle(runs.iter().map(|r| r.process.peak_rss_kib as f64).collect()) as u64,
+            },
+            call_seconds: middle(runs.iter().map(|r| r.call_seconds).collect()),
+            summary: first.summary.clone(),
+            left: first.left.clone(),
+        })
+    };
+    let [ours, theirs] = runs;
+    let [ours_failed, theirs_failed] = failed;
+    [median(ours, ours_failed), median(theirs, theirs_failed)]
 }
 
 /// The sizes the comparison runs at.
@@ -145,7 +211,8 @@ struct Line {
 pub fn compare(cluster: &Cluster, dir: &Path, load_file: &str, sizes: &Sizes) -> bool {
     println!(
         "Python: get_records of {} rows, bulk_load/bulk_dump of {} MB, insert_rows of {} rows; \
-         pghook.PostgresHook vs Airflow's PostgresHook (psycopg2), each call in a process of its own",
+         pghook.PostgresHook vs Airflow's PostgresHook (psycopg2), each call in a process of its own, \
+         {REPEATS} runs a side taking turns, medians shown",
         sizes.records, sizes.megabytes, sizes.insert_rows
     );
     let imports = [Side::Pghook, Side::Airflow].map(|side| run(cluster, dir, side, &["import"]));
@@ -166,57 +233,47 @@ pub fn compare(cluster: &Cluster, dir: &Path, load_file: &str, sizes: &Sizes) ->
         println!("pghook's warm-up failed: {e}");
         return false;
     }
-    let mut alike = true;
     let mut lines = Vec::new();
+    let mut alike = true;
 
     cluster.psql(&RECORDS_TABLE.replace("{rows}", &sizes.records.to_string()));
     cluster.psql("vacuum analyze g");
     let select = "select * from g order by id";
-    let records = [Side::Pghook, Side::Airflow].map(|side| run(cluster, dir, side, &["get_records", select]));
-    let [ours, theirs] = records;
+    let [ours, theirs] = both(cluster, dir, |_| vec!["get_records".into(), select.into()], |_| {}, |_| String::new());
     let same = matches!((&ours, &theirs), (Ok(o), Ok(t)) if o.summary == t.summary);
     let shown = |r: &Result<Run, String>| r.as_ref().map_or_else(|e| format!("failed: {e}"), |r| r.summary.clone());
     println!("get_records: pghook's {}; Airflow's {}; equal: {same}", shown(&ours), shown(&theirs));
     alike &= same;
     lines.push(Line { name: "get_records".into(), ours, theirs });
 
-    let mut loads = Vec::new();
-    let mut dumps = Vec::new();
-    for side in [Side::Pghook, Side::Airflow] {
-        cluster.psql("truncate t");
-        loads.push(run(cluster, dir, side, &["bulk_load", "t", load_file]));
-        cluster.psql("vacuum t");
-        let dump_file = format!("py-out-{}.tsv", side.arg());
-        dumps.push(run(cluster, dir, side, &["bulk_dump", "t", &dump_file]));
-    }
-    let [ours_dump, theirs_dump] = ["py-out-pghook.tsv", "py-out-airflow.tsv"].map(|f| std::fs::read(dir.join(f)).ok());
-    let same = ours_dump.is_some() && ours_dump == theirs_dump;
-    drop((ours_dump, theirs_dump));
-    for f in ["py-out-pghook.tsv", "py-out-airflow.tsv"] {
-        let _ = std::fs::remove_file(dir.join(f));
-    }
+    let load = |_: Side| vec!["bulk_load".into(), "t".into(), load_file.into()];
+    let truncate = |_: Side| drop(cluster.psql("truncate t"));
+    let [ours, theirs] = both(cluster, dir, load, truncate, |_| cluster.psql("vacuum t"));
+    lines.push(Line { name: "bulk_load".into(), ours, theirs });
+    let dump_file = |side: Side| format!("py-out-{}.tsv", side.arg());
+    let read_dump = |side: Side| {
+        let bytes = std::fs::read(dir.join(dump_file(side))).unwrap_or_default();
+        let _ = std::fs::remove_file(dir.join(dump_file(side)));
+        let mut hash = std::hash::DefaultHasher::new();
+        std::hash::Hasher::write(&mut hash, &bytes);
+        format!("{} bytes, hash {:016x}", bytes.len(), std::hash::Hasher::finish(&hash))
+    };
+    let dump = |side: Side| vec!["bulk_dump".into(), "t".into(), dump_file(side)];
+    let [ours, theirs] = both(cluster, dir, dump, |_| {}, read_dump);
+    let same = matches!((&ours, &theirs), (Ok(o), Ok(t)) if o.left == t.left);
     println!("bulk_dump: dumps identical: {same}");
     alike &= same;
-    for (name, mut runs) in [("bulk_load", loads), ("bulk_dump", dumps)] {
-        let theirs = runs.pop().expect("two sides");
-        let ours = runs.pop().expect("two sides");
-        lines.push(Line { name: name.into(), ours, theirs });
-    }
+    lines.push(Line { name: "bulk_dump".into(), ours, theirs });
 
     let count = sizes.insert_rows.to_string();
     for op in ["insert_rows", "insert_rows_fast"] {
-        let mut tables = Vec::new();
-        let mut runs = Vec::new();
-        for side in [Side::Pghook, Side::Airflow] {
-            cluster.psql(&format!("truncate {}", insert_rows::TABLE));
-            runs.push(run(cluster, dir, side, &[op, insert_rows::TABLE, &count, insert_rows::FIELDS]));
-            tables.push(insert_rows::checksum(cluster));
-        }
-        let same = tables[0] == tables[1];
-        println!("{op}: pghook's table {}; Airflow's {}; identical: {same}", tables[0], tables[1]);
+        let args = |_: Side| vec![op.into(), insert_rows::TABLE.into(), count.clone(), insert_rows::FIELDS.into()];
+        let truncate = |_: Side| drop(cluster.psql(&format!("truncate {}", insert_rows::TABLE)));
+        let [ours, theirs] = both(cluster, dir, args, truncate, |_| insert_rows::checksum(cluster));
+        let left = |r: &Result<Run, String>| r.as_ref().map_or_else(|e| format!("failed: {e}"), |r| r.left.clone());
+        let same = matches!((&ours, &theirs), (Ok(o), Ok(t)) if o.left == t.left);
+        println!("{op}: pghook's table {}; Airflow's {}; identical: {same}", left(&ours), left(&theirs));
         alike &= same;
-        let theirs = runs.pop().expect("two sides");
-        let ours = runs.pop().expect("two sides");
         let name = if op == "insert_rows" { "insert_rows" } else { "insert_rows fast" };
         lines.push(Line { name: name.into(), ours, theirs });
     }
