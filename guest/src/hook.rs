@@ -250,14 +250,13 @@ impl Hook {
         let mut done = 0;
         for chunk in rows.chunks(batch) {
             // A batch is one transaction: one multi-row INSERT on the fast
-            // path, else an INSERT per row, in order. They return nothing,
-            // so they go with BEGIN and COMMIT in one round trip
-            // (`execute`); a failed one rolls the batch back.
-            let statements = match options.fast {
-                true => vec![plan.statement(chunk)?],
-                false => chunk.iter().map(|row| plan.statement(std::slice::from_ref(row))).collect::<Result<_>>()?,
-            };
-            session.execute(&statements, transaction_steps(true, true))?;
+            // path, else an INSERT per row, in order.
+            match options.fast {
+                true => {
+                    session.execute(&[plan.statement(chunk)?], transaction_steps(true, true))?;
+                }
+                false => insert_each(&session, &plan, chunk)?,
+            }
             done += chunk.len();
             log(Level::Info, &format!("Loaded {done} rows into {table} so far"));
         }
@@ -284,6 +283,42 @@ impl Hook {
         self.log_notices(&session);
         Ok(CopyOutcome { loaded: direction == Direction::Load, rows: rows? })
     }
+}
+
+/// How many of a batch's rows `insert_each` renders and sends at once: the
+/// most statements the guest holds.
+const SENT_TOGETHER: usize = 1000;
+
+/// One batch of insert_rows' default path, a statement per row (psycopg2's
+/// executemany), in one transaction: rendered and sent [`SENT_TOGETHER`]
+/// rows at a time, pipelined with BEGIN and COMMIT (`execute`). A row that
+/// cannot be rendered fails the batch once the rows before it have run, so
+/// a database error among those is the one reported, as psycopg2 would.
+fn insert_each(session: &Session, plan: &InsertPlan, batch: &[Vec<Param>]) -> Result<()> {
+    let parts: Vec<&[Vec<Param>]> = batch.chunks(SENT_TOGETHER).collect();
+    for (i, part) in parts.iter().enumerate() {
+        let mut statements = Vec::with_capacity(part.len());
+        let mut unrendered = None;
+        for row in *part {
+            match plan.statement(std::slice::from_ref(row)) {
+                Ok(sql) => statements.push(sql),
+                Err(e) => {
+                    unrendered = Some(e);
+                    break;
+                }
+            }
+        }
+        let last = i + 1 == parts.len() && unrendered.is_none();
+        let failed = session.execute(&statements, transaction_steps(i == 0, last)).err().or(unrendered);
+        if let Some(e) = failed {
+            if !last {
+                // Best effort: the server rolls back on disconnect anyway.
+                let _ = session.query("ROLLBACK", TransactionSteps::empty());
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// The steps that open a transaction before a statement (`begin`) and end

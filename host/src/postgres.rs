@@ -42,6 +42,8 @@ pub use result_set::{Records, Rowset};
 
 /// How much of a file or a COPY stream is held in memory at once.
 const CHUNK: usize = 256 << 10;
+/// The most statements of one `execute` sent ahead of their answers.
+const IN_FLIGHT: usize = 1024;
 /// psycopg2 keeps the last 50 notices; so do we.
 const MAX_NOTICES: usize = 50;
 
@@ -458,21 +460,10 @@ impl Session {
         budget: &mut ResultBudget,
     ) -> Result<Rowset, WitError> {
         self.tracked(async {
+            // COMMIT only once every row is in: a result over the limit
+            // must not commit.
             let outcome = self.query_untracked(sql, steps, budget).await;
-            match outcome {
-                Ok(rowset) if steps.contains(TransactionSteps::COMMIT) => {
-                    // Only once every row is in: a result over the limit
-                    // must not commit.
-                    self.client.batch_execute("COMMIT").await.map_err(statement_error)?;
-                    Ok(rowset)
-                }
-                Err(e) if steps.contains(TransactionSteps::COMMIT) => {
-                    // Best effort: a session in a transaction is never reused.
-                    let _ = self.client.batch_execute("ROLLBACK").await;
-                    Err(e)
-                }
-                outcome => outcome,
-            }
+            self.end_transaction(outcome, steps).await
         })
         .await
     }
@@ -486,52 +477,73 @@ impl Session {
         }
     }
 
-    /// Run `statements` without fetching rows, `BEGIN` and `COMMIT` as
-    /// asked, all pipelined in one round trip: each goes unnamed with the
-    /// extended protocol (one statement each, as with `query`). After a
-    /// failed statement the rest fail in the aborted transaction, and a
-    /// COMMIT ends it rolled back; the error returned is the first one.
+    /// Run `statements` without fetching rows: `BEGIN` if asked, pipelined
+    /// with them, each unnamed with the extended protocol (one statement
+    /// each, as with `query`), at most [`IN_FLIGHT`] awaiting their
+    /// answers at once; none is sent after one fails. Then `COMMIT` if
+    /// asked, only once every statement succeeded, else `ROLLBACK`: a call
+    /// abandoned before its answers came back never commits.
     pub(crate) async fn execute(&self, statements: &[String], steps: TransactionSteps) -> Result<u64, WitError> {
         self.tracked(async {
             let begin = self.step(steps.contains(TransactionSteps::BEGIN), "BEGIN");
-            let commit = self.step(steps.contains(TransactionSteps::COMMIT), "COMMIT");
-            // A reused session's reset must have succeeded before anything
-            // runs on it: these statements are sent whole, not just prepared.
-            self.reset_done().await?;
-            let mut pending: Vec<_> =
-                statements.iter().map(|sql| Box::pin(maybe_done(self.client.execute_typed(sql, &[])))).collect();
             let executed = async {
-                // The first poll of each sends its request, in order, before
-                // any answer is awaited.
+                // A reused session's reset must have succeeded before anything
+                // runs on it: these statements are sent whole, not just prepared.
+                self.reset_done().await?;
+                self.pipeline(statements).await.map_err(statement_error)
+            };
+            // BEGIN goes out first: each request goes out when first polled.
+            let (begun, executed) = futures_util::future::join(begin, executed).await;
+            let outcome = begun.map_err(statement_error).and(executed);
+            self.end_transaction(outcome, steps).await
+        })
+        .await
+    }
+
+    /// Send `statements` in order, keeping up to [`IN_FLIGHT`] ahead of
+    /// their answers, and add up the rows they affected; stop sending at
+    /// the first failure, which is the error.
+    async fn pipeline(&self, statements: &[String]) -> Result<u64, tokio_postgres::Error> {
+        let mut unsent = statements.iter();
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut affected = 0;
+        loop {
+            while in_flight.len() < IN_FLIGHT
+                && let Some(sql) = unsent.next()
+            {
+                let mut statement = Box::pin(maybe_done(self.client.execute_typed(sql, &[])));
+                // Its first poll sends it.
                 poll_fn(|cx| {
-                    for statement in &mut pending {
-                        let _ = statement.as_mut().poll(cx);
-                    }
+                    let _ = statement.as_mut().poll(cx);
                     Poll::Ready(())
                 })
                 .await;
-                let mut affected = 0;
-                let mut first_error = None;
-                for statement in &mut pending {
-                    statement.as_mut().await;
-                    match statement.as_mut().take_output() {
-                        Some(Ok(rows)) => affected += rows,
-                        Some(Err(e)) => {
-                            first_error.get_or_insert(e);
-                        }
-                        None => {}
-                    }
-                }
-                first_error.map_or(Ok(affected), Err)
-            };
-            // Each request goes out when first polled, in this order.
-            let (begun, executed, committed) = futures_util::future::join3(begin, executed, commit).await;
-            begun.map_err(statement_error)?;
-            let affected = executed.map_err(statement_error)?;
-            committed.map_err(statement_error)?;
-            Ok(affected)
-        })
-        .await
+                in_flight.push_back(statement);
+            }
+            let Some(mut oldest) = in_flight.pop_front() else { return Ok(affected) };
+            oldest.as_mut().await;
+            // Answers still on their way are read and dropped by the connection.
+            affected += oldest.as_mut().take_output().expect("the statement's answer, awaited just now")?;
+        }
+    }
+
+    /// End the transaction around a statement as `steps` ask: `COMMIT` if
+    /// it succeeded, `ROLLBACK` (best effort: a session in a transaction is
+    /// never reused) if it failed.
+    async fn end_transaction<T>(&self, outcome: Result<T, WitError>, steps: TransactionSteps) -> Result<T, WitError> {
+        if !steps.contains(TransactionSteps::COMMIT) {
+            return outcome;
+        }
+        match outcome {
+            Ok(done) => {
+                self.client.batch_execute("COMMIT").await.map_err(statement_error)?;
+                Ok(done)
+            }
+            Err(e) => {
+                let _ = self.client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
     }
 
     /// `BEGIN` if asked, pipelined with preparing the statement; then the

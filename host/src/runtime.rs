@@ -428,9 +428,9 @@ impl Runtime {
         let deadline = tokio::time::Instant::now() + limit;
         // Each call has the tenant's whole result limit.
         store.data_mut().pghook.result_budget = ResultBudget::new(policy.max_result_bytes);
-        // What the guest hands the host in one import call (a statement it
-        // rendered) is bounded by its memory: wasmtime's own cap on it is
-        // set no lower, so the memory limit is the one that speaks.
+        // What the guest hands the host in one import call (the statements
+        // it rendered) is bounded by its memory: wasmtime's own cap on it
+        // is set no lower, so the memory limit is the one that speaks.
         let fuel = HOSTCALL_FUEL.max(policy.memory_limit);
         store.set_hostcall_fuel(fuel);
         // Yield to tokio at every tick so the call's timeout can fire even
@@ -462,7 +462,10 @@ impl Runtime {
             ),
             Err(trap) if trap.root_cause().to_string().contains("fuel allocated for hostcalls") => Error::new(
                 ErrorKind::Limit,
-                format!("a statement over {} MiB: send fewer rows per statement (commit_every)", fuel >> 20),
+                format!(
+                    "the guest handed the host over {} MiB at once: send fewer rows per batch (commit_every)",
+                    fuel >> 20
+                ),
             ),
             Err(trap) => {
                 // The wasm backtrace is for developers: logged (-v), not returned.

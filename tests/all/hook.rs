@@ -516,6 +516,12 @@ async fn insert_rows_as_airflow_commits_them() {
     assert_eq!(e.sqlstate().map(|s| s.code()), Some("23505"), "{e}");
     let ids = || async { hook.get_records("select id from r order by id", None).await.unwrap().rows };
     assert_eq!(ids().await, vec![vec![Value::Int(1)], vec![Value::Int(2)]]);
+    // A row that cannot be rendered (a NUL) after one the server refuses:
+    // the server's error is the one reported, as psycopg2 meets them in order.
+    let three = InsertOptions { commit_every: Some(3), ..every_two.clone() };
+    let e = hook.insert_rows("r", vec![row(5, "e"), row(1, "dup"), row(6, "nul\0")], three).await.unwrap_err();
+    assert_eq!(e.sqlstate().map(|s| s.code()), Some("23505"), "{e}");
+    assert_eq!(ids().await.len(), 2);
     // The fast path: one INSERT per batch.
     let fast = InsertOptions { fast: true, ..every_two.clone() };
     let inserted = hook.insert_rows("public.r", (3..=7).map(|i| row(i, "f")).collect(), fast).await.unwrap();

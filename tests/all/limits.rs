@@ -5,7 +5,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use pghook::{ErrorKind, HookArgs, Interrupt, MapConnections, Policy, RunOptions, Value};
+use pghook::{ErrorKind, HookArgs, InsertOptions, Interrupt, MapConnections, Param, Policy, RunOptions, Value};
 use pghook_tests::{Cluster, runtime};
 
 use crate::pghook_binary;
@@ -44,6 +44,18 @@ async fn a_timed_out_call_leaves_nothing_running_or_committing() {
     // ...and it never commits later.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(count(&hook, "t").await, Value::Int(0));
+    // Nor does a batch of pipelined inserts stopped before its answers came
+    // back: its COMMIT is sent only after them.
+    let slow_trigger = "create table s (x int); \
+        create function slow() returns trigger language plpgsql as $$ \
+        begin if new.x = 3 then perform pg_sleep(3); end if; return new; end $$; \
+        create trigger slow before insert on s for each row execute function slow()";
+    hook.run(&[slow_trigger], None, Default::default()).await.unwrap();
+    let rows = (1..=5).map(|i| vec![Param::Value(Value::Int(i))]).collect();
+    let e = hook.insert_rows("s", rows, InsertOptions::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(count(&hook, "s").await, Value::Int(0));
 }
 
 /// Also for a session whose login was watched (require_auth): its cancel

@@ -143,8 +143,10 @@ fn both(
     let sides = [Side::Pghook, Side::Airflow];
     let mut runs: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
     let mut failed: [Option<String>; 2] = [None, None];
-    for _ in 0..REPEATS {
-        for (i, side) in sides.into_iter().enumerate() {
+    for round in 0..REPEATS {
+        // Each side goes first in turn.
+        for i in [round % 2, 1 - round % 2] {
+            let side = sides[i];
             if failed[i].is_some() {
                 continue;
             }
@@ -248,11 +250,21 @@ pub fn compare(cluster: &Cluster, dir: &Path, load_file: &str, sizes: &Sizes) ->
 
     let load = |_: Side| vec!["bulk_load".into(), "t".into(), load_file.into()];
     let truncate = |_: Side| drop(cluster.psql("truncate t"));
-    let [ours, theirs] = both(cluster, dir, load, truncate, |_| cluster.psql("vacuum t"));
+    // The table each load left: its rows' count and a sum of their hashes.
+    let loaded = |_: Side| {
+        cluster.psql("vacuum t");
+        cluster.psql("select count(*) || ' rows, hash sum ' || coalesce(sum(hashtext(t::text)::bigint), 0) from t")
+    };
+    let [ours, theirs] = both(cluster, dir, load, truncate, loaded);
+    let same = matches!((&ours, &theirs), (Ok(o), Ok(t)) if o.left == t.left);
+    println!("bulk_load: tables identical: {same}");
+    alike &= same;
     lines.push(Line { name: "bulk_load".into(), ours, theirs });
     let dump_file = |side: Side| format!("py-out-{}.tsv", side.arg());
     let read_dump = |side: Side| {
-        let bytes = std::fs::read(dir.join(dump_file(side))).unwrap_or_default();
+        let Ok(bytes) = std::fs::read(dir.join(dump_file(side))) else {
+            return format!("no dump from {}", side.arg());
+        };
         let _ = std::fs::remove_file(dir.join(dump_file(side)));
         let mut hash = std::hash::DefaultHasher::new();
         std::hash::Hasher::write(&mut hash, &bytes);
