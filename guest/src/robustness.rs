@@ -3,7 +3,7 @@
 
 #[cfg(test)]
 mod tests {
-    use crate::bindings::hook::{Param, Parameters};
+    use crate::bindings::hook::{Element, Param, Parameters};
     use crate::bindings::types::Value;
     use crate::connection::Connection;
     use crate::copy::{CopyStatement, TableRef};
@@ -96,7 +96,10 @@ mod tests {
     #[test]
     fn parsers_never_panic() {
         let params = [
-            Parameters::Positional(vec![Param::Value(Value::Text("x'\\".into())), Param::Array(vec![Value::Int(-1)])]),
+            Parameters::Positional(vec![
+                Param::Value(Value::Text("x'\\".into())),
+                Param::Array(vec![Element::Value(Value::Int(-1))]),
+            ]),
             Parameters::Named(vec![("x".into(), Param::Date("1e5".into()))]),
         ];
         for input in inputs() {

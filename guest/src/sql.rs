@@ -2,7 +2,7 @@
 //! identifier quoting, and psycopg2's client-side parameter interpolation
 //! (`%s`, `%(name)s`, `%%`).
 
-use crate::bindings::hook::{Param, Parameters};
+use crate::bindings::hook::{Element, Param, Parameters};
 use crate::bindings::types::Value;
 use crate::error::{Result, config};
 use crate::lexer::{self, LexError, Scs, lex};
@@ -157,51 +157,85 @@ pub fn param_literal(param: &Param) -> Result<String> {
     Ok(out)
 }
 
-/// [`param_literal`], onto `out`.
-pub fn push_param_literal(out: &mut String, param: &Param) -> Result<()> {
-    let typed = |out: &mut String, text: &str, ty: &str| {
-        push_quoted_text(out, text)?;
-        out.push_str("::");
-        out.push_str(ty);
-        Ok(())
-    };
-    let listed = |out: &mut String, values: &[Value]| {
-        for (i, value) in values.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
+/// A parameter that is not a list, as it is rendered: a value's literal,
+/// or quoted text with psycopg2's cast.
+enum Single<'a> {
+    Value(&'a Value),
+    Cast(&'a str, &'static str),
+}
+
+impl Single<'_> {
+    fn push(&self, out: &mut String) -> Result<()> {
+        match self {
+            Single::Value(value) => push_literal(out, value),
+            Single::Cast(text, ty) => {
+                push_quoted_text(out, text)?;
+                out.push_str("::");
+                out.push_str(ty);
+                Ok(())
             }
-            push_literal(out, value)?;
-        }
-        Ok(())
-    };
-    match param {
-        Param::Value(value) => push_literal(out, value),
-        Param::Date(text) => typed(out, text, "date"),
-        Param::Time(text) => typed(out, text, "time"),
-        Param::Timestamp(text) => typed(out, text, "timestamp"),
-        Param::Timestamptz(text) => typed(out, text, "timestamptz"),
-        Param::Interval(text) => typed(out, text, "interval"),
-        Param::Uuid(text) => typed(out, text, "uuid"),
-        Param::Array(values) if values.is_empty() => {
-            out.push_str("'{}'");
-            Ok(())
-        }
-        Param::Array(values) => {
-            out.push_str("ARRAY[");
-            listed(out, values)?;
-            out.push(']');
-            Ok(())
-        }
-        Param::Tuple(values) if values.is_empty() => {
-            Err(config("an empty tuple parameter: `IN ()` is not SQL (psycopg2 sends it and the server refuses)"))
-        }
-        Param::Tuple(values) => {
-            out.push('(');
-            listed(out, values)?;
-            out.push(')');
-            Ok(())
         }
     }
+}
+
+impl<'a> From<&'a Element> for Single<'a> {
+    fn from(element: &'a Element) -> Single<'a> {
+        match element {
+            Element::Value(value) => Single::Value(value),
+            Element::Date(text) => Single::Cast(text, "date"),
+            Element::Time(text) => Single::Cast(text, "time"),
+            Element::Timestamp(text) => Single::Cast(text, "timestamp"),
+            Element::Timestamptz(text) => Single::Cast(text, "timestamptz"),
+            Element::Interval(text) => Single::Cast(text, "interval"),
+            Element::Uuid(text) => Single::Cast(text, "uuid"),
+        }
+    }
+}
+
+/// `elements`, each as on its own, separated by commas.
+fn push_elements(out: &mut String, elements: &[Element]) -> Result<()> {
+    for (i, element) in elements.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        Single::from(element).push(out)?;
+    }
+    Ok(())
+}
+
+/// [`param_literal`], onto `out`.
+pub fn push_param_literal(out: &mut String, param: &Param) -> Result<()> {
+    let single = match param {
+        Param::Value(value) => Single::Value(value),
+        Param::Date(text) => Single::Cast(text, "date"),
+        Param::Time(text) => Single::Cast(text, "time"),
+        Param::Timestamp(text) => Single::Cast(text, "timestamp"),
+        Param::Timestamptz(text) => Single::Cast(text, "timestamptz"),
+        Param::Interval(text) => Single::Cast(text, "interval"),
+        Param::Uuid(text) => Single::Cast(text, "uuid"),
+        Param::Array(elements) if elements.is_empty() => {
+            out.push_str("'{}'");
+            return Ok(());
+        }
+        Param::Array(elements) => {
+            out.push_str("ARRAY[");
+            push_elements(out, elements)?;
+            out.push(']');
+            return Ok(());
+        }
+        Param::Tuple(elements) if elements.is_empty() => {
+            return Err(config(
+                "an empty tuple parameter: `IN ()` is not SQL (psycopg2 sends it and the server refuses)",
+            ));
+        }
+        Param::Tuple(elements) => {
+            out.push('(');
+            push_elements(out, elements)?;
+            out.push(')');
+            return Ok(());
+        }
+    };
+    single.push(out)
 }
 
 /// Substitute parameters into `sql` as psycopg2's `cursor.execute` does.
@@ -331,9 +365,21 @@ mod tests {
         );
         assert_eq!(one(Param::Interval("P1DT2H".into())), "E'P1DT2H'::interval");
         assert_eq!(one(Param::Uuid("x'y".into())), "E'x''y'::uuid");
-        assert_eq!(one(Param::Array(vec![Value::Int(1), Value::Null])), "ARRAY[1, NULL]");
+        assert_eq!(
+            one(Param::Array(vec![Element::Value(Value::Int(1)), Element::Value(Value::Null)])),
+            "ARRAY[1, NULL]"
+        );
         assert_eq!(one(Param::Array(vec![])), "'{}'");
-        assert_eq!(one(Param::Tuple(vec![Value::Text("a".into()), Value::Int(-2)])), "(E'a', (-2))");
+        assert_eq!(
+            one(Param::Tuple(vec![Element::Value(Value::Text("a".into())), Element::Value(Value::Int(-2))])),
+            "(E'a', (-2))"
+        );
         assert!(param_literal(&Param::Tuple(vec![])).is_err());
+        // Items are adapted as on their own, casts included.
+        assert_eq!(
+            one(Param::Array(vec![Element::Date("2024-02-29".into()), Element::Uuid("x'y".into())])),
+            "ARRAY[E'2024-02-29'::date, E'x''y'::uuid]"
+        );
+        assert_eq!(one(Param::Tuple(vec![Element::Interval("1 day".into())])), "(E'1 day'::interval)");
     }
 }

@@ -43,7 +43,7 @@ pub mod values;
 use std::sync::Arc;
 
 pub use crate::bindings::hook::{
-    CopyOutcome, Fetch, HookArgs, IamToken, InsertOptions, Param, Parameters, RowShape, RunOptions, SqlInput,
+    CopyOutcome, Element, Fetch, HookArgs, IamToken, InsertOptions, Param, Parameters, RowShape, RunOptions, SqlInput,
 };
 pub use crate::bindings::postgres::ConnectConfig;
 pub use crate::bindings::types::{Column, Interval, Value};
@@ -78,6 +78,32 @@ impl From<Value> for Param {
     /// A scalar parameter.
     fn from(value: Value) -> Param {
         Param::Value(value)
+    }
+}
+
+impl From<Value> for Element {
+    /// A scalar item of a list parameter.
+    fn from(value: Value) -> Element {
+        Element::Value(value)
+    }
+}
+
+impl TryFrom<Param> for Element {
+    /// The list it was: a list parameter cannot hold another.
+    type Error = Param;
+
+    /// Any parameter but a list, as an item of a list parameter.
+    fn try_from(param: Param) -> Result<Element, Param> {
+        Ok(match param {
+            Param::Value(value) => Element::Value(value),
+            Param::Date(text) => Element::Date(text),
+            Param::Time(text) => Element::Time(text),
+            Param::Timestamp(text) => Element::Timestamp(text),
+            Param::Timestamptz(text) => Element::Timestamptz(text),
+            Param::Interval(text) => Element::Interval(text),
+            Param::Uuid(text) => Element::Uuid(text),
+            list @ (Param::Array(_) | Param::Tuple(_)) => return Err(list),
+        })
     }
 }
 

@@ -19,8 +19,8 @@ use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::Duration;
 
 use pghook::{
-    ChainConnections, ConnectionSource, EnvConnections, ErrorKind, Fetch, HookArgs, InsertOptions, Interrupt, Lookup,
-    MapConnections, Param, Parameters, Policy, RowShape, RunOptions, SqlInput, Value, file_connections,
+    ChainConnections, ConnectionSource, Element, EnvConnections, ErrorKind, Fetch, HookArgs, InsertOptions, Interrupt,
+    Lookup, MapConnections, Param, Parameters, Policy, RowShape, RunOptions, SqlInput, Value, file_connections,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
@@ -432,12 +432,21 @@ fn param(value: &Bound<'_, PyAny>) -> PyResult<Param> {
         return Ok(Param::Uuid(value.str()?.to_string()));
     }
     if let Ok(list) = value.downcast::<PyList>() {
-        return Ok(Param::Array(list.iter().map(|v| scalar(&v)).collect::<PyResult<_>>()?));
+        return Ok(Param::Array(list.iter().map(|v| element(&v)).collect::<PyResult<_>>()?));
     }
     if let Ok(tuple) = value.downcast::<PyTuple>() {
-        return Ok(Param::Tuple(tuple.iter().map(|v| scalar(&v)).collect::<PyResult<_>>()?));
+        return Ok(Param::Tuple(tuple.iter().map(|v| element(&v)).collect::<PyResult<_>>()?));
     }
     Ok(Param::Value(scalar(value)?))
+}
+
+/// An item of a list or tuple parameter: adapted as on its own.
+fn element(value: &Bound<'_, PyAny>) -> PyResult<Element> {
+    Element::try_from(param(value)?).map_err(|_| {
+        PyTypeError::new_err(
+            "a list or tuple parameter cannot hold another (multidimensional arrays are not supported)",
+        )
+    })
 }
 
 /// `parameters` as psycopg2 takes them: a mapping for `%(name)s`, a

@@ -8,7 +8,7 @@
 //! changes tables has it drop them again (or gives each side tables of its
 //! own), so pghook starts from the same database.
 
-use pghook::{Fetch, HookArgs, InsertOptions, Param, Parameters, Records, RowShape, RunOptions, Value};
+use pghook::{Element, Fetch, HookArgs, InsertOptions, Param, Parameters, Records, RowShape, RunOptions, Value};
 use pghook_tests::{Cluster, Py, airflow_hook, tenant};
 
 /// Handlers and helpers every Airflow snippet may use.
@@ -471,8 +471,18 @@ async fn typed_parameters() {
         ("datetime.timedelta(days=1, hours=2)", Param::Interval("1 day 02:00:00".into())),
         ("decimal.Decimal('1.50')", Param::Value(Value::Numeric("1.50".into()))),
         ("b'\\x00\\\\\\'\\xff'", Param::Value(Value::Bytes(vec![0, 92, 39, 255]))),
-        ("[1, 2, 3]", Param::Array(vec![Value::Int(1), Value::Int(2), Value::Int(3)])),
-        ("['a', None]", Param::Array(vec![Value::Text("a".into()), Value::Null])),
+        ("[1, 2, 3]", Param::Array(vec![Value::Int(1).into(), Value::Int(2).into(), Value::Int(3).into()])),
+        ("['a', None]", Param::Array(vec![Value::Text("a".into()).into(), Value::Null.into()])),
+        // Items are adapted as on their own, with their casts.
+        (
+            "[datetime.date(2024, 2, 29), datetime.date(2024, 3, 1)]",
+            Param::Array(vec![Element::Date("2024-02-29".into()), Element::Date("2024-03-01".into())]),
+        ),
+        (
+            "[datetime.datetime(2024, 2, 29, 13, 14, 15), None]",
+            Param::Array(vec![Element::Timestamp("2024-02-29 13:14:15".into()), Value::Null.into()]),
+        ),
+        ("[datetime.timedelta(days=1)]", Param::Array(vec![Element::Interval("1 day".into())])),
         ("10000000000000000001", Param::Value(Value::Numeric("10000000000000000001".into()))),
         ("-1", Param::Value(Value::Int(-1))),
         ("True", Param::Value(Value::Boolean(true))),
@@ -502,13 +512,16 @@ async fn typed_parameters() {
 #[tokio::test]
 async fn lists_and_tuples_as_parameters() {
     let side = Side::new("airflow_list_params", "");
-    let list = Param::Array(vec![Value::Int(1), Value::Int(2)]);
-    let tuple = Param::Tuple(vec![Value::Text("y".into()), Value::Text("x".into())]);
+    let list = Param::Array(vec![Value::Int(1).into(), Value::Int(2).into()]);
+    let tuple = Param::Tuple(vec![Value::Text("y".into()).into(), Value::Text("x".into()).into()]);
+    // Dates in both, as DAGs filter on them.
+    let days = Param::Tuple(vec![Element::Date("2024-02-29".into()), Element::Date("2024-03-01".into())]);
     let differences = differences_with(
         &side,
-        &["2 = any(%s)", "'x' in %s", "3 = any(%s)"],
-        "[[1, 2], ('y', 'x'), [1, 2]]",
-        Some(Parameters::Positional(vec![list.clone(), tuple, list])),
+        &["2 = any(%s)", "'x' in %s", "3 = any(%s)", "date '2024-03-01' in %s", "date '2024-03-02' in %s"],
+        "[[1, 2], ('y', 'x'), [1, 2], (datetime.date(2024, 2, 29), datetime.date(2024, 3, 1)), \
+         (datetime.date(2024, 2, 29), datetime.date(2024, 3, 1))]",
+        Some(Parameters::Positional(vec![list.clone(), tuple, list, days.clone(), days])),
     )
     .await;
     assert!(differences.is_empty(), "pghook and Airflow differ:\n{}", differences.join("\n"));

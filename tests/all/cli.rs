@@ -127,6 +127,12 @@ fn data_commands_against_a_real_server() {
     let typed = r#"[{"$date": "2024-02-29"}, {"$array": [1, 2]}, {"$bytes": "00ff"}]"#;
     let out = run(&["records", "--sql", "select %s + 1, 2 = ANY(%s), %s", "--params", typed]);
     assert_eq!(stdout(&out), r#"[["2024-03-01",true,"\\x00ff"]]"#);
+    // Items of a list are tagged the same way; a list in a list is refused.
+    let days = r#"[{"$tuple": [{"$date": "2024-02-29"}, {"$date": "2024-03-01"}]}]"#;
+    let out = run(&["records", "--sql", "select date '2024-03-01' in %s", "--params", days]);
+    assert_eq!(stdout(&out), "[[true]]");
+    let out = run(&["records", "--sql", "select %s", "--params", r#"[{"$array": [{"$array": [1]}]}]"#]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a $array cannot hold a list"), "{out:?}");
     let out = run(&["records", "--sql", "select %s", "--params", r#"[{"$when": "now"}]"#]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown tag $when"), "{out:?}");
     // json keeps every digit, in arrays too; floats JSON cannot hold go by name.

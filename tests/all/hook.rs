@@ -468,10 +468,10 @@ async fn typed_parameters_as_psycopg2_adapts_them() {
     let r = hook.get_first("select %s::text", Some(params)).await.unwrap();
     assert_eq!(r.rows[0][0], Value::Text("1 year 2 mons -3 days +00:00:00.000001".into()));
     // A list for `= ANY(%s)`, a tuple for `IN %s`, an empty list.
-    let ids = Parameters::Positional(vec![Param::Array(vec![Value::Int(1), Value::Int(3)])]);
+    let ids = Parameters::Positional(vec![Param::Array(vec![Value::Int(1).into(), Value::Int(3).into()])]);
     let r = hook.get_records("select id from p where id = ANY(%s) order by id", Some(ids)).await.unwrap();
     assert_eq!(r.rows, vec![vec![Value::Int(1)], vec![Value::Int(3)]]);
-    let ids = Parameters::Named(vec![("ids".into(), Param::Tuple(vec![Value::Int(2), Value::Int(3)]))]);
+    let ids = Parameters::Named(vec![("ids".into(), Param::Tuple(vec![Value::Int(2).into(), Value::Int(3).into()]))]);
     let r = hook.get_records("select id from p where id in %(ids)s order by id", Some(ids)).await.unwrap();
     assert_eq!(r.rows, vec![vec![Value::Int(2)], vec![Value::Int(3)]]);
     let none = Parameters::Positional(vec![Param::Array(vec![])]);

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 use pghook::error::one_line;
 use pghook::{
-    ChainConnections, EnvConnections, ErrorKind, Fetch, Hook, HookArgs, InsertOptions, Interrupt, Param, Parameters,
-    Policy, Progress, Records, RowShape, Rowset, RunOptions, Runtime, SqlInput, Value, file_connections,
+    ChainConnections, Element, EnvConnections, ErrorKind, Fetch, Hook, HookArgs, InsertOptions, Interrupt, Param,
+    Parameters, Policy, Progress, Records, RowShape, Rowset, RunOptions, Runtime, SqlInput, Value, file_connections,
 };
 
 #[derive(Parser)]
@@ -291,10 +291,11 @@ fn param_value(raw: &serde_json::value::RawValue) -> Result<Param, String> {
         return Ok(Param::Value(scalar_value(raw)?));
     };
     let string = || serde_json::from_str::<String>(inner.get()).map_err(|_| format!("--params: {tag} takes a string"));
-    let list = || -> Result<Vec<Value>, String> {
+    let list = || -> Result<Vec<Element>, String> {
         let items: Vec<Box<RawValue>> =
             serde_json::from_str(inner.get()).map_err(|_| format!("--params: {tag} takes a list"))?;
-        items.iter().map(|item| scalar_value(item)).collect()
+        let element = |item| Element::try_from(item).map_err(|_| format!("--params: a {tag} cannot hold a list"));
+        items.iter().map(|item| element(param_value(item)?)).collect()
     };
     Ok(match tag.as_str() {
         "$date" => Param::Date(string()?),
