@@ -698,7 +698,7 @@ impl Session {
         let mut writer = BufWriter::with_capacity(CHUNK, out.writer()?);
         let mut lines = 0u64;
         while let Some(chunk) = stream.try_next().await.map_err(copy_error)? {
-            lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+            lines += memchr::memchr_iter(b'\n', &chunk).count() as u64;
             writer.write_all(&chunk).await.map_err(|e| wit(ErrorKind::Io, format!("writing the output: {e}")))?;
             progress.advance(chunk.len() as u64);
         }
