@@ -387,9 +387,10 @@ impl AtomicFile {
             this.file.sync_all().map_err(|e| io_error(&this.path, e))?;
             this.dir.rename(&this.temp_name, &this.dir, &this.target_name).map_err(|e| io_error(&this.path, e))?;
             this.committed = true;
-            // Make the rename itself durable; some file systems cannot sync a
-            // directory, and the data is in place either way.
-            let _ = this.dir.try_clone().map(|dir| dir.into_std_file().sync_all());
+            // Make the rename itself durable, through a descriptor that can
+            // be synced (the root's own is a path handle); some file systems
+            // cannot sync a directory, and the data is in place either way.
+            let _ = this.dir.open(".").map(|dir| dir.sync_all());
             Ok(())
         })
         .await
