@@ -390,7 +390,9 @@ impl AtomicFile {
             // Make the rename itself durable, through a descriptor that can
             // be synced (the root's own is a path handle); some file systems
             // cannot sync a directory, and the data is in place either way.
-            let _ = this.dir.open(".").map(|dir| dir.sync_all());
+            if let Err(e) = this.dir.open(".").and_then(|dir| dir.sync_all()) {
+                log::debug!(target: "pghook", "syncing the directory of {}: {e}", this.path);
+            }
             Ok(())
         })
         .await

@@ -318,7 +318,8 @@ impl Hook {
     }
 
     /// `insert_rows`: insert `rows` (each in `target_fields` order), a
-    /// transaction per `commit_every` rows; returns how many were inserted.
+    /// transaction per `commit_every` rows; returns how many were sent (an
+    /// upsert's `DO NOTHING` may write fewer).
     /// The rows are in the guest's memory during the call: split very large
     /// inserts, or raise the tenant's memory limit.
     pub async fn insert_rows(&self, table: &str, rows: Vec<Vec<Param>>, options: InsertOptions) -> Result<u64, Error> {

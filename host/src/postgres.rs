@@ -2,7 +2,7 @@
 //! the guest's config says, every server checked against the tenant's
 //! policy; COPY data streams between file and socket here, in bounded
 //! memory, and never enters the guest. A query's rows stay here too, as a
-//! result set the guest hands on by handle ([`result_set`]).
+//! result set the guest hands on by handle ([`Rowset`]).
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -34,7 +34,7 @@ use crate::progress::Progress;
 use crate::values::{Cell, decode_text, supported};
 
 mod failover;
-pub mod result_set;
+mod result_set;
 
 use failover::open;
 pub(crate) use result_set::ResultBudget;
@@ -493,6 +493,8 @@ impl Session {
                 self.pipeline(statements).await.map_err(statement_error)
             };
             // BEGIN goes out first: each request goes out when first polled.
+            // The statements follow without waiting for its answer; should it
+            // fail, they fail with it.
             let (begun, executed) = futures_util::future::join(begin, executed).await;
             let outcome = begun.map_err(statement_error).and(executed);
             self.end_transaction(outcome, steps).await
@@ -527,9 +529,9 @@ impl Session {
         }
     }
 
-    /// End the transaction around a statement as `steps` ask: `COMMIT` if
-    /// it succeeded, `ROLLBACK` (best effort: a session in a transaction is
-    /// never reused) if it failed.
+    /// End the transaction around a call's statements as `steps` ask:
+    /// `COMMIT` if they all succeeded, `ROLLBACK` (best effort: a session in
+    /// a transaction is never reused) if one failed.
     async fn end_transaction<T>(&self, outcome: Result<T, WitError>, steps: TransactionSteps) -> Result<T, WitError> {
         if !steps.contains(TransactionSteps::COMMIT) {
             return outcome;

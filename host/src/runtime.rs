@@ -463,7 +463,8 @@ impl Runtime {
             Err(trap) if trap.root_cause().to_string().contains("fuel allocated for hostcalls") => Error::new(
                 ErrorKind::Limit,
                 format!(
-                    "the guest handed the host over {} MiB at once: send fewer rows per batch (commit_every)",
+                    "the guest handed the host over {} MiB at once: send fewer rows per statement \
+                     (a smaller commit_every with fast_executemany)",
                     fuel >> 20
                 ),
             ),

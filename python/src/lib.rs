@@ -288,7 +288,7 @@ const RELEASE_EVERY: usize = 1 << 16;
 /// The host decoded them on its worker threads, into those threads' malloc
 /// arenas, which Python's own allocator never reuses: without this a
 /// result's rows and its Python objects would both be held whole at the
-/// end (1M rows: 0.99 GiB rather than 0.58).
+/// end (a million rows of the bench's: about 1 GiB rather than 0.55).
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory to the system.

@@ -100,6 +100,14 @@ async fn run_statements_parameters_and_transactions() {
     assert_eq!(all.len(), 2);
     assert_eq!(all[1].rows, vec![vec![Value::Int(2)], vec![Value::Int(3)]]);
     assert_eq!(all[1].columns[0].name, "b");
+    // What each fetch keeps of a result the host holds: the rows asked
+    // for, the columns and the server's row count whatever it keeps.
+    let five = "select generate_series(1, 5) as n";
+    for (fetch, kept) in [(Fetch::None, 0), (Fetch::One, 1), (Fetch::All, 5)] {
+        let r = hook.run(five, None, RunOptions { fetch: Some(fetch), ..Default::default() }).await.unwrap();
+        assert_eq!((r[0].rows.len(), r[0].row_count, r[0].columns[0].name.as_str()), (kept, 5, "n"), "{fetch:?}");
+    }
+    assert_eq!(hook.get_first(five, None).await.unwrap().rows, vec![vec![Value::Int(1)]]);
     let e = hook.run(&[] as &[&str], None, RunOptions::default()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     // Empty parameters are none, as in the hook: `%` is not special.
@@ -522,6 +530,18 @@ async fn insert_rows_as_airflow_commits_them() {
     let e = hook.insert_rows("r", vec![row(5, "e"), row(1, "dup"), row(6, "nul\0")], three).await.unwrap_err();
     assert_eq!(e.sqlstate().map(|s| s.code()), Some("23505"), "{e}");
     assert_eq!(ids().await.len(), 2);
+    // commit_every=0: one transaction for every row, sent in parts of
+    // 1,000 statements; a duplicate in the third part rolls all of it back,
+    // and without one all of it stays.
+    let all = InsertOptions { commit_every: Some(0), ..every_two.clone() };
+    let mut many: Vec<_> = (100..2600).map(|i| row(i, "m")).collect();
+    many[2100] = row(150, "dup");
+    let e = hook.insert_rows("r", many, all.clone()).await.unwrap_err();
+    assert_eq!(e.sqlstate().map(|s| s.code()), Some("23505"), "{e}");
+    assert_eq!(ids().await.len(), 2);
+    assert_eq!(hook.insert_rows("r", (100..2600).map(|i| row(i, "m")).collect(), all).await.unwrap(), 2500);
+    assert_eq!(ids().await.len(), 2502);
+    hook.run(&["delete from r where id >= 100"], None, RunOptions::default()).await.unwrap();
     // The fast path: one INSERT per batch.
     let fast = InsertOptions { fast: true, ..every_two.clone() };
     let inserted = hook.insert_rows("public.r", (3..=7).map(|i| row(i, "f")).collect(), fast).await.unwrap();
