@@ -9,7 +9,10 @@ psycopg2's (unnamed) cursors do; rows take the ``cursor`` extra's shape.
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
+import tempfile
 from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._pghook import ConnectionCore, InterfaceError
@@ -208,6 +211,9 @@ def _copy_path(file: Any) -> str:
     relative to the current directory, not to the hook's root)."""
     if isinstance(file, (str, os.PathLike)):
         return _text_path(file)
+    if isinstance(file, tempfile._TemporaryFileWrapper):  # NamedTemporaryFile()
+        file = file.file
+    _check_plain(file)
     name = getattr(file, "name", None)
     if not isinstance(name, (str, os.PathLike)):
         raise NotSupportedError("copy_expert needs a file on disk (a path, or a file object opened on one)")
@@ -224,6 +230,30 @@ def _copy_path(file: Any) -> str:
             "copy_expert streams a whole file: the file object must be at its start and not opened for appending"
         )
     return path
+
+
+def _check_plain(file: Any) -> None:
+    """Refuse a file object whose bytes are not what Python reads or writes
+    through it, since the host streams the file itself: only ``open()``'s
+    objects (a ``FileIO``, buffered or not, or text over one in UTF-8, the
+    session's encoding) pass; a gzip or bz2 file, or text in another
+    encoding, does not."""
+    raw = file
+    if isinstance(raw, io.TextIOWrapper):
+        encoding = codecs.lookup(raw.encoding).name
+        if encoding not in ("utf-8", "ascii"):
+            raise NotSupportedError(
+                f"copy_expert streams the file's bytes as UTF-8, the session's encoding: "
+                f"open it with encoding='utf-8', not {raw.encoding!r}"
+            )
+        raw = raw.buffer
+    if isinstance(raw, (io.BufferedReader, io.BufferedWriter, io.BufferedRandom)):
+        raw = raw.raw
+    if not isinstance(raw, io.FileIO):
+        raise NotSupportedError(
+            f"copy_expert streams the file on disk itself, so it takes a path or a file from open(), "
+            f"not a {type(file).__name__} (which would change the bytes)"
+        )
 
 
 def _text_path(path: Union[str, os.PathLike]) -> str:

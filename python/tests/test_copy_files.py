@@ -3,7 +3,10 @@ objects under the root, and file objects meaning the file Python opened."""
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import pathlib
+import tempfile
 
 import pytest
 
@@ -61,3 +64,28 @@ def test_a_file_object_not_at_its_start_is_refused(hook, table, tmp_path, monkey
     with open("data.tsv", "a") as f, pytest.raises(pghook.InterfaceError, match="appending"):
         cur.copy_expert(f"COPY {table} TO STDOUT", f)
     assert (tmp_path / "data.tsv").read_text() == "1\tone\n2\ttwo\n"
+
+
+def test_only_files_from_open_are_streamed(hook, table, tmp_path, monkeypatch) -> None:
+    """The host streams the file on disk itself: a file object whose bytes
+    differ from what Python reads through it is refused, not copied raw."""
+    monkeypatch.chdir(tmp_path)
+    cur = hook.get_conn().cursor()
+    with gzip.open("data.tsv.gz", "wt") as f:
+        f.write("1\tone\n")
+    for opened in (gzip.open("data.tsv.gz", "rb"), bz2.open("data.bz2", "wb")):
+        with opened as f, pytest.raises(pghook.NotSupportedError, match="takes a path or a file from open"):
+            cur.copy_expert(f"COPY {table} FROM STDIN", f)
+    (tmp_path / "latin.tsv").write_bytes("1\tcaf\xe9\n".encode("latin-1"))
+    with open("latin.tsv", encoding="latin-1") as f, pytest.raises(pghook.NotSupportedError, match="UTF-8"):
+        cur.copy_expert(f"COPY {table} FROM STDIN", f)
+    # open()'s objects in UTF-8, binary or text, and NamedTemporaryFile's.
+    with tempfile.NamedTemporaryFile("w+", dir=tmp_path, suffix=".tsv", encoding="utf-8") as f:
+        f.write("2\tcaf\u00e9\n")
+        f.seek(0)
+        cur.copy_expert(f"COPY {table} FROM STDIN", f)
+    with open("out.tsv", "wb") as f:
+        cur.copy_expert(f"COPY {table} TO STDOUT", f)
+    assert (tmp_path / "out.tsv").read_text(encoding="utf-8") == "2\tcaf\u00e9\n"
+    # Its transaction would hold the table's lock past the test.
+    cur.connection.close()
