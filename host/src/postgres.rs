@@ -468,11 +468,11 @@ impl Session {
         .await
     }
 
-    /// Send `sql` (a transaction step) if `wanted`; it goes out when the
-    /// future is first polled, so steps pipeline with what they are joined to.
-    async fn step(&self, wanted: bool, sql: &str) -> Result<(), tokio_postgres::Error> {
-        match wanted {
-            true => self.client.batch_execute(sql).await,
+    /// Send `BEGIN` if `steps` ask for it; it goes out when the future is
+    /// first polled, so it pipelines with what it is joined to.
+    async fn begin(&self, steps: TransactionSteps) -> Result<(), tokio_postgres::Error> {
+        match steps.contains(TransactionSteps::BEGIN) {
+            true => self.client.batch_execute("BEGIN").await,
             false => Ok(()),
         }
     }
@@ -485,7 +485,7 @@ impl Session {
     /// abandoned before its answers came back never commits.
     pub(crate) async fn execute(&self, statements: &[String], steps: TransactionSteps) -> Result<u64, WitError> {
         self.tracked(async {
-            let begin = self.step(steps.contains(TransactionSteps::BEGIN), "BEGIN");
+            let begin = self.begin(steps);
             let executed = async {
                 // A reused session's reset must have succeeded before anything
                 // runs on it: these statements are sent whole, not just prepared.
@@ -558,7 +558,7 @@ impl Session {
         steps: TransactionSteps,
         budget: &mut ResultBudget,
     ) -> Result<Rowset, WitError> {
-        let begin = self.step(steps.contains(TransactionSteps::BEGIN), "BEGIN");
+        let begin = self.begin(steps);
         // Each request goes out when first polled, in this order.
         let (begun, prepared) = futures_util::future::join(begin, self.client.prepare(sql)).await;
         self.reset_done().await?;

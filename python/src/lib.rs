@@ -379,12 +379,10 @@ fn plain(value: &Bound<'_, PyAny>) -> PyResult<Option<Value>> {
     Ok(None)
 }
 
-/// A Python value as a scalar parameter.
-fn scalar(value: &Bound<'_, PyAny>) -> PyResult<Value> {
+/// A Python value that is not [`plain`] as a scalar parameter: bytes,
+/// Decimal, psycopg2's Json.
+fn other_scalar(value: &Bound<'_, PyAny>) -> PyResult<Value> {
     let py = value.py();
-    if let Some(plain) = plain(value)? {
-        return Ok(plain);
-    }
     if let Ok(b) = value.downcast::<PyBytes>() {
         return Ok(Value::Bytes(b.as_bytes().to_vec()));
     }
@@ -437,7 +435,7 @@ fn param(value: &Bound<'_, PyAny>) -> PyResult<Param> {
     if let Ok(tuple) = value.downcast::<PyTuple>() {
         return Ok(Param::Tuple(tuple.iter().map(|v| element(&v)).collect::<PyResult<_>>()?));
     }
-    Ok(Param::Value(scalar(value)?))
+    Ok(Param::Value(other_scalar(value)?))
 }
 
 /// An item of a list or tuple parameter: adapted as on its own.
