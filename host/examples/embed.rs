@@ -70,8 +70,8 @@ async fn run(uri: &str) -> anyhow::Result<Vec<(&'static str, Outcome)>> {
             .await?;
         let outcome = match records {
             // The rows stay in the host: the guest hands back a handle to
-            // them in the store's table.
-            Ok((_shape, rows)) => Ok(format!("{:?}", store.data_mut().table.delete(rows)?.rows)),
+            // them in the store's table, as the server sent them.
+            Ok((_shape, rows)) => Ok(format!("{:?}", store.data_mut().table.delete(rows)?.rows.to_values()?)),
             Err(e) => Err(e.message),
         };
         outcomes.push((name, outcome));

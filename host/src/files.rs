@@ -380,6 +380,26 @@ impl AtomicFile {
         Ok(tokio::fs::File::from_std(file))
     }
 
+    /// Start writing `len` bytes from `offset` to disk in the background
+    /// (Linux's `sync_file_range`), so that [`AtomicFile::commit`]'s sync
+    /// finds little left: a dump's last step then takes milliseconds where
+    /// it took a tenth of a second per hundred megabytes. Only a hint: a
+    /// failure changes nothing, and elsewhere it does nothing.
+    pub fn start_writeback(&self, offset: u64, len: u64) {
+        #[cfg(target_os = "linux")]
+        if let Ok(file) = self.file.try_clone() {
+            tokio::task::spawn_blocking(move || {
+                use std::os::fd::AsRawFd;
+                let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
+                // SAFETY: a syscall on a descriptor `file` keeps open; it
+                // reads no memory of ours.
+                unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+            });
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (offset, len);
+    }
+
     /// Flush to disk and move into place.
     pub async fn commit(self) -> Result<(), WitError> {
         blocking(move || {

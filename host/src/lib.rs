@@ -52,7 +52,7 @@ pub use crate::ctx::{PghookCtx, PghookCtxView, PghookView, SessionStop, add_to_l
 pub use crate::error::{Error, ErrorKind, SqlState};
 pub use crate::interrupt::Interrupt;
 pub use crate::policy::{ConnectCheck, Outbound, Policy};
-pub use crate::postgres::{Records, Rowset};
+pub use crate::postgres::{Format, RawCell, Records, RowRef, Rows, Rowset};
 pub use crate::progress::{NoProgress, Progress};
 pub use crate::runtime::Runtime;
 pub use crate::secrets::{

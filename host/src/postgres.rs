@@ -26,22 +26,32 @@ use wasmtime::component::Resource;
 use crate::bindings::postgres::{
     ChannelBinding, ConnectConfig, Host, HostSession, IpAddress, Server, TcpServer, TransactionSteps,
 };
-use crate::bindings::types::{Column, Error as WitError, ErrorKind, Value};
+use crate::bindings::types::{Column, Error as WitError, ErrorKind};
 use crate::ctx::PghookCtxView;
 use crate::error::wit;
 use crate::policy::{Destination, Outbound, Policy};
 use crate::progress::Progress;
-use crate::values::{Cell, decode_text, supported};
+use crate::values::{RawBytes, supported};
 
 mod failover;
 mod result_set;
+mod rows;
 
 use failover::open;
 pub(crate) use result_set::ResultBudget;
 pub use result_set::{Records, Rowset};
+pub use rows::{Format, RawCell, RowRef, Rows};
 
 /// How much of a file or a COPY stream is held in memory at once.
 const CHUNK: usize = 256 << 10;
+
+/// A dump is sent to disk as it goes, this much at a time, so the sync
+/// before its rename has little left to write.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// How far behind the bytes written the writeback stays: past our buffer
+/// and tokio's file buffer (2 MiB), so it covers bytes the file has.
+const WRITEBACK_LAG: u64 = 4 << 20;
 /// The most statements of one `execute` sent ahead of their answers.
 const IN_FLIGHT: usize = 1024;
 /// psycopg2 keeps the last 50 notices; so do we.
@@ -433,6 +443,11 @@ where
 
 /// A cell that is not a value of its column's type, as PostgreSQL sends it:
 /// the column and the reason (tokio-postgres keeps that as the source).
+/// Each column's name and type, for [`Rows`].
+fn named_types<'a>(columns: &[Column], types: impl Iterator<Item = &'a Type>) -> Vec<(String, Type)> {
+    columns.iter().zip(types).map(|(column, ty)| (column.name.clone(), ty.clone())).collect()
+}
+
 fn decode_error(column: &str, e: &tokio_postgres::Error) -> WitError {
     let reason = std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string);
     wit(ErrorKind::Database, format!("column \"{column}\": invalid value from the server: {reason}"))
@@ -580,18 +595,14 @@ impl Session {
             .await
             .map_err(statement_error)?;
         pin_mut!(stream);
-        let mut rows = Vec::new();
+        let mut rows = Rows::new(Format::Binary, named_types(&columns, statement.columns().iter().map(|c| c.type_())));
         while let Some(row) = stream.try_next().await.map_err(statement_error)? {
-            let mut values = Vec::with_capacity(row.len());
-            for (i, column) in columns.iter().enumerate() {
-                let Cell(value) = row.try_get(i).map_err(|e| decode_error(&column.name, &e))?;
-                values.push(value);
-            }
-            budget.spend(&values)?;
-            rows.push(values);
+            let cells = columns.iter().enumerate().map(|(i, column)| {
+                row.try_get::<_, RawBytes>(i).map(|RawBytes(cell)| cell).map_err(|e| decode_error(&column.name, &e))
+            });
+            budget.spend(rows.push(cells)?)?;
         }
         let row_count = stream.rows_affected().unwrap_or(rows.len() as u64);
-        rows.shrink_to_fit();
         Ok(Rowset { columns, rows, row_count })
     }
 
@@ -607,7 +618,8 @@ impl Session {
     ) -> Result<Rowset, WitError> {
         let stream = self.client.simple_query_raw(sql).await.map_err(statement_error)?;
         pin_mut!(stream);
-        let (mut rows, mut row_count) = (Vec::new(), None);
+        let mut rows = Rows::new(Format::Text, named_types(&columns, types.iter()));
+        let mut row_count = None;
         while let Some(message) = stream.try_next().await.map_err(statement_error)? {
             let row = match message {
                 SimpleQueryMessage::Row(row) => row,
@@ -620,22 +632,12 @@ impl Session {
             if row.len() != types.len() {
                 return Err(wit(ErrorKind::Database, "the statement's columns changed while it ran"));
             }
-            let mut values = Vec::with_capacity(row.len());
-            for (i, (ty, column)) in types.iter().zip(&columns).enumerate() {
-                let text = row.try_get(i).map_err(|e| decode_error(&column.name, &e))?;
-                let value = match text {
-                    None => Value::Null,
-                    Some(text) => decode_text(ty, text).map_err(|e| {
-                        wit(ErrorKind::Database, format!("column \"{}\" ({}): {e}", column.name, ty.name()))
-                    })?,
-                };
-                values.push(value);
-            }
-            budget.spend(&values)?;
-            rows.push(values);
+            let cells = columns.iter().enumerate().map(|(i, column)| {
+                row.try_get(i).map(|text| text.map(str::as_bytes)).map_err(|e| decode_error(&column.name, &e))
+            });
+            budget.spend(rows.push(cells)?)?;
         }
         let row_count = row_count.unwrap_or(rows.len() as u64);
-        rows.shrink_to_fit();
         Ok(Rowset { columns, rows, row_count })
     }
 
@@ -698,11 +700,17 @@ impl Session {
         pin_mut!(stream);
         progress.start("dumping", None);
         let mut writer = BufWriter::with_capacity(CHUNK, out.writer()?);
-        let mut lines = 0u64;
+        let (mut lines, mut written, mut on_disk) = (0u64, 0u64, 0u64);
         while let Some(chunk) = stream.try_next().await.map_err(copy_error)? {
             lines += memchr::memchr_iter(b'\n', &chunk).count() as u64;
             writer.write_all(&chunk).await.map_err(|e| wit(ErrorKind::Io, format!("writing the output: {e}")))?;
+            written += chunk.len() as u64;
             progress.advance(chunk.len() as u64);
+            // The last WRITEBACK_LAG bytes may still be in our buffers.
+            if written - on_disk >= WRITEBACK_EVERY + WRITEBACK_LAG {
+                out.start_writeback(on_disk, WRITEBACK_EVERY);
+                on_disk += WRITEBACK_EVERY;
+            }
         }
         writer.flush().await.map_err(|e| wit(ErrorKind::Io, format!("writing the output: {e}")))?;
         progress.finish();

@@ -17,20 +17,22 @@ use crate::bindings::types::{Interval, Value};
 mod temporal;
 mod text;
 
+pub use temporal::civil_from_days;
 pub use text::decode_text;
 
 type DecodeResult<T> = Result<T, Box<dyn StdError + Sync + Send>>;
 
-/// A cell of any type, decoded from the binary format.
-pub struct Cell(pub Value);
+/// A cell of any type in the binary format, its bytes as they came (`None`
+/// for NULL), for [`decode`] to read later.
+pub struct RawBytes<'a>(pub Option<&'a [u8]>);
 
-impl<'a> FromSql<'a> for Cell {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> DecodeResult<Cell> {
-        decode(ty, raw).map(Cell)
+impl<'a> FromSql<'a> for RawBytes<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> DecodeResult<RawBytes<'a>> {
+        Ok(RawBytes(Some(raw)))
     }
 
-    fn from_sql_null(_: &Type) -> DecodeResult<Cell> {
-        Ok(Cell(Value::Null))
+    fn from_sql_null(_: &Type) -> DecodeResult<RawBytes<'a>> {
+        Ok(RawBytes(None))
     }
 
     fn accepts(_: &Type) -> bool {

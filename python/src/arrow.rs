@@ -92,8 +92,9 @@ pub fn get_arrow(
 fn record_batch(records: Records, numeric_as_float: bool) -> Result<RecordBatch, arrow_schema::ArrowError> {
     let row_count = records.rows.len();
     let mut columns: Vec<Vec<Value>> = records.columns.iter().map(|_| Vec::with_capacity(row_count)).collect();
-    for row in records.rows {
-        for (column, value) in columns.iter_mut().zip(row) {
+    for row in records.rows.iter() {
+        let values = row.values().map_err(|e| arrow_schema::ArrowError::ExternalError(Box::new(e)))?;
+        for (column, value) in columns.iter_mut().zip(values) {
             column.push(value);
         }
     }

@@ -8,6 +8,7 @@
 
 mod arrow;
 mod connection;
+mod datetime_api;
 mod logging;
 mod temporal;
 
@@ -20,7 +21,8 @@ use std::time::Duration;
 
 use pghook::{
     ChainConnections, ConnectionSource, Element, EnvConnections, ErrorKind, Fetch, HookArgs, InsertOptions, Interrupt,
-    Lookup, MapConnections, Param, Parameters, Policy, RowShape, RunOptions, SqlInput, Value, file_connections,
+    Lookup, MapConnections, Param, Parameters, Policy, RawCell, RowRef, RowShape, Rows, RunOptions, SqlInput, Value,
+    file_connections,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
@@ -285,10 +287,10 @@ fn python_value<'py>(
 const RELEASE_EVERY: usize = 1 << 16;
 
 /// Give the pages of rows already made Python objects back to the system.
-/// The host decoded them on its worker threads, into those threads' malloc
+/// The host kept them on its worker threads, in those threads' malloc
 /// arenas, which Python's own allocator never reuses: without this a
 /// result's rows and its Python objects would both be held whole at the
-/// end (a million rows of the bench's: about 1 GiB rather than 0.55).
+/// end.
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory to the system.
@@ -297,30 +299,143 @@ fn release_freed_memory() {
     }
 }
 
-/// Rows as lists of tuples.
-fn python_rows<'py>(
-    py: Python<'py>,
-    columns: &[pghook::Column],
-    rows: Vec<Vec<Value>>,
-) -> PyResult<Bound<'py, PyList>> {
-    let converters = converters(py, columns)?;
-    let mut temporal = temporal::Temporal::new(columns);
-    let decimal = py.import("decimal")?.getattr("Decimal")?;
-    let list = PyList::empty(py);
-    for (i, row) in rows.into_iter().enumerate() {
-        if i % RELEASE_EVERY == RELEASE_EVERY - 1 {
-            release_freed_memory();
+/// The columns whose cells become Python objects straight from the
+/// server's bytes, without a [`Value`] between.
+#[derive(Clone, Copy, PartialEq)]
+enum Direct {
+    Int,
+    Oid,
+    Text,
+    Numeric,
+    Bool,
+    Float,
+    /// Dates and timestamps, by [`temporal::Temporal`].
+    Temporal,
+    /// Any other: decoded into a [`Value`] first.
+    No,
+}
+
+impl Direct {
+    fn of(column: &pghook::Column) -> Direct {
+        match column.type_name.as_str() {
+            "int2" | "int4" | "int8" => Direct::Int,
+            "oid" => Direct::Oid,
+            "text" | "varchar" | "bpchar" | "name" => Direct::Text,
+            "numeric" => Direct::Numeric,
+            "bool" => Direct::Bool,
+            "float8" => Direct::Float,
+            "date" | "timestamp" | "timestamptz" => Direct::Temporal,
+            _ => Direct::No,
         }
-        let cells = row
-            .into_iter()
-            .zip(&converters)
-            .enumerate()
-            .map(|(column, (value, converter))| match temporal.convert(py, column, value)? {
-                Ok(read) => Ok(read),
-                Err(value) => python_value(py, value, converter.as_ref(), &decimal),
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        list.append(PyTuple::new(py, cells)?)?;
+    }
+}
+
+/// How one result's cells become Python objects.
+struct Maker<'py> {
+    direct: Vec<Direct>,
+    converters: Vec<Option<Py<PyAny>>>,
+    temporal: temporal::Temporal,
+    decimal: Bound<'py, PyAny>,
+}
+
+impl<'py> Maker<'py> {
+    fn new(py: Python<'py>, columns: &[pghook::Column]) -> PyResult<Maker<'py>> {
+        Ok(Maker {
+            direct: columns.iter().map(Direct::of).collect(),
+            converters: converters(py, columns)?,
+            temporal: temporal::Temporal::new(columns),
+            decimal: py.import("decimal")?.getattr("Decimal")?,
+        })
+    }
+
+    /// Cell `column` of `row` as psycopg2 would return it.
+    fn cell(&mut self, py: Python<'py>, row: &RowRef<'_>, column: usize) -> PyResult<Bound<'py, PyAny>> {
+        let direct = self.direct[column];
+        let made = match row.cell(column) {
+            RawCell::Null => return Ok(py.None().into_bound(py)),
+            RawCell::Text(text) => self.read_text(py, direct, column, text)?,
+            RawCell::Binary(bytes) => self.read_binary(py, direct, column, bytes)?,
+        };
+        if let Some(made) = made {
+            return Ok(made);
+        }
+        // The long way, which also names a cell the server sent malformed.
+        let value = row.value(column).map_err(|e| python_error(py, e))?;
+        match self.temporal.convert(py, column, value)? {
+            Ok(read) => Ok(read),
+            Err(value) => python_value(py, value, self.converters[column].as_ref(), &self.decimal),
+        }
+    }
+
+    fn read_text(
+        &mut self,
+        py: Python<'py>,
+        direct: Direct,
+        column: usize,
+        text: &str,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        Ok(match direct {
+            Direct::Int | Direct::Oid => {
+                text.parse::<i64>().ok().map(|i| i.into_pyobject(py).map(Bound::into_any)).transpose()?
+            }
+            Direct::Text => Some(PyString::new(py, text).into_any()),
+            Direct::Numeric => Some(self.decimal.call1((text,))?),
+            Direct::Bool => match text {
+                "t" => Some(true.into_pyobject(py)?.to_owned().into_any()),
+                "f" => Some(false.into_pyobject(py)?.to_owned().into_any()),
+                _ => None,
+            },
+            Direct::Temporal => self.temporal.read_text(py, column, text)?,
+            Direct::Float | Direct::No => None,
+        })
+    }
+
+    fn read_binary(
+        &self,
+        py: Python<'py>,
+        direct: Direct,
+        column: usize,
+        bytes: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        Ok(match (direct, bytes.len()) {
+            (Direct::Int, 2) => Some(i16::from_be_bytes([bytes[0], bytes[1]]).into_pyobject(py)?.into_any()),
+            (Direct::Oid, 4) => {
+                Some(u32::from_be_bytes(bytes.try_into().expect("4 bytes")).into_pyobject(py)?.into_any())
+            }
+            (Direct::Int, 4) => {
+                Some(i32::from_be_bytes(bytes.try_into().expect("4 bytes")).into_pyobject(py)?.into_any())
+            }
+            (Direct::Int, 8) => {
+                Some(i64::from_be_bytes(bytes.try_into().expect("8 bytes")).into_pyobject(py)?.into_any())
+            }
+            (Direct::Float, 8) => {
+                Some(f64::from_be_bytes(bytes.try_into().expect("8 bytes")).into_pyobject(py)?.into_any())
+            }
+            (Direct::Bool, 1) if bytes[0] <= 1 => Some((bytes[0] == 1).into_pyobject(py)?.to_owned().into_any()),
+            (Direct::Text, _) => std::str::from_utf8(bytes).ok().map(|text| PyString::new(py, text).into_any()),
+            (Direct::Temporal, _) => self.temporal.read_binary(py, column, bytes),
+            _ => None,
+        })
+    }
+}
+
+/// Rows as lists of tuples. Each run of rows the host kept is freed once
+/// made into objects, so a large result is not held twice.
+fn python_rows<'py>(py: Python<'py>, columns: &[pghook::Column], rows: Rows) -> PyResult<Bound<'py, PyList>> {
+    let mut maker = Maker::new(py, columns)?;
+    let list = PyList::empty(py);
+    let mut made = 0;
+    for chunk in rows.into_chunks() {
+        for row in chunk.iter() {
+            let cells = (0..row.len()).map(|column| maker.cell(py, &row, column)).collect::<PyResult<Vec<_>>>()?;
+            list.append(PyTuple::new(py, cells)?)?;
+        }
+        made += chunk.len();
+        drop(chunk);
+        if made >= RELEASE_EVERY {
+            release_freed_memory();
+            made = 0;
+        }
     }
     Ok(list)
 }

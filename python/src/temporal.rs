@@ -9,7 +9,9 @@ use std::collections::HashMap;
 
 use pghook::Value;
 use pyo3::prelude::*;
-use pyo3::types::{PyDate, PyDateTime, PyDelta, PyTzInfo};
+use pyo3::types::{PyDelta, PyTzInfo};
+
+use crate::datetime_api;
 
 /// The column types read here.
 #[derive(Clone, Copy)]
@@ -50,9 +52,21 @@ impl Temporal {
         column: usize,
         value: Value,
     ) -> PyResult<Result<Bound<'py, PyAny>, Value>> {
-        let (Some(Some(kind)), Value::Text(text)) = (self.kinds.get(column), &value) else { return Ok(Err(value)) };
-        let made = match kind {
-            Kind::Date => date(text).and_then(|(y, m, d)| PyDate::new(py, y, m, d).ok().map(Bound::into_any)),
+        let Value::Text(text) = &value else { return Ok(Err(value)) };
+        Ok(self.read_text(py, column, text)?.ok_or(value))
+    }
+
+    /// Column `column`'s text as a Python date or datetime, when the column
+    /// is one and the text is in the plain ISO form.
+    pub(crate) fn read_text<'py>(
+        &mut self,
+        py: Python<'py>,
+        column: usize,
+        text: &str,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(Some(kind)) = self.kinds.get(column) else { return Ok(None) };
+        Ok(match kind {
+            Kind::Date => date(text).and_then(|(y, m, d)| datetime_api::date(py, y, m, d).ok()),
             Kind::Timestamp => match timestamp(text) {
                 Some((day, clock, None)) => datetime(py, day, clock, None),
                 _ => None,
@@ -60,12 +74,37 @@ impl Temporal {
             Kind::Timestamptz => match timestamp(text) {
                 Some((day, clock, Some(offset))) => {
                     let zone = self.zone(py, offset)?;
-                    datetime(py, day, clock, Some(&zone))
+                    datetime(py, day, clock, Some(zone.as_any()))
                 }
                 _ => None,
             },
-        };
-        Ok(made.ok_or(value))
+        })
+    }
+
+    /// Column `column`'s binary value as a Python date or naive datetime,
+    /// when the column is a date or timestamp within Python's years (1 to
+    /// 9999): infinity and the rest go the long way, by their text.
+    pub(crate) fn read_binary<'py>(&self, py: Python<'py>, column: usize, bytes: &[u8]) -> Option<Bound<'py, PyAny>> {
+        match self.kinds.get(column)? {
+            Some(Kind::Date) => {
+                let days = i32::from_be_bytes(bytes.try_into().ok()?);
+                let (y, m, d) = day_from_epoch(days.into())?;
+                datetime_api::date(py, y, m, d).ok()
+            }
+            Some(Kind::Timestamp) => {
+                let micros = i64::from_be_bytes(bytes.try_into().ok()?);
+                let day = day_from_epoch(micros.div_euclid(MICROS_PER_DAY))?;
+                let of_day = micros.rem_euclid(MICROS_PER_DAY);
+                let clock = (
+                    (of_day / 3_600_000_000) as u8,
+                    (of_day / 60_000_000 % 60) as u8,
+                    (of_day / 1_000_000 % 60) as u8,
+                    (of_day % 1_000_000) as u32,
+                );
+                datetime(py, day, clock, None)
+            }
+            _ => None,
+        }
     }
 
     /// `datetime.timezone` of `offset` seconds east of UTC, as `_values` makes it.
@@ -79,18 +118,29 @@ impl Temporal {
     }
 }
 
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// The date `days` after PostgreSQL's epoch (2000-01-01), if its year is
+/// one Python has (1 to 9999).
+pub(crate) fn day_from_epoch(days: i64) -> Option<Day> {
+    // 2000-01-01 is 10,957 days after 1970-01-01.
+    let (year, month, day) = pghook::values::civil_from_days(days.checked_add(10_957)?);
+    (1..=9999).contains(&year).then_some((year as i32, month as u8, day as u8))
+}
+
 /// A date: year, month, day.
 pub(crate) type Day = (i32, u8, u8);
 /// A time of day: hour, minute, second, microsecond.
 pub(crate) type Clock = (u8, u8, u8, u32);
 
+/// The datetime, or `None` where Python refuses it (the converter then says why).
 fn datetime<'py>(
     py: Python<'py>,
-    (year, month, day): Day,
-    (hour, minute, second, micro): Clock,
-    zone: Option<&Bound<'py, PyTzInfo>>,
+    day: Day,
+    clock: Clock,
+    zone: Option<&Bound<'py, PyAny>>,
 ) -> Option<Bound<'py, PyAny>> {
-    PyDateTime::new(py, year, month, day, hour, minute, second, micro, zone).ok().map(Bound::into_any)
+    datetime_api::datetime(py, day, clock, zone).ok()
 }
 
 /// `text` as a number, if it is one or more ASCII digits only.

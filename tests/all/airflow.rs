@@ -43,7 +43,7 @@ impl Side {
 /// What get_records returns: a list of rows, each a tuple, or a dict with
 /// realdictcursor (psycopg2's DictRow is a list, a namedtuple a tuple).
 fn records(r: &Records) -> Py {
-    let rows = Py::from_rows(&r.columns, &r.rows);
+    let rows = Py::from_rows(&r.columns, &r.rows.to_values().unwrap());
     if r.shape != RowShape::RealDict {
         return rows;
     }
@@ -67,7 +67,7 @@ fn first(r: &Records) -> Py {
 fn fetched(mut rowsets: Vec<pghook::Rowset>) -> Py {
     assert_eq!(rowsets.len(), 1, "one result for one string");
     let r = rowsets.pop().unwrap();
-    Py::from_rows(&r.columns, &r.rows)
+    Py::from_rows(&r.columns, &r.rows.to_values().unwrap())
 }
 
 fn sqlstate(e: pghook::Error) -> Py {
@@ -233,7 +233,7 @@ async fn differences_with(side: &Side, expressions: &[&str], python: &str, pghoo
     let r = side.hook.get_records(&sql, pghook).await.unwrap();
     let mut differences = Vec::new();
     for (i, expression) in expressions.iter().enumerate() {
-        let (value, type_name) = (&r.rows[0][i], &r.columns[i].type_name);
+        let (value, type_name) = (&r.rows.to_values().unwrap()[0][i], &r.columns[i].type_name);
         let pghook = Py::from_pghook(value, type_name);
         if pghook != airflow[i] {
             differences.push(format!(
@@ -444,7 +444,7 @@ async fn where_psycopg2_loses_the_value_pghook_keeps_the_server_text() {
     assert_eq!(airflow, Py::List(cases.iter().map(|(_, py, _)| py.clone()).collect()));
     for (expression, _, text) in cases {
         let r = side.hook.get_first(&format!("select {expression}"), None).await.unwrap();
-        let got = match &r.rows[0][0] {
+        let got = match &r.rows.to_values().unwrap()[0][0] {
             // An interval keeps its months apart from its days, and its text.
             Value::Interval(i) => Value::Text(i.text.clone()),
             other => other.clone(),
@@ -452,7 +452,9 @@ async fn where_psycopg2_loses_the_value_pghook_keeps_the_server_text() {
         assert_eq!(got, Value::Text(text.to_string()), "{expression}");
     }
     let r = side.hook.get_first("select '1 year 1 mon'::interval", None).await.unwrap();
-    assert!(matches!(&r.rows[0][0], Value::Interval(i) if (i.months, i.days, i.microseconds) == (13, 0, 0)));
+    assert!(
+        matches!(&r.rows.to_values().unwrap()[0][0], Value::Interval(i) if (i.months, i.days, i.microseconds) == (13, 0, 0))
+    );
 }
 
 /// Parameters of the types psycopg2 adapts, each selected back with the type
@@ -505,7 +507,7 @@ async fn typed_parameters() {
     let airflow = side.airflow(&format!("error(lambda: hook.get_first('select %s', [uuid.UUID('{u}')]))"));
     assert_eq!(airflow, Py::Str("ProgrammingError".into()));
     let r = side.hook.get_first("select %s", Some(Parameters::Positional(vec![Param::Uuid(u.into())]))).await.unwrap();
-    assert_eq!((&r.rows[0][0], r.columns[0].type_name.as_str()), (&Value::Text(u.into()), "uuid"));
+    assert_eq!((&r.rows.to_values().unwrap()[0][0], r.columns[0].type_name.as_str()), (&Value::Text(u.into()), "uuid"));
 }
 
 /// A list for `= ANY(%s)`, a tuple for `IN %s`.
@@ -782,7 +784,7 @@ fn handled(rowset: pghook::Rowset, fetch: Fetch) -> Py {
     if rowset.columns.is_empty() {
         return Py::None;
     }
-    let Py::List(mut rows) = Py::from_rows(&rowset.columns, &rowset.rows) else { unreachable!() };
+    let Py::List(mut rows) = Py::from_rows(&rowset.columns, &rowset.rows.to_values().unwrap()) else { unreachable!() };
     match fetch {
         Fetch::One if rows.is_empty() => Py::None,
         Fetch::One => rows.remove(0),

@@ -164,7 +164,7 @@ async fn login(
 ) -> Result<bool, pghook::Error> {
     let hook = login_hook(pg, user, password, extra);
     let ssl = hook.get_first("select ssl from pg_stat_ssl where pid = pg_backend_pid()", None).await?;
-    Ok(ssl.rows[0][0] == Value::Boolean(true))
+    Ok(ssl.rows.to_values().unwrap()[0][0] == Value::Boolean(true))
 }
 
 /// require_auth as libpq 16 reads it: the server may ask only for what it

@@ -34,7 +34,7 @@ async fn setup(pg: &Cluster, name: &str) -> (tempfile::TempDir, Hook, Hook) {
     on.run(&["create table t (a text)"], None, RunOptions::default()).await.unwrap();
     for (hook, setting) in [(&on, "on"), (&off, "off")] {
         let r = hook.get_first("show standard_conforming_strings", None).await.unwrap();
-        assert_eq!(r.rows[0][0], Value::Text(setting.into()));
+        assert_eq!(r.rows.to_values().unwrap()[0][0], Value::Text(setting.into()));
     }
     (root, on, off)
 }
@@ -43,7 +43,7 @@ async fn setup(pg: &Cluster, name: &str) -> (tempfile::TempDir, Hook, Hook) {
 async fn assert_untouched(hook: &Hook, marker: &Path, sql: &str) {
     assert!(!marker.exists(), "the server ran a program for {sql:?}");
     let r = hook.get_first("select count(*) from t where a like '%root:%'", None).await.unwrap();
-    assert_eq!(r.rows[0][0], Value::Int(0), "the server read /etc/passwd for {sql:?}");
+    assert_eq!(r.rows.to_values().unwrap()[0][0], Value::Int(0), "the server read /etc/passwd for {sql:?}");
 }
 
 /// What a statement must come to.
@@ -261,7 +261,7 @@ async fn rendered_constants_mean_what_the_server_reads() {
     ];
     for constant in constants {
         let expected = match on.get_first(&format!("select ({constant})::text"), None).await {
-            Ok(r) => r.rows[0][0].clone(),
+            Ok(r) => r.rows.to_values().unwrap()[0][0].clone(),
             // An identifier: the server names a column by it.
             Err(_) => {
                 let r = on.get_first(&format!("select 1 as {constant}"), None).await.unwrap();

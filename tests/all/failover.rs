@@ -47,7 +47,7 @@ async fn reached(stored: &str) -> Result<u16, pghook::Error> {
     let root = tempfile::tempdir().unwrap();
     let hook = tenant(root.path(), &[("c", stored)]).hook(HookArgs::conn_id("c"));
     let records = hook.get_first("select current_setting('port')", None).await?;
-    match &records.rows[0][0] {
+    match &records.rows.to_values().unwrap()[0][0] {
         Value::Text(port) => Ok(port.parse().unwrap()),
         other => panic!("port: {other:?}"),
     }

@@ -78,7 +78,7 @@ async fn a_directory_swapped_for_a_link_out_is_never_followed() {
     println!("{loads} loads and {dumps} dumps succeeded, {failures} calls failed");
     assert!(loads > 0 && dumps > 0);
     let lines = hook.get_first("select count(*), count(*) filter (where line <> 'inside') from loaded", None).await;
-    assert_eq!(lines.unwrap().rows[0], [Value::Int(loads), Value::Int(0)]);
+    assert_eq!(lines.unwrap().rows.to_values().unwrap()[0], [Value::Int(loads), Value::Int(0)]);
     assert_eq!(names(outside.path()), ["in.tsv"]);
     assert_eq!(std::fs::read_to_string(outside.path().join("in.tsv")).unwrap(), "outside\n");
     // No temporary file is left anywhere, and the dump is whole.

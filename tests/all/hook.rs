@@ -37,7 +37,7 @@ async fn unix_socket_connection() {
     let uri = format!("postgres://postgres@{dir}:{}/postgres", pg.port);
     let t = tenant(root.path(), &[("sock", &uri)]);
     let r = t.hook(args("sock")).get_first("select current_user", None).await.unwrap();
-    assert_eq!(r.rows[0][0], Value::Text("postgres".into()));
+    assert_eq!(r.rows.to_values().unwrap()[0][0], Value::Text("postgres".into()));
     // No host at all: libpq's default local server, whose socket directory
     // the host's policy names.
     let no_host = format!(r#"{{"login": "postgres", "port": {}, "schema": "postgres"}}"#, pg.port);
@@ -46,7 +46,7 @@ async fn unix_socket_connection() {
         .allow_socket_dir(&pg.socket_dir)
         .with_connections(pghook::MapConnections::new().with("local", no_host));
     let r = pghook_tests::runtime().tenant(policy).hook(args("local")).get_first("select 1", None).await.unwrap();
-    assert_eq!(r.rows[0][0], Value::Int(1));
+    assert_eq!(r.rows.to_values().unwrap()[0][0], Value::Int(1));
 }
 
 #[tokio::test]
@@ -68,7 +68,7 @@ async fn run_statements_parameters_and_transactions() {
     .unwrap();
     let named = Parameters::Named(vec![("id".into(), Value::Int(2).into())]);
     let r = hook.get_first("select name from t where id = %(id)s", Some(named)).await.unwrap();
-    assert_eq!(r.rows, vec![vec![evil]]);
+    assert_eq!(r.rows.to_values().unwrap(), vec![vec![evil]]);
     // A failing statement rolls the whole run back.
     let e = hook
         .run(&["insert into t values (3, 'three')", "insert into t values (1, 'dup')"], None, RunOptions::default())
@@ -76,7 +76,7 @@ async fn run_statements_parameters_and_transactions() {
         .unwrap_err();
     assert_eq!((e.kind(), e.sqlstate().map(|s| s.code())), (ErrorKind::Database, Some("23505")));
     let count = hook.get_first("select count(*) from t", None).await.unwrap();
-    assert_eq!(count.rows[0][0], Value::Int(2));
+    assert_eq!(count.rows.to_values().unwrap()[0][0], Value::Int(2));
     // With autocommit the first statement stays.
     let _ = hook
         .run(
@@ -87,7 +87,7 @@ async fn run_statements_parameters_and_transactions() {
         .await
         .unwrap_err();
     let count = hook.get_first("select count(*) from t", None).await.unwrap();
-    assert_eq!(count.rows[0][0], Value::Int(3));
+    assert_eq!(count.rows.to_values().unwrap()[0][0], Value::Int(3));
     // Results of every statement, fetched.
     let all = hook
         .run(
@@ -98,7 +98,7 @@ async fn run_statements_parameters_and_transactions() {
         .await
         .unwrap();
     assert_eq!(all.len(), 2);
-    assert_eq!(all[1].rows, vec![vec![Value::Int(2)], vec![Value::Int(3)]]);
+    assert_eq!(all[1].rows.to_values().unwrap(), vec![vec![Value::Int(2)], vec![Value::Int(3)]]);
     assert_eq!(all[1].columns[0].name, "b");
     // What each fetch keeps of a result the host holds: the rows asked
     // for, the columns and the server's row count whatever it keeps.
@@ -107,12 +107,12 @@ async fn run_statements_parameters_and_transactions() {
         let r = hook.run(five, None, RunOptions { fetch: Some(fetch), ..Default::default() }).await.unwrap();
         assert_eq!((r[0].rows.len(), r[0].row_count, r[0].columns[0].name.as_str()), (kept, 5, "n"), "{fetch:?}");
     }
-    assert_eq!(hook.get_first(five, None).await.unwrap().rows, vec![vec![Value::Int(1)]]);
+    assert_eq!(hook.get_first(five, None).await.unwrap().rows.to_values().unwrap(), vec![vec![Value::Int(1)]]);
     let e = hook.run(&[] as &[&str], None, RunOptions::default()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     // Empty parameters are none, as in the hook: `%` is not special.
     let r = hook.get_records("select '100%' as p", Some(Parameters::Positional(vec![]))).await.unwrap();
-    assert_eq!(r.rows, vec![vec![Value::Text("100%".into())]]);
+    assert_eq!(r.rows.to_values().unwrap(), vec![vec![Value::Text("100%".into())]]);
     let e = hook.get_records("select %s", Some(Parameters::values([Value::Int(1), Value::Int(2)]))).await;
     assert!(e.unwrap_err().message().contains("placeholders"));
 }
@@ -126,12 +126,14 @@ async fn several_statements_in_one_string_run_whole() {
         .get_records("create table m (a int); insert into m values (1), (2); select a from m order by a", None)
         .await
         .unwrap();
-    assert_eq!(r.rows, vec![vec![Value::Int(1)], vec![Value::Int(2)]]);
+    assert_eq!(r.rows.to_values().unwrap(), vec![vec![Value::Int(1)], vec![Value::Int(2)]]);
     assert_eq!(r.columns[0].name, "a");
     let three = Parameters::values([Value::Int(3)]);
     let r = hook.get_first("insert into m values (%s); select count(*) from m", Some(three)).await.unwrap();
-    assert_eq!(r.rows, vec![vec![Value::Int(3)]]);
-    let count = || async { hook.get_first("select count(*) from m", None).await.unwrap().rows[0][0].clone() };
+    assert_eq!(r.rows.to_values().unwrap(), vec![vec![Value::Int(3)]]);
+    let count = || async {
+        hook.get_first("select count(*) from m", None).await.unwrap().rows.to_values().unwrap()[0][0].clone()
+    };
     // With autocommit such a string is still one transaction, as the server runs it.
     let autocommit = RunOptions { autocommit: Some(true), ..Default::default() };
     let e = hook.run(&["insert into m values (10); insert into m values ('x')"], None, autocommit).await;
@@ -146,7 +148,7 @@ async fn several_statements_in_one_string_run_whole() {
     // A semicolon inside a quoted body does not split.
     hook.run(&["create function f() returns int language sql as $$ select 7; $$"], None, autocommit).await.unwrap();
     let r = hook.get_first("select f(); -- a trailing comment", None).await.unwrap();
-    assert_eq!(r.rows, vec![vec![Value::Int(7)]]);
+    assert_eq!(r.rows.to_values().unwrap(), vec![vec![Value::Int(7)]]);
 }
 
 #[tokio::test]
@@ -162,7 +164,7 @@ async fn records_decode_types_and_shapes() {
                '10.0.0.1/8'::inet as ip, array[1, null, 3] as arr, null::text as nothing";
     let r = t.hook(args("tuple")).get_records(sql, None).await.unwrap();
     assert_eq!(r.shape, RowShape::Tuple);
-    let row = &r.rows[0];
+    let row = &r.rows.to_values().unwrap()[0];
     assert_eq!(
         row,
         &vec![
@@ -193,7 +195,7 @@ async fn records_decode_types_and_shapes() {
     assert_eq!(r.shape, RowShape::RealDict);
     // A type without a form of its own comes back as the server prints it.
     let r = t.hook(args("tuple")).get_records("select point(1, 2) as p", None).await.unwrap();
-    assert_eq!(r.rows, vec![vec![Value::Text("(1,2)".into())]]);
+    assert_eq!(r.rows.to_values().unwrap(), vec![vec![Value::Text("(1,2)".into())]]);
     let none = t.hook(args("tuple")).get_first("select 1 where false", None).await.unwrap();
     assert!(none.rows.is_empty());
 }
@@ -208,12 +210,12 @@ async fn values_as_the_session_prints_them() {
     // own precision, money as printed: what psycopg2 reads, in arrays too.
     let sql = "select '2024-01-01 00:00:00+00'::timestamptz as at, 0.1::float4 as f4, 'NaN'::float4 as nan,                12.5::money as m, array['2024-01-01 00:00:00+00'::timestamptz] as ats, array[0.1::float4] as f4s";
     let r = t.hook(args("c")).get_records(sql, None).await.unwrap();
-    assert_eq!(r.rows[0][0], Value::Text("2024-01-01 05:30:00+05:30".into()));
-    assert_eq!(r.rows[0][1], Value::Float(0.1));
-    assert!(matches!(r.rows[0][2], Value::Float(f) if f.is_nan()));
-    assert_eq!(r.rows[0][3], Value::Text("$12.50".into()));
-    assert_eq!(r.rows[0][4], Value::Json("[\"2024-01-01 05:30:00+05:30\"]".into()));
-    assert_eq!(r.rows[0][5], Value::Json("[0.1]".into()));
+    assert_eq!(r.rows.to_values().unwrap()[0][0], Value::Text("2024-01-01 05:30:00+05:30".into()));
+    assert_eq!(r.rows.to_values().unwrap()[0][1], Value::Float(0.1));
+    assert!(matches!(r.rows.to_values().unwrap()[0][2], Value::Float(f) if f.is_nan()));
+    assert_eq!(r.rows.to_values().unwrap()[0][3], Value::Text("$12.50".into()));
+    assert_eq!(r.rows.to_values().unwrap()[0][4], Value::Json("[\"2024-01-01 05:30:00+05:30\"]".into()));
+    assert_eq!(r.rows.to_values().unwrap()[0][5], Value::Json("[0.1]".into()));
     // json in arrays keeps every digit; NaN and the infinities read alike for float and numeric.
     let sql = concat!(
         r#"select array['{"n": 123456789012345678901234567890}'::jsonb] as js, "#,
@@ -221,9 +223,9 @@ async fn values_as_the_session_prints_them() {
         "array['NaN'::numeric, 'Infinity'::numeric] as ns"
     );
     let r = t.hook(args("c")).get_records(sql, None).await.unwrap();
-    assert_eq!(r.rows[0][0], Value::Json(r#"[{"n": 123456789012345678901234567890}]"#.into()));
-    assert_eq!(r.rows[0][1], Value::Json(r#"["NaN","Infinity","-Infinity"]"#.into()));
-    assert_eq!(r.rows[0][2], Value::Json(r#"["NaN","Infinity"]"#.into()));
+    assert_eq!(r.rows.to_values().unwrap()[0][0], Value::Json(r#"[{"n": 123456789012345678901234567890}]"#.into()));
+    assert_eq!(r.rows.to_values().unwrap()[0][1], Value::Json(r#"["NaN","Infinity","-Infinity"]"#.into()));
+    assert_eq!(r.rows.to_values().unwrap()[0][2], Value::Json(r#"["NaN","Infinity"]"#.into()));
 }
 
 #[tokio::test]
@@ -265,7 +267,10 @@ async fn failures_leave_no_half_files_and_no_rows() {
     std::fs::write(root.path().join("bad.tsv"), input).unwrap();
     let e = hook.bulk_load("n", "bad.tsv").await.unwrap_err();
     assert_eq!(e.sqlstate().map(|s| s.code()), Some("22P02"), "{e}");
-    assert_eq!(hook.get_first("select count(*) from n", None).await.unwrap().rows[0][0], Value::Int(0));
+    assert_eq!(
+        hook.get_first("select count(*) from n", None).await.unwrap().rows.to_values().unwrap()[0][0],
+        Value::Int(0)
+    );
     // A dump that fails midway (division by zero at row 4000) leaves no file,
     // and an existing file keeps its old content.
     std::fs::write(root.path().join("keep.tsv"), "old\n").unwrap();
@@ -342,7 +347,10 @@ async fn options_and_notices() {
         .get_first("select current_setting('search_path'), current_setting('application_name')", None)
         .await
         .unwrap();
-    assert_eq!(r.rows[0], vec![Value::Text("pg_catalog".into()), Value::Text("pghook-test".into())]);
+    assert_eq!(
+        r.rows.to_values().unwrap()[0],
+        vec![Value::Text("pg_catalog".into()), Value::Text("pghook-test".into())]
+    );
 }
 
 #[derive(Default, Clone)]
@@ -417,7 +425,7 @@ async fn columns_without_a_form_of_their_own_come_back_as_the_server_prints_them
     let types: Vec<_> = r.columns.iter().map(|c| c.type_name.as_str()).collect();
     assert_eq!(types, ["regtype", "int4", "float4", "bytea", "int4range", "_int4", "record"]);
     assert_eq!(
-        r.rows[0],
+        r.rows.to_values().unwrap()[0],
         vec![
             Value::Text("integer".into()),
             Value::Int(7),
@@ -435,9 +443,9 @@ async fn columns_without_a_form_of_their_own_come_back_as_the_server_prints_them
     hook.run(&["create table x (a int)"], None, RunOptions::default()).await.unwrap();
     let r = hook.get_records("insert into x values (1), (2) returning xmin, a", None).await.unwrap();
     assert_eq!(r.rows.len(), 2);
-    assert_eq!(r.rows[1][1], Value::Int(2));
+    assert_eq!(r.rows.to_values().unwrap()[1][1], Value::Int(2));
     let count = hook.get_first("select count(*) from x", None).await.unwrap();
-    assert_eq!(count.rows[0][0], Value::Int(2));
+    assert_eq!(count.rows.to_values().unwrap()[0][0], Value::Int(2));
 }
 
 #[tokio::test]
@@ -461,7 +469,7 @@ async fn typed_parameters_as_psycopg2_adapts_them() {
     let sql = "select %s + 1, %s::text, %s::text, %s at time zone 'UTC', %s";
     let r = hook.get_first(sql, Some(params)).await.unwrap();
     assert_eq!(
-        r.rows[0],
+        r.rows.to_values().unwrap()[0],
         vec![
             Value::Text("2024-03-01".into()),
             Value::Text("1 day 02:00:00".into()),
@@ -474,14 +482,14 @@ async fn typed_parameters_as_psycopg2_adapts_them() {
     let back = pghook::Interval { months: 14, days: -3, microseconds: 1, text: "ignored".into() };
     let params = Parameters::values([Value::Interval(back)]);
     let r = hook.get_first("select %s::text", Some(params)).await.unwrap();
-    assert_eq!(r.rows[0][0], Value::Text("1 year 2 mons -3 days +00:00:00.000001".into()));
+    assert_eq!(r.rows.to_values().unwrap()[0][0], Value::Text("1 year 2 mons -3 days +00:00:00.000001".into()));
     // A list for `= ANY(%s)`, a tuple for `IN %s`, an empty list.
     let ids = Parameters::Positional(vec![Param::Array(vec![Value::Int(1).into(), Value::Int(3).into()])]);
     let r = hook.get_records("select id from p where id = ANY(%s) order by id", Some(ids)).await.unwrap();
-    assert_eq!(r.rows, vec![vec![Value::Int(1)], vec![Value::Int(3)]]);
+    assert_eq!(r.rows.to_values().unwrap(), vec![vec![Value::Int(1)], vec![Value::Int(3)]]);
     let ids = Parameters::Named(vec![("ids".into(), Param::Tuple(vec![Value::Int(2).into(), Value::Int(3).into()]))]);
     let r = hook.get_records("select id from p where id in %(ids)s order by id", Some(ids)).await.unwrap();
-    assert_eq!(r.rows, vec![vec![Value::Int(2)], vec![Value::Int(3)]]);
+    assert_eq!(r.rows.to_values().unwrap(), vec![vec![Value::Int(2)], vec![Value::Int(3)]]);
     let none = Parameters::Positional(vec![Param::Array(vec![])]);
     let r = hook.get_records("select id from p where id = ANY(%s::int[])", Some(none)).await.unwrap();
     assert!(r.rows.is_empty());
@@ -489,7 +497,10 @@ async fn typed_parameters_as_psycopg2_adapts_them() {
     let bad = Parameters::Positional(vec![Param::Date("2024-02-30'; drop table p; --".into())]);
     let e = hook.get_first("select %s", Some(bad)).await.unwrap_err();
     assert_eq!(e.sqlstate().map(|s| s.code()), Some("22007"), "{e}");
-    assert_eq!(hook.get_first("select count(*) from p", None).await.unwrap().rows[0][0], Value::Int(3));
+    assert_eq!(
+        hook.get_first("select count(*) from p", None).await.unwrap().rows.to_values().unwrap()[0][0],
+        Value::Int(3)
+    );
 }
 
 #[tokio::test]
@@ -522,7 +533,8 @@ async fn insert_rows_as_airflow_commits_them() {
     let rows = vec![row(1, "a"), row(2, "b"), row(3, "c"), row(1, "dup")];
     let e = hook.insert_rows("r", rows, every_two.clone()).await.unwrap_err();
     assert_eq!(e.sqlstate().map(|s| s.code()), Some("23505"), "{e}");
-    let ids = || async { hook.get_records("select id from r order by id", None).await.unwrap().rows };
+    let ids =
+        || async { hook.get_records("select id from r order by id", None).await.unwrap().rows.to_values().unwrap() };
     assert_eq!(ids().await, vec![vec![Value::Int(1)], vec![Value::Int(2)]]);
     // A row that cannot be rendered (a NUL) after one the server refuses:
     // the server's error is the one reported, as psycopg2 meets them in order.
@@ -551,7 +563,7 @@ async fn insert_rows_as_airflow_commits_them() {
     let upsert = InsertOptions { replace: true, ..every_two.clone() };
     hook.insert_rows("r", vec![row(1, "new"), row(8, "h")], upsert).await.unwrap();
     let r = hook.get_records(r#"select "Name", day from r where id in (1, 8) order by id"#, None).await.unwrap();
-    assert_eq!(r.rows[0], vec![Value::Text("new".into()), Value::Text("2024-02-29".into())]);
+    assert_eq!(r.rows.to_values().unwrap()[0], vec![Value::Text("new".into()), Value::Text("2024-02-29".into())]);
     assert_eq!(r.rows.len(), 2);
     // ...or on replace_index; key-only fields do nothing on conflict.
     let key_only = InsertOptions {

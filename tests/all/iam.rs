@@ -106,7 +106,7 @@ async fn redshift_serverless_login_reaches_the_database() {
     );
     let t = tenant(root.path(), &[("sls", &aws_conn(&api.endpoint())), ("c", &conn)]);
     let r = t.hook(HookArgs::conn_id("c")).get_first("select current_user", None).await.unwrap();
-    assert_eq!(r.rows[0][0], Value::Text("alice".into()));
+    assert_eq!(r.rows.to_values().unwrap()[0][0], Value::Text("alice".into()));
     let requests = api.received();
     assert_eq!(requests[0].header("x-amz-target"), Some("RedshiftServerless.GetCredentials"));
     assert_eq!(requests[0].json(), serde_json::json!({"workgroupName": "wg1", "dbName": "postgres"}));

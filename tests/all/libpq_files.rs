@@ -175,11 +175,11 @@ async fn through_the_api_files_follow_the_tenant_rules() {
     let base = || Policy::new(root.path()).allow_host("127.0.0.1");
     // A password file under the file root.
     let row = select(base(), "pgpass".into()).await.unwrap();
-    assert_eq!(row.rows[0][0], Value::Int(1));
+    assert_eq!(row.rows.to_values().unwrap()[0][0], Value::Int(1));
     // Outside it: not read (the login fails), unless the policy opens its directory.
     let outside = config.path().join("pgpass").to_str().unwrap().to_string();
     let e = select(base(), outside.clone()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
     let row = select(base().allow_config_path(config.path()), outside).await.unwrap();
-    assert_eq!(row.rows[0][0], Value::Int(1));
+    assert_eq!(row.rows.to_values().unwrap()[0][0], Value::Int(1));
 }

@@ -25,7 +25,14 @@ fn running(pg: &Cluster, marker: &str) -> String {
 }
 
 async fn count(hook: &pghook::Hook, table: &str) -> Value {
-    hook.get_first(&format!("select count(*) from {table}"), None).await.unwrap().rows.remove(0).remove(0)
+    hook.get_first(&format!("select count(*) from {table}"), None)
+        .await
+        .unwrap()
+        .rows
+        .to_values()
+        .unwrap()
+        .remove(0)
+        .remove(0)
 }
 
 #[tokio::test]
@@ -150,18 +157,16 @@ async fn results_over_the_limit_say_so() {
     assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
     assert!(e.message().contains("over this tenant's result limit of 1 MiB"), "{e}");
     // Under the default 64 MiB limit, counted as the host keeps the rows
-    // (decoded values), a result just below it comes back whole, one just
-    // above fails with the limit's message.
+    // (each cell's bytes as the server sent them, and where the cell ends),
+    // a result just below it comes back whole, one just above fails with
+    // the limit's message.
     let default = hook(root.path(), &pg.uri(""), Duration::from_secs(120));
-    let per_row = std::mem::size_of::<Vec<Value>>() + std::mem::size_of::<Value>();
+    let per_row = 100 + std::mem::size_of::<u64>();
     let rows = |fraction: f64| ((64 << 20) as f64 * fraction / per_row as f64) as u64;
-    let below =
-        default.get_records(&format!("select g::int8 from generate_series(1, {}) g", rows(0.95)), None).await.unwrap();
+    let select = |rows: u64| format!("select lpad(g::text, 100, 'x') from generate_series(1, {rows}) g");
+    let below = default.get_records(&select(rows(0.95)), None).await.unwrap();
     assert_eq!(below.rows.len() as u64, rows(0.95));
-    let e = default
-        .get_records(&format!("select g::int8 from generate_series(1, {}) g", rows(1.05)), None)
-        .await
-        .unwrap_err();
+    let e = default.get_records(&select(rows(1.05)), None).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
     assert!(e.message().contains("result limit of 64 MiB"), "{e}");
     // The CLI can raise or lower it.

@@ -71,10 +71,13 @@ async fn a_guest_out_of_memory_fails_only_that_call() {
     // The same tenant (in a new instance: one that trapped is never reused) and its neighbours go on.
     for _ in 0..3 {
         let one = small.hook(HookArgs::conn_id("c")).get_first("select 1", None).await.unwrap();
-        assert_eq!(one.rows[0][0], Value::Int(1));
+        assert_eq!(one.rows.to_values().unwrap()[0][0], Value::Int(1));
     }
     let roomy = tenant(root.path(), &[("c", &pg.uri(""))]);
-    assert_eq!(roomy.hook(HookArgs::conn_id("c")).get_records(&long, None).await.unwrap().rows, [[Value::Int(1)]]);
+    assert_eq!(
+        roomy.hook(HookArgs::conn_id("c")).get_records(&long, None).await.unwrap().rows.to_values().unwrap(),
+        [[Value::Int(1)]]
+    );
 }
 
 #[tokio::test]
@@ -287,7 +290,7 @@ async fn errors_have_kinds_sources_and_typed_sqlstates() {
 
 /// A tenant that reuses sessions: `select pg_backend_pid()` through `hook`.
 async fn backend_pid(hook: &pghook::Hook) -> Value {
-    hook.get_first("select pg_backend_pid()", None).await.unwrap().rows.remove(0).remove(0)
+    hook.get_first("select pg_backend_pid()", None).await.unwrap().rows.to_values().unwrap().remove(0).remove(0)
 }
 
 /// Wait until `tenant` holds `n` idle sessions.
@@ -317,7 +320,7 @@ async fn sessions_are_reused_only_when_asked_clean_and_per_tenant() {
     let autocommit = pghook::RunOptions { autocommit: Some(true), ..Default::default() };
     hook.run(&["set search_path to nowhere"], None, autocommit).await.unwrap();
     idle(&reusing, 1).await;
-    let path = hook.get_first("show search_path", None).await.unwrap().rows.remove(0).remove(0);
+    let path = hook.get_first("show search_path", None).await.unwrap().rows.to_values().unwrap().remove(0).remove(0);
     assert_eq!(path, Value::Text("\"$user\", public".into()));
     idle(&reusing, 1).await;
     // A session whose statement failed is closed, not reused.
@@ -331,7 +334,7 @@ async fn sessions_are_reused_only_when_asked_clean_and_per_tenant() {
     idle(&reusing, 1).await;
     assert_eq!(backend_pid(&hook).await, pid);
     let open = hook.get_first("select to_regclass('left_open') is null", None).await.unwrap();
-    assert_eq!(open.rows, vec![vec![Value::Boolean(true)]]);
+    assert_eq!(open.rows.to_values().unwrap(), vec![vec![Value::Boolean(true)]]);
     idle(&reusing, 1).await;
     // Statements a call prepared with SQL are gone; the host's own type
     // lookups still work: a type it has not seen yet is read after a reset.
@@ -344,14 +347,14 @@ async fn sessions_are_reused_only_when_asked_clean_and_per_tenant() {
     .unwrap();
     idle(&reusing, 1).await;
     assert_eq!(
-        hook.get_first("select 'a'::reuse_a::text", None).await.unwrap().rows,
+        hook.get_first("select 'a'::reuse_a::text", None).await.unwrap().rows.to_values().unwrap(),
         vec![vec![Value::Text("a".into())]]
     );
     let a = hook.get_first("select 'a'::reuse_a", None).await.unwrap();
-    assert_eq!(a.rows, vec![vec![Value::Text("a".into())]]);
+    assert_eq!(a.rows.to_values().unwrap(), vec![vec![Value::Text("a".into())]]);
     idle(&reusing, 1).await;
     let b = hook.get_first("select 'b'::reuse_b", None).await.unwrap();
-    assert_eq!(b.rows, vec![vec![Value::Text("b".into())]]);
+    assert_eq!(b.rows.to_values().unwrap(), vec![vec![Value::Text("b".into())]]);
     idle(&reusing, 1).await;
     let e = hook.get_first("execute mine", None).await.unwrap_err();
     assert_eq!(e.sqlstate().map(|s| s.code()), Some("26000"), "{e}");

@@ -31,7 +31,7 @@ async fn ssl_in_use_on(pg: &Cluster, host: &str, user: &str, extra: serde_json::
         .hook(HookArgs::conn_id("c"))
         .get_first("select ssl from pg_stat_ssl where pid = pg_backend_pid()", None)
         .await?;
-    Ok(r.rows[0][0] == Value::Boolean(true))
+    Ok(r.rows.to_values().unwrap()[0][0] == Value::Boolean(true))
 }
 
 #[tokio::test]

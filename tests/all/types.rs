@@ -219,7 +219,8 @@ fn check(ty: &SqlType, values: &[(&str, String)], outcome: Result<pghook::Record
         Err(e) => return Some(format!("{:?}: {e}", e.kind())),
         Ok(records) => records,
     };
-    let [row] = records.rows.as_slice() else { return Some(format!("{} rows", records.rows.len())) };
+    let rows = records.rows.to_values().unwrap();
+    let [row] = rows.as_slice() else { return Some(format!("{} rows", rows.len())) };
     if row[0] != Value::Null {
         return Some(format!("NULL came back as {:?}", row[0]));
     }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 use pghook::error::one_line;
 use pghook::{
-    ChainConnections, Element, EnvConnections, ErrorKind, Fetch, Hook, HookArgs, InsertOptions, Interrupt, Param,
-    Parameters, Policy, Progress, Records, RowShape, Rowset, RunOptions, Runtime, SqlInput, Value, file_connections,
+    ChainConnections, Column, Element, EnvConnections, ErrorKind, Fetch, Hook, HookArgs, InsertOptions, Interrupt,
+    Param, Parameters, Policy, Progress, RowShape, Rowset, RunOptions, Runtime, SqlInput, Value, file_connections,
 };
 
 #[derive(Parser)]
@@ -387,9 +387,9 @@ fn cell_text(value: Value) -> String {
     }
 }
 
-fn print_table(records: Records) {
-    let header: Vec<String> = records.columns.iter().map(|c| c.name.clone()).collect();
-    let rows: Vec<Vec<String>> = records.rows.into_iter().map(|row| row.into_iter().map(cell_text).collect()).collect();
+fn print_table(columns: &[Column], rows: Vec<Vec<Value>>) {
+    let header: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    let rows: Vec<Vec<String>> = rows.into_iter().map(|row| row.into_iter().map(cell_text).collect()).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -406,14 +406,14 @@ fn print_table(records: Records) {
     println!("({} row{})", rows.len(), if rows.len() == 1 { "" } else { "s" });
 }
 
-fn rowset_json(rowset: Rowset) -> String {
+fn rowset_json(rowset: Rowset) -> Result<String, pghook::Error> {
     let columns: Vec<String> = rowset.columns.iter().map(|c| json_string(&c.name)).collect();
-    format!(
+    Ok(format!(
         "{{\"columns\":[{}],\"rows\":{},\"row_count\":{}}}",
         columns.join(","),
-        rows_json(RowShape::Tuple, &rowset.columns, rowset.rows),
+        rows_json(RowShape::Tuple, &rowset.columns, rowset.rows.to_values()?),
         rowset.row_count
-    )
+    ))
 }
 
 fn mask_password(uri: &str) -> String {
@@ -501,7 +501,7 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
                 eprintln!("pghook: ok ({affected} rows affected)");
             } else {
                 for rowset in results {
-                    println!("{}", rowset_json(rowset));
+                    println!("{}", rowset_json(rowset).map_err(err)?);
                 }
             }
         }
@@ -509,16 +509,17 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
             let params = parse_params(params.as_deref())?;
             let records = if first { hook.get_first(&sql, params).await } else { hook.get_records(&sql, params).await }
                 .map_err(err)?;
+            let rows = records.rows.to_values().map_err(err)?;
             match format {
                 // get_first gives the row itself or nothing, as Airflow's a tuple or None.
                 Format::Json if first => {
-                    let row = records.rows.into_iter().next();
+                    let row = rows.into_iter().next();
                     let shown = row.map(|row| rows_json(records.shape, &records.columns, vec![row]));
                     let row = shown.as_deref().and_then(|rows| rows.strip_prefix('[')?.strip_suffix(']'));
                     println!("{}", row.unwrap_or("null"));
                 }
-                Format::Json => println!("{}", rows_json(records.shape, &records.columns, records.rows)),
-                Format::Table => print_table(records),
+                Format::Json => println!("{}", rows_json(records.shape, &records.columns, rows)),
+                Format::Table => print_table(&records.columns, rows),
             }
         }
         Command::CopyExpert { sql, file } => {

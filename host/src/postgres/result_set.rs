@@ -4,6 +4,7 @@
 
 use wasmtime::component::Resource;
 
+use super::rows::Rows;
 use crate::bindings::hook::RowShape;
 use crate::bindings::postgres::HostResultSet;
 use crate::bindings::types::{Column, Error as WitError, ErrorKind, Value};
@@ -18,8 +19,8 @@ use crate::error::wit;
 pub struct Rowset {
     /// `columns`.
     pub columns: Vec<Column>,
-    /// The rows kept (`rows`), each with one value per column.
-    pub rows: Vec<Vec<Value>>,
+    /// The rows kept (`rows`), each with one cell per column.
+    pub rows: Rows,
     /// `row-count`.
     pub row_count: u64,
 }
@@ -32,8 +33,8 @@ pub struct Records {
     pub shape: RowShape,
     /// The result's columns, in order.
     pub columns: Vec<Column>,
-    /// The rows, each with one value per column.
-    pub rows: Vec<Vec<Value>>,
+    /// The rows, each with one cell per column.
+    pub rows: Rows,
 }
 
 /// What is left of one call's result limit.
@@ -48,10 +49,10 @@ impl ResultBudget {
         ResultBudget { left: limit, limit }
     }
 
-    /// Spend what `row` costs (as [`cell_size`] counts it); an error once
-    /// the limit is passed.
-    pub(crate) fn spend(&mut self, row: &[Value]) -> Result<(), WitError> {
-        self.take(std::mem::size_of::<Vec<Value>>() + row.iter().map(cell_size).sum::<usize>())
+    /// Spend the `bytes` a row takes (as [`Rows::push`] counts them); an
+    /// error once the limit is passed.
+    pub(crate) fn spend(&mut self, bytes: usize) -> Result<(), WitError> {
+        self.take(bytes)
     }
 
     /// Spend what a result of `columns` costs before its rows: a call of
@@ -65,17 +66,6 @@ impl ResultBudget {
         self.left = self.left.checked_sub(bytes).ok_or_else(|| over_limit(self.limit))?;
         Ok(())
     }
-}
-
-/// What a cell costs to keep in the host's memory.
-fn cell_size(value: &Value) -> usize {
-    std::mem::size_of::<Value>()
-        + match value {
-            Value::Numeric(s) | Value::Text(s) | Value::Json(s) => s.len(),
-            Value::Interval(i) => i.text.len(),
-            Value::Bytes(b) => b.len(),
-            _ => 0,
-        }
 }
 
 /// The result-limit error.
@@ -99,14 +89,15 @@ impl HostResultSet for PghookCtxView<'_> {
         Ok(self.table.get(&handle)?.row_count)
     }
 
+    /// A cell the server sent malformed traps the call (the WIT has no
+    /// error here): it is a broken server, not bad input.
     async fn rows(&mut self, handle: Resource<Rowset>) -> wasmtime::Result<Vec<Vec<Value>>> {
-        Ok(self.table.get(&handle)?.rows.clone())
+        Ok(self.table.get(&handle)?.rows.to_values()?)
     }
 
     async fn truncate(&mut self, handle: Resource<Rowset>, len: u64) -> wasmtime::Result<()> {
         let rows = &mut self.table.get_mut(&handle)?.rows;
         rows.truncate(usize::try_from(len).unwrap_or(usize::MAX));
-        rows.shrink_to_fit();
         Ok(())
     }
 

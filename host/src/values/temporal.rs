@@ -30,8 +30,9 @@ const TZ_DISPLACEMENT_LIMIT: i32 = 16 * 3600;
 /// Why a value cannot be rendered: the server sent what PostgreSQL never makes.
 pub type OutOfRange = String;
 
-/// A proleptic Gregorian date: astronomical year (0 is 1 BC), month, day.
-fn civil_from_days(days_since_1970: i64) -> (i64, i64, i64) {
+/// The proleptic Gregorian date `days_since_1970` days after 1970-01-01:
+/// astronomical year (0 is 1 BC), month, day.
+pub fn civil_from_days(days_since_1970: i64) -> (i64, i64, i64) {
     // Howard Hinnant's civil_from_days, on i64: exact for every input here.
     let z = days_since_1970 + 719_468;
     let era = z.div_euclid(146_097);
