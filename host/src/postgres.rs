@@ -31,11 +31,13 @@ use crate::ctx::PghookCtxView;
 use crate::error::wit;
 use crate::policy::{Destination, Outbound, Policy};
 use crate::progress::Progress;
-use crate::values::{RawBytes, supported};
+use crate::values::{RawBytes, decode_text, supported, text_is_checked};
 
 mod failover;
 mod result_set;
 mod rows;
+
+use rows::cell_error;
 
 use failover::open;
 pub(crate) use result_set::ResultBudget;
@@ -602,6 +604,7 @@ impl Session {
             });
             budget.spend(rows.push(cells)?)?;
         }
+        rows.shrink_to_fit();
         let row_count = stream.rows_affected().unwrap_or(rows.len() as u64);
         Ok(Rowset { columns, rows, row_count })
     }
@@ -619,6 +622,10 @@ impl Session {
         let stream = self.client.simple_query_raw(sql).await.map_err(statement_error)?;
         pin_mut!(stream);
         let mut rows = Rows::new(Format::Text, named_types(&columns, types.iter()));
+        // Text whose reading depends on session settings (bytea_output,
+        // IntervalStyle) is read as it arrives: a result that cannot be
+        // read fails the statement, before any COMMIT.
+        let checked: Vec<bool> = types.iter().map(text_is_checked).collect();
         let mut row_count = None;
         while let Some(message) = stream.try_next().await.map_err(statement_error)? {
             let row = match message {
@@ -632,11 +639,17 @@ impl Session {
             if row.len() != types.len() {
                 return Err(wit(ErrorKind::Database, "the statement's columns changed while it ran"));
             }
-            let cells = columns.iter().enumerate().map(|(i, column)| {
-                row.try_get(i).map(|text| text.map(str::as_bytes)).map_err(|e| decode_error(&column.name, &e))
+            let cells = columns.iter().zip(types).zip(&checked).enumerate().map(|(i, ((column, ty), checked))| {
+                let text = row.try_get(i).map_err(|e| decode_error(&column.name, &e))?;
+                if let (true, Some(text)) = (*checked, text) {
+                    decode_text(ty, text)
+                        .map_err(|e| wit(ErrorKind::Database, cell_error(Format::Text, &column.name, ty, &*e)))?;
+                }
+                Ok(text.map(str::as_bytes))
             });
             budget.spend(rows.push(cells)?)?;
         }
+        rows.shrink_to_fit();
         let row_count = row_count.unwrap_or(rows.len() as u64);
         Ok(Rowset { columns, rows, row_count })
     }

@@ -10,7 +10,9 @@ use std::error::Error as StdError;
 
 use byteorder::{BigEndian, ReadBytesExt};
 use fallible_iterator::FallibleIterator;
-use postgres_types::{FromSql, Kind, Type};
+/// A column's type, as the server describes it (rust-postgres's).
+pub use postgres_types::Type;
+use postgres_types::{FromSql, Kind};
 
 use crate::bindings::types::{Interval, Value};
 
@@ -18,7 +20,7 @@ mod temporal;
 mod text;
 
 pub use temporal::civil_from_days;
-pub use text::decode_text;
+pub use text::{decode_text, text_is_checked};
 
 type DecodeResult<T> = Result<T, Box<dyn StdError + Sync + Send>>;
 

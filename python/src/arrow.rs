@@ -82,20 +82,31 @@ pub fn get_arrow(
 ) -> PyResult<ArrowResult> {
     let params = crate::parameters(parameters)?;
     let records = core.get().call(py, move |h| Box::pin(async move { h.get_records(&sql, params).await }))?;
-    let batch = py
-        .allow_threads(|| record_batch(records, numeric_as_float))
-        .map_err(|e| GuestError::new_err(format!("building the Arrow result: {e}")))?;
+    let batch = match py.allow_threads(|| record_batch(records, numeric_as_float)) {
+        Ok(batch) => batch,
+        Err(Failure::Cell(e)) => return Err(crate::python_error(py, e)),
+        Err(Failure::Arrow(e)) => return Err(GuestError::new_err(format!("building the Arrow result: {e}"))),
+    };
     Ok(ArrowResult { batch })
 }
 
+/// Why a record batch could not be made.
+enum Failure {
+    /// A cell the server sent could not be read: a database error, as in `get_records`.
+    Cell(pghook::Error),
+    Arrow(arrow_schema::ArrowError),
+}
+
 /// The rows, column by column, as one record batch.
-fn record_batch(records: Records, numeric_as_float: bool) -> Result<RecordBatch, arrow_schema::ArrowError> {
+fn record_batch(records: Records, numeric_as_float: bool) -> Result<RecordBatch, Failure> {
     let row_count = records.rows.len();
     let mut columns: Vec<Vec<Value>> = records.columns.iter().map(|_| Vec::with_capacity(row_count)).collect();
-    for row in records.rows.iter() {
-        let values = row.values().map_err(|e| arrow_schema::ArrowError::ExternalError(Box::new(e)))?;
-        for (column, value) in columns.iter_mut().zip(values) {
-            column.push(value);
+    // Run by run, each freed once its values are out.
+    for chunk in records.rows.into_chunks() {
+        for row in chunk.iter() {
+            for (column, value) in columns.iter_mut().zip(row.values().map_err(Failure::Cell)?) {
+                column.push(value);
+            }
         }
     }
     let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = records
@@ -108,7 +119,7 @@ fn record_batch(records: Records, numeric_as_float: bool) -> Result<RecordBatch,
         })
         .unzip();
     let options = RecordBatchOptions::new().with_row_count(Some(row_count));
-    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)
+    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options).map_err(Failure::Arrow)
 }
 
 /// What a column's values become.

@@ -13,12 +13,14 @@ mod logging;
 mod temporal;
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use pghook::values::Type;
 use pghook::{
     ChainConnections, ConnectionSource, Element, EnvConnections, ErrorKind, Fetch, HookArgs, InsertOptions, Interrupt,
     Lookup, MapConnections, Param, Parameters, Policy, RawCell, RowRef, RowShape, Rows, RunOptions, SqlInput, Value,
@@ -152,42 +154,36 @@ struct Core {
     args: HookArgs,
 }
 
-/// Run `work` on pghook's tokio runtime with the GIL released, waking every
-/// few milliseconds to let Python deliver signals. On Ctrl-C (any signal
-/// handler raising), `interrupt` is thrown, which stops the call (its
-/// statement is cancelled on the server); the work's output still comes
-/// back, with the signal's exception to raise.
+/// Run `work` on this thread, in pghook's tokio runtime, with the GIL
+/// released, waking every few milliseconds to let Python deliver signals.
+/// On Ctrl-C (any signal handler raising), `interrupt` is thrown, which
+/// stops the call (its statement is cancelled on the server); the work's
+/// output still comes back, with the signal's exception to raise. (Driving
+/// the call here, as the CLI does, rather than on a worker, spares a
+/// thread's wake-up per batch of a COPY's rows.)
 fn block_on<O: Send + 'static>(
     py: Python<'_>,
     interrupt: &Interrupt,
     work: impl Future<Output = O> + Send + 'static,
 ) -> PyResult<(O, Option<PyErr>)> {
     let tokio = &runtimes()?.tokio;
-    let (sender, receiver) = channel();
-    // Shared with the GIL-free waits below, one at a time.
-    let receiver = Mutex::new(receiver);
-    let wait = |timeout: Option<Duration>| {
-        let receiver = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match timeout {
-            Some(timeout) => receiver.recv_timeout(timeout),
-            None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        }
-    };
-    tokio.spawn(async move {
-        let _ = sender.send(work.await);
-    });
-    let ended = || GuestError::new_err("the call ended without a result");
+    // A panic (a bug) fails the call, as a task's would, rather than unwind into Python.
+    let mut work = std::pin::pin!(AssertUnwindSafe(work).catch_unwind());
+    let ended = |_panic| GuestError::new_err("the call ended without a result");
     loop {
-        match py.allow_threads(|| wait(Some(Duration::from_millis(20)))) {
-            Ok(output) => return Ok((output, None)),
-            Err(RecvTimeoutError::Timeout) => {
+        // The timer is made inside the runtime, which it needs.
+        let slice = py.allow_threads(|| {
+            tokio.block_on(async { tokio::time::timeout(Duration::from_millis(20), &mut work).await })
+        });
+        match slice {
+            Ok(output) => return Ok((output.map_err(ended)?, None)),
+            Err(_elapsed) => {
                 if let Err(signal) = py.check_signals() {
                     interrupt.interrupt();
-                    let output = py.allow_threads(|| wait(None)).map_err(|_| ended())?;
+                    let output = py.allow_threads(|| tokio.block_on(&mut work)).map_err(ended)?;
                     return Ok((output, Some(signal)));
                 }
             }
-            Err(RecvTimeoutError::Disconnected) => return Err(ended()),
         }
     }
 }
@@ -300,10 +296,13 @@ fn release_freed_memory() {
 }
 
 /// The columns whose cells become Python objects straight from the
-/// server's bytes, without a [`Value`] between.
+/// server's bytes, without a [`Value`] between: PostgreSQL's own types,
+/// told by their type (a type of another schema may share a name).
 #[derive(Clone, Copy, PartialEq)]
 enum Direct {
-    Int,
+    Int2,
+    Int4,
+    Int8,
     Oid,
     Text,
     Numeric,
@@ -316,15 +315,17 @@ enum Direct {
 }
 
 impl Direct {
-    fn of(column: &pghook::Column) -> Direct {
-        match column.type_name.as_str() {
-            "int2" | "int4" | "int8" => Direct::Int,
-            "oid" => Direct::Oid,
-            "text" | "varchar" | "bpchar" | "name" => Direct::Text,
-            "numeric" => Direct::Numeric,
-            "bool" => Direct::Bool,
-            "float8" => Direct::Float,
-            "date" | "timestamp" | "timestamptz" => Direct::Temporal,
+    fn of(ty: &Type) -> Direct {
+        match *ty {
+            Type::INT2 => Direct::Int2,
+            Type::INT4 => Direct::Int4,
+            Type::INT8 => Direct::Int8,
+            Type::OID => Direct::Oid,
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => Direct::Text,
+            Type::NUMERIC => Direct::Numeric,
+            Type::BOOL => Direct::Bool,
+            Type::FLOAT8 => Direct::Float,
+            Type::DATE | Type::TIMESTAMP | Type::TIMESTAMPTZ => Direct::Temporal,
             _ => Direct::No,
         }
     }
@@ -339,11 +340,12 @@ struct Maker<'py> {
 }
 
 impl<'py> Maker<'py> {
-    fn new(py: Python<'py>, columns: &[pghook::Column]) -> PyResult<Maker<'py>> {
+    fn new(py: Python<'py>, columns: &[pghook::Column], rows: &Rows) -> PyResult<Maker<'py>> {
+        let types: Vec<&Type> = (0..columns.len()).map(|i| rows.column_type(i)).collect();
         Ok(Maker {
-            direct: columns.iter().map(Direct::of).collect(),
+            direct: types.iter().map(|ty| Direct::of(ty)).collect(),
             converters: converters(py, columns)?,
-            temporal: temporal::Temporal::new(columns),
+            temporal: temporal::Temporal::new(&types),
             decimal: py.import("decimal")?.getattr("Decimal")?,
         })
     }
@@ -375,7 +377,7 @@ impl<'py> Maker<'py> {
         text: &str,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         Ok(match direct {
-            Direct::Int | Direct::Oid => {
+            Direct::Int2 | Direct::Int4 | Direct::Int8 | Direct::Oid => {
                 text.parse::<i64>().ok().map(|i| i.into_pyobject(py).map(Bound::into_any)).transpose()?
             }
             Direct::Text => Some(PyString::new(py, text).into_any()),
@@ -398,14 +400,14 @@ impl<'py> Maker<'py> {
         bytes: &[u8],
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         Ok(match (direct, bytes.len()) {
-            (Direct::Int, 2) => Some(i16::from_be_bytes([bytes[0], bytes[1]]).into_pyobject(py)?.into_any()),
+            (Direct::Int2, 2) => Some(i16::from_be_bytes([bytes[0], bytes[1]]).into_pyobject(py)?.into_any()),
             (Direct::Oid, 4) => {
                 Some(u32::from_be_bytes(bytes.try_into().expect("4 bytes")).into_pyobject(py)?.into_any())
             }
-            (Direct::Int, 4) => {
+            (Direct::Int4, 4) => {
                 Some(i32::from_be_bytes(bytes.try_into().expect("4 bytes")).into_pyobject(py)?.into_any())
             }
-            (Direct::Int, 8) => {
+            (Direct::Int8, 8) => {
                 Some(i64::from_be_bytes(bytes.try_into().expect("8 bytes")).into_pyobject(py)?.into_any())
             }
             (Direct::Float, 8) => {
@@ -422,7 +424,7 @@ impl<'py> Maker<'py> {
 /// Rows as lists of tuples. Each run of rows the host kept is freed once
 /// made into objects, so a large result is not held twice.
 fn python_rows<'py>(py: Python<'py>, columns: &[pghook::Column], rows: Rows) -> PyResult<Bound<'py, PyList>> {
-    let mut maker = Maker::new(py, columns)?;
+    let mut maker = Maker::new(py, columns, &rows)?;
     let list = PyList::empty(py);
     let mut made = 0;
     for chunk in rows.into_chunks() {

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use pghook::Value;
+use pghook::values::Type;
 use pyo3::prelude::*;
 use pyo3::types::{PyDelta, PyTzInfo};
 
@@ -29,14 +30,14 @@ pub(crate) struct Temporal {
 }
 
 impl Temporal {
-    /// For a result of `columns`.
-    pub(crate) fn new(columns: &[pghook::Column]) -> Temporal {
-        let kinds = columns
+    /// For a result of columns of `types`.
+    pub(crate) fn new(types: &[&Type]) -> Temporal {
+        let kinds = types
             .iter()
-            .map(|c| match c.type_name.as_str() {
-                "date" => Some(Kind::Date),
-                "timestamp" => Some(Kind::Timestamp),
-                "timestamptz" => Some(Kind::Timestamptz),
+            .map(|ty| match **ty {
+                Type::DATE => Some(Kind::Date),
+                Type::TIMESTAMP => Some(Kind::Timestamp),
+                Type::TIMESTAMPTZ => Some(Kind::Timestamptz),
                 _ => None,
             })
             .collect();

@@ -65,3 +65,14 @@ def test_dates_past_pythons_years_read_as_psycopg2_reads_them(hook) -> None:
     )
     assert hook.get_first(sql) == want
     assert hook.get_first(sql + ", now()")[:-1] == want
+
+
+def test_a_type_named_like_a_builtin_is_read_as_its_own(hook) -> None:
+    """Cells are read by their column's type, not its name: an enum named
+    int4 (in another schema than PostgreSQL's) is its label, not an int."""
+    hook.run('drop type if exists public."int4"; create type public."int4" as enum (\'abcd\')', autocommit=True)
+    try:
+        assert hook.get_first("select 'abcd'::public.\"int4\"") == ("abcd",)
+        assert hook.get_first("select 'abcd'::public.\"int4\", now()")[0] == "abcd"
+    finally:
+        hook.run('drop type public."int4"', autocommit=True)

@@ -587,3 +587,23 @@ async fn insert_rows_as_airflow_commits_them() {
     let e = hook.insert_rows("loose", vec![vec![Param::Value(Value::Int(1))]], upsert).await.unwrap_err();
     assert!(e.message().contains("no primary key"), "{e}");
 }
+
+#[tokio::test]
+async fn a_result_that_cannot_be_read_fails_before_commit() {
+    let pg = Cluster::plain();
+    let db = pg.create_database("hook_unreadable");
+    let root = tempfile::tempdir().unwrap();
+    let escaped = pg.uri_db(&db, "options=-c%20bytea_output%3Descape");
+    let hook = tenant(root.path(), &[("c", &pg.uri_db(&db, ""))]).hook(args("c"));
+    let autocommit = RunOptions { autocommit: Some(true), ..Default::default() };
+    hook.run(&["create table u (b bytea)"], None, autocommit).await.unwrap();
+    // bytea in the escape format, in a statement whose timestamptz column
+    // makes the server send text: the rows are read as they arrive, so the
+    // statement fails and its insert never commits.
+    let escaped_hook = tenant(root.path(), &[("escaped", &escaped)]).hook(args("escaped"));
+    let e = escaped_hook.get_records("insert into u values ('\\x00ff') returning b, now()", None).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Database, "{e}");
+    assert!(e.message().contains("column \"b\" (bytea): bytea in escape format: set bytea_output to hex"), "{e}");
+    let count = hook.get_first("select count(*) from u", None).await.unwrap();
+    assert_eq!(count.rows.to_values().unwrap(), vec![vec![Value::Int(0)]]);
+}

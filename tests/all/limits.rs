@@ -157,11 +157,11 @@ async fn results_over_the_limit_say_so() {
     assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
     assert!(e.message().contains("over this tenant's result limit of 1 MiB"), "{e}");
     // Under the default 64 MiB limit, counted as the host keeps the rows
-    // (each cell's bytes as the server sent them, and where the cell ends),
-    // a result just below it comes back whole, one just above fails with
-    // the limit's message.
+    // (each cell's bytes as the server sent them, where the cell ends, and
+    // 24 bytes a row), a result just below it comes back whole, one just
+    // above fails with the limit's message.
     let default = hook(root.path(), &pg.uri(""), Duration::from_secs(120));
-    let per_row = 100 + std::mem::size_of::<u64>();
+    let per_row = 100 + std::mem::size_of::<u64>() + 24;
     let rows = |fraction: f64| ((64 << 20) as f64 * fraction / per_row as f64) as u64;
     let select = |rows: u64| format!("select lpad(g::text, 100, 'x') from generate_series(1, {rows}) g");
     let below = default.get_records(&select(rows(0.95)), None).await.unwrap();

@@ -500,8 +500,10 @@ async fn execute(cli: Cli, interrupt: Interrupt) -> Result<(), Failure> {
                 let affected: u64 = results.iter().map(|r| r.row_count).sum();
                 eprintln!("pghook: ok ({affected} rows affected)");
             } else {
-                for rowset in results {
-                    println!("{}", rowset_json(rowset).map_err(err)?);
+                // Every result read before any is printed: a cell that cannot be read prints nothing.
+                let shown: Vec<String> = results.into_iter().map(rowset_json).collect::<Result<_, _>>().map_err(err)?;
+                for rowset in shown {
+                    println!("{rowset}");
                 }
             }
         }

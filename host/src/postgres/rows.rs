@@ -17,6 +17,10 @@ const CHUNK_ROWS: usize = 1 << 14;
 /// The mark of a null cell in [`Chunk::ends`].
 const NULL: u64 = 1 << 63;
 
+/// What a row costs beyond its cells, so that rows of no columns still
+/// count against the result limit: a caller makes an object of each.
+const ROW_COST: usize = 24;
+
 /// Which format a result's cells came in: the text format for statements
 /// with a column the binary decoder does not know (see `values`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +74,8 @@ impl Rows {
         cells: impl IntoIterator<Item = Result<Option<&'a [u8]>, E>>,
     ) -> Result<usize, E> {
         if self.len.is_multiple_of(CHUNK_ROWS) {
+            // A full chunk is shrunk to what it holds: a Vec grows by doubling.
+            self.shrink_to_fit();
             self.chunks.push(Chunk::default());
         }
         let chunk = self.chunks.last_mut().expect("a chunk, pushed just now when full");
@@ -92,12 +98,28 @@ impl Rows {
             }
         }
         self.len += 1;
-        Ok(chunk.bytes.len() - bytes_before + self.columns.len() * std::mem::size_of::<u64>())
+        Ok(chunk.bytes.len() - bytes_before + self.columns.len() * std::mem::size_of::<u64>() + ROW_COST)
+    }
+
+    /// Give back what the last chunk holds beyond its rows.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        if let Some(last) = self.chunks.last_mut() {
+            last.bytes.shrink_to_fit();
+            last.ends.shrink_to_fit();
+        }
     }
 
     /// Whether the cells are text or binary.
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    /// Column `column`'s type, as the server describes it.
+    ///
+    /// # Panics
+    /// If there is no such column.
+    pub fn column_type(&self, column: usize) -> &Type {
+        &self.columns[column].1
     }
 
     /// How many rows there are.
@@ -140,9 +162,8 @@ impl Rows {
         if let Some(last) = self.chunks.last_mut() {
             last.ends.truncate((len - (chunks - 1) * CHUNK_ROWS) * width);
             last.bytes.truncate(last.ends.last().map_or(0, |end| (end & !NULL) as usize));
-            last.ends.shrink_to_fit();
-            last.bytes.shrink_to_fit();
         }
+        self.shrink_to_fit();
         self.chunks.shrink_to_fit();
         self.len = len;
     }
@@ -157,6 +178,16 @@ impl Rows {
             chunks: vec![chunk],
             len: (len - i * CHUNK_ROWS).min(CHUNK_ROWS),
         })
+    }
+}
+
+/// Why a cell of column `name` cannot be read: for text, what the decoder
+/// says (a setting to change, say); for binary, that the server sent what
+/// is no value of the type.
+pub(crate) fn cell_error(format: Format, name: &str, ty: &Type, e: &dyn std::error::Error) -> String {
+    match format {
+        Format::Text => format!("column \"{name}\" ({}): {e}", ty.name()),
+        Format::Binary => format!("column \"{name}\": invalid value from the server: {e}"),
     }
 }
 
@@ -215,12 +246,7 @@ impl<'a> RowRef<'a> {
             RawCell::Text(text) => decode_text(ty, text),
             RawCell::Binary(bytes) => decode(ty, bytes),
         };
-        decoded.map_err(|e| {
-            Error::new(
-                ErrorKind::Database,
-                format!("column \"{name}\" ({}): invalid value from the server: {e}", ty.name()),
-            )
-        })
+        decoded.map_err(|e| Error::new(ErrorKind::Database, cell_error(self.rows.format, name, ty, &*e)))
     }
 
     /// Every cell decoded, as [`RowRef::value`].
@@ -291,6 +317,6 @@ mod tests {
         let mut rows = Rows::new(Format::Binary, vec![("amount".into(), Type::INT4)]);
         rows.push::<()>([Ok(Some(&[1u8, 2][..]))]).unwrap();
         let e = rows.row(0).unwrap().value(0).unwrap_err();
-        assert!(e.message().contains("column \"amount\" (int4)"), "{e}");
+        assert!(e.message().contains("column \"amount\": invalid value from the server"), "{e}");
     }
 }

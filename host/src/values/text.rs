@@ -9,6 +9,22 @@ use postgres_types::{Kind, Type};
 use super::DecodeResult;
 use crate::bindings::types::{Interval, Value};
 
+/// Whether reading `ty`'s text can fail on what a working server sends:
+/// bytea in the escape format and intervals in another IntervalStyle are
+/// refused (saying which setting to change), and arrays are parsed. Every
+/// other type's text is kept as it came, or is a number or a boolean as
+/// the server always prints it.
+pub fn text_is_checked(ty: &Type) -> bool {
+    if super::is_vector(ty) {
+        return false;
+    }
+    match ty.kind() {
+        Kind::Array(_) => true,
+        Kind::Domain(base) => text_is_checked(base),
+        _ => matches!(*ty, Type::BYTEA | Type::INTERVAL),
+    }
+}
+
 /// Decode one non-null cell of type `ty` from the server's text output.
 pub fn decode_text(ty: &Type, text: &str) -> DecodeResult<Value> {
     if super::is_vector(ty) {
