@@ -10,9 +10,9 @@ use std::error::Error as StdError;
 
 use byteorder::{BigEndian, ReadBytesExt};
 use fallible_iterator::FallibleIterator;
-/// A column's type, as the server describes it (rust-postgres's).
-pub use postgres_types::Type;
-use postgres_types::{FromSql, Kind};
+use postgres_types::FromSql;
+/// A column's type as the server describes it, and its kind (rust-postgres's).
+pub use postgres_types::{Kind, Type};
 
 use crate::bindings::types::{Interval, Value};
 

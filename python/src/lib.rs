@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use pghook::values::Type;
+use pghook::values::{Kind, Type};
 use pghook::{
     ChainConnections, ConnectionSource, Element, EnvConnections, ErrorKind, Fetch, HookArgs, InsertOptions, Interrupt,
     Lookup, MapConnections, Param, Parameters, Policy, RawCell, RowRef, RowShape, Rows, RunOptions, SqlInput, Value,
@@ -167,22 +167,29 @@ fn block_on<O: Send + 'static>(
     work: impl Future<Output = O> + Send + 'static,
 ) -> PyResult<(O, Option<PyErr>)> {
     let tokio = &runtimes()?.tokio;
+    // The work is dropped in the runtime's context, even on a panic: a
+    // session it holds then cancels its statement on the server.
+    let _context = tokio.enter();
     // A panic (a bug) fails the call, as a task's would, rather than unwind into Python.
     let mut work = std::pin::pin!(AssertUnwindSafe(work).catch_unwind());
     let ended = |_panic| GuestError::new_err("the call ended without a result");
+    // Python runs only between slices: the call's log records, then signals.
+    let _deferring = logging::Deferring::start();
     loop {
         // The timer is made inside the runtime, which it needs.
         let slice = py.allow_threads(|| {
             tokio.block_on(async { tokio::time::timeout(Duration::from_millis(20), &mut work).await })
         });
-        match slice {
-            Ok(output) => return Ok((output.map_err(ended)?, None)),
-            Err(_elapsed) => {
-                if let Err(signal) = py.check_signals() {
-                    interrupt.interrupt();
-                    let output = py.allow_threads(|| tokio.block_on(&mut work)).map_err(ended)?;
-                    return Ok((output, Some(signal)));
-                }
+        let signal = logging::emit_deferred(py).err().or_else(|| py.check_signals().err());
+        match (slice, signal) {
+            (Ok(output), signal) => return Ok((output.map_err(ended)?, signal)),
+            (Err(_elapsed), None) => {}
+            (Err(_elapsed), Some(signal)) => {
+                interrupt.interrupt();
+                let output = py.allow_threads(|| tokio.block_on(&mut work)).map_err(ended)?;
+                // What the call logged as it stopped; a second signal yields to the first.
+                let _ = logging::emit_deferred(py);
+                return Ok((output, Some(signal)));
             }
         }
     }
@@ -244,13 +251,19 @@ impl Core {
 
 /// How each column's values become Python objects: `None` keeps the
 /// plain conversion, else a Python converter of the text (dates, uuids,
-/// json, arrays...), from `pghook._values`.
-fn converters(py: Python<'_>, columns: &[pghook::Column]) -> PyResult<Vec<Option<Py<PyAny>>>> {
+/// json, arrays...), from `pghook._values`: for arrays, and for
+/// PostgreSQL's own types only (a type of another schema may share a name:
+/// an enum `json`, or `_x` that is no array).
+fn converters(py: Python<'_>, columns: &[pghook::Column], types: &[&Type]) -> PyResult<Vec<Option<Py<PyAny>>>> {
     let values = py.import("pghook._values")?;
     let converter = values.getattr("converter")?;
     columns
         .iter()
-        .map(|c| {
+        .zip(types)
+        .map(|(c, ty)| {
+            if !matches!(ty.kind(), Kind::Array(_)) && ty.schema() != "pg_catalog" {
+                return Ok(None);
+            }
             let found = converter.call1((c.type_name.as_str(),))?;
             Ok((!found.is_none()).then(|| found.unbind()))
         })
@@ -344,7 +357,7 @@ impl<'py> Maker<'py> {
         let types: Vec<&Type> = (0..columns.len()).map(|i| rows.column_type(i)).collect();
         Ok(Maker {
             direct: types.iter().map(|ty| Direct::of(ty)).collect(),
-            converters: converters(py, columns)?,
+            converters: converters(py, columns, &types)?,
             temporal: temporal::Temporal::new(&types),
             decimal: py.import("decimal")?.getattr("Decimal")?,
         })

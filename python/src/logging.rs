@@ -3,8 +3,67 @@
 //! warnings such as a missing `copy_expert` input, as Airflow's hook logs
 //! them. Each record goes to the logger named by its target (`pghook`, or
 //! the Rust module's path), taking the GIL for the moment it is handed over.
+//!
+//! A thread driving a call ([`Deferring`]) keeps its records until the call
+//! lets Python run again ([`emit_deferred`]): Python code run in the middle
+//! of the call (a handler, or a signal handler Python runs beside it on the
+//! main thread) could neither stop it nor call pghook itself.
 
+use std::cell::RefCell;
+
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+
+/// A record for Python: its logger's name, level and message.
+type Record = (String, i32, String);
+
+thread_local! {
+    /// How many calls this thread is driving, and the records they logged.
+    static DEFERRED: RefCell<(usize, Vec<Record>)> = const { RefCell::new((0, Vec::new())) };
+}
+
+/// While alive, this thread's records wait for [`emit_deferred`].
+pub(crate) struct Deferring(());
+
+impl Deferring {
+    pub(crate) fn start() -> Deferring {
+        DEFERRED.with(|d| d.borrow_mut().0 += 1);
+        Deferring(())
+    }
+}
+
+impl Drop for Deferring {
+    fn drop(&mut self) {
+        DEFERRED.with(|d| d.borrow_mut().0 -= 1);
+    }
+}
+
+/// Hand this thread's waiting records to Python's `logging`. A handler's
+/// failure (an `Exception`) is printed, as `logging` prints its own; any
+/// other exception (`KeyboardInterrupt` from a signal handler Python ran
+/// meanwhile, `SystemExit`) is returned, for the call to stop on, and the
+/// records after it wait for the next time.
+pub(crate) fn emit_deferred(py: Python<'_>) -> Result<(), PyErr> {
+    loop {
+        let next = DEFERRED.with(|d| {
+            let queue = &mut d.borrow_mut().1;
+            (!queue.is_empty()).then(|| queue.remove(0))
+        });
+        let Some(record) = next else { return Ok(()) };
+        if let Err(e) = hand_over(py, record) {
+            if !e.is_instance_of::<PyException>(py) {
+                return Err(e);
+            }
+            e.print(py);
+        }
+    }
+}
+
+fn hand_over(py: Python<'_>, (target, level, message): Record) -> PyResult<()> {
+    let logger = py.import("logging")?.call_method1("getLogger", (target,))?;
+    logger.call_method1("log", (level, message))?;
+    Ok(())
+}
 
 /// Forwards pghook's `log` records of level info and above, and other
 /// crates' warnings and errors, to Python's `logging`.
@@ -26,15 +85,15 @@ impl log::Log for PythonLogging {
             log::Level::Warn => 30,
             _ => 20,
         };
-        let message = record.args().to_string();
-        let target = record.target().replace("::", ".");
+        let record = (record.target().replace("::", "."), level, record.args().to_string());
+        // (`try_with`: a thread's last records may come as it ends.)
+        if DEFERRED.try_with(|d| d.borrow().0 > 0).unwrap_or(false) {
+            DEFERRED.with(|d| d.borrow_mut().1.push(record));
+            return;
+        }
         Python::with_gil(|py| {
-            let logged = py
-                .import("logging")
-                .and_then(|logging| logging.call_method1("getLogger", (target,)))
-                .and_then(|logger| logger.call_method1("log", (level, message)));
             // A failing handler must not fail the call that logged.
-            if let Err(e) = logged {
+            if let Err(e) = hand_over(py, record) {
                 e.print(py);
             }
         });

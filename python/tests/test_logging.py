@@ -29,3 +29,29 @@ def test_a_quiet_logger_hears_nothing(uri, tmp_path, caplog) -> None:
     hook = pghook.PostgresHook(CONN_ID, connections={CONN_ID: uri}, root=str(tmp_path))
     hook.get_first("select 1")
     assert not [r for r in caplog.records if r.name.startswith("pghook")]
+
+
+def test_a_handler_may_call_pghook_and_runs_on_the_calling_thread(uri, tmp_path) -> None:
+    """Records of a call reach Python between the slices the call runs in,
+    on the thread that made the call: a handler may call pghook itself."""
+    import threading
+
+    hook = pghook.PostgresHook(CONN_ID, connections={CONN_ID: uri}, root=str(tmp_path))
+    seen = []
+
+    class Nested(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("Running statement: select 'outer'"):
+                seen.append((threading.current_thread() is threading.main_thread(), hook.get_first("select 'inner'")))
+
+    handler = Nested(level=logging.INFO)
+    logger = logging.getLogger("pghook")
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        assert hook.get_first("select 'outer'") == ("outer",)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+    assert seen == [(True, ("inner",))]

@@ -5,7 +5,7 @@
 //! generated rows, as Airflow's default (psycopg2's `executemany`) and with
 //! `fast_executemany=True` (`execute_values`). The driver times the call
 //! itself (making the hook included); the bench takes the process's peak
-//! RSS. Each call runs three times a side, the sides taking turns, and the
+//! RSS. Each call runs five times a side, the sides taking turns, and the
 //! tables show the medians: this machine's times move by a fifth between
 //! runs. Results are checked alike: a hash of every row's `repr`, the dumps
 //! by size and hash, the inserted tables by checksum.
@@ -126,7 +126,7 @@ fn run(cluster: &Cluster, dir: &Path, side: Side, args: &[&str]) -> Result<Run, 
 }
 
 /// How many times each side runs each call: the tables show the medians.
-const REPEATS: usize = 3;
+const REPEATS: usize = 5;
 
 /// Runs the driver for each side [`REPEATS`] times, the sides taking turns,
 /// with `args`; `before` readies the cluster for each run, `after` tells
