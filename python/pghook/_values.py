@@ -156,8 +156,11 @@ def _array(element: str) -> Callable[[str], Any]:
     return array
 
 
-def converter(type_name: str) -> Optional[Callable[[str], Any]]:
-    """The converter of a column of `type_name`, or None for plain text."""
+def converter(type_name: str, builtin: bool = True) -> Optional[Callable[[str], Any]]:
+    """The converter of a column of `type_name`, or None for plain text. A
+    type of another schema than PostgreSQL's (`builtin` false: the caller
+    asks only for its arrays) may share a built-in's name: its array's
+    elements come as they are."""
     if type_name.startswith("_"):
-        return _array(type_name[1:])
-    return _SCALARS.get(type_name)
+        return _array(type_name[1:] if builtin else "")
+    return _SCALARS.get(type_name) if builtin else None

@@ -75,7 +75,15 @@ impl ConnectionCore {
             let result = op(&mut connection).await;
             (connection, result)
         };
-        let ((connection, result), signal) = block_on(py, &self.interrupt, work)?;
+        let ((connection, result), signal) = match block_on(py, &self.interrupt, work) {
+            Ok(done) => done,
+            Err(e) => {
+                // The call failed without handing the session back (a
+                // panic, a bug): the connection is closed, not left busy.
+                self.closed.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
         // Closed meanwhile by close() from another thread, or stopped by a
         // signal (the interrupt stays thrown, even if the call ended first):
         // the session ends here.

@@ -167,31 +167,46 @@ fn block_on<O: Send + 'static>(
     work: impl Future<Output = O> + Send + 'static,
 ) -> PyResult<(O, Option<PyErr>)> {
     let tokio = &runtimes()?.tokio;
-    // The work is dropped in the runtime's context, even on a panic: a
-    // session it holds then cancels its statement on the server.
-    let _context = tokio.enter();
     // A panic (a bug) fails the call, as a task's would, rather than unwind into Python.
-    let mut work = std::pin::pin!(AssertUnwindSafe(work).catch_unwind());
-    let ended = |_panic| GuestError::new_err("the call ended without a result");
-    // Python runs only between slices: the call's log records, then signals.
-    let _deferring = logging::Deferring::start();
-    loop {
+    let mut held = InRuntime { tokio, work: Some(Box::pin(AssertUnwindSafe(work).catch_unwind())) };
+    let work = held.work.as_mut().expect("the work, until dropped");
+    // Python runs only between slices: signals, then the call's log records.
+    let deferring = logging::Deferring::start();
+    let (output, signal) = loop {
         // The timer is made inside the runtime, which it needs.
         let slice = py.allow_threads(|| {
-            tokio.block_on(async { tokio::time::timeout(Duration::from_millis(20), &mut work).await })
+            tokio.block_on(async { tokio::time::timeout(Duration::from_millis(20), &mut *work).await })
         });
-        let signal = logging::emit_deferred(py).err().or_else(|| py.check_signals().err());
+        let signal = py.check_signals().err().or_else(|| logging::emit_deferred(py).err());
         match (slice, signal) {
-            (Ok(output), signal) => return Ok((output.map_err(ended)?, signal)),
+            (Ok(output), signal) => break (output, signal),
             (Err(_elapsed), None) => {}
             (Err(_elapsed), Some(signal)) => {
                 interrupt.interrupt();
-                let output = py.allow_threads(|| tokio.block_on(&mut work)).map_err(ended)?;
-                // What the call logged as it stopped; a second signal yields to the first.
-                let _ = logging::emit_deferred(py);
-                return Ok((output, Some(signal)));
+                break (py.allow_threads(|| tokio.block_on(&mut *work)), Some(signal));
             }
         }
+    };
+    // What the call logged last, whichever way it ended.
+    let late = logging::emit_all(py);
+    drop(deferring);
+    let output = output.map_err(|_panic| GuestError::new_err("the call ended without a result"))?;
+    Ok((output, signal.or(late.err())))
+}
+
+/// A call's future, dropped in the runtime's context even after a panic: a
+/// session it holds then cancels its statement on the server. (The context
+/// is entered only for the drop: Python code run between slices must not
+/// find pghook's runtime current.)
+struct InRuntime<'a, F> {
+    tokio: &'a tokio::runtime::Runtime,
+    work: Option<Pin<Box<F>>>,
+}
+
+impl<F> Drop for InRuntime<'_, F> {
+    fn drop(&mut self) {
+        let _context = self.tokio.enter();
+        self.work.take();
     }
 }
 
@@ -251,9 +266,9 @@ impl Core {
 
 /// How each column's values become Python objects: `None` keeps the
 /// plain conversion, else a Python converter of the text (dates, uuids,
-/// json, arrays...), from `pghook._values`: for arrays, and for
-/// PostgreSQL's own types only (a type of another schema may share a name:
-/// an enum `json`, or `_x` that is no array).
+/// json, arrays...), from `pghook._values`, told whether the type is
+/// PostgreSQL's own: a type of another schema may share a built-in's name
+/// (an enum `json`, or `interval` whose array is `_interval`).
 fn converters(py: Python<'_>, columns: &[pghook::Column], types: &[&Type]) -> PyResult<Vec<Option<Py<PyAny>>>> {
     let values = py.import("pghook._values")?;
     let converter = values.getattr("converter")?;
@@ -261,10 +276,12 @@ fn converters(py: Python<'_>, columns: &[pghook::Column], types: &[&Type]) -> Py
         .iter()
         .zip(types)
         .map(|(c, ty)| {
-            if !matches!(ty.kind(), Kind::Array(_)) && ty.schema() != "pg_catalog" {
+            // An array lives in its element type's schema.
+            let builtin = ty.schema() == "pg_catalog";
+            if !builtin && !matches!(ty.kind(), Kind::Array(_)) {
                 return Ok(None);
             }
-            let found = converter.call1((c.type_name.as_str(),))?;
+            let found = converter.call1((c.type_name.as_str(), builtin))?;
             Ok((!found.is_none()).then(|| found.unbind()))
         })
         .collect()

@@ -10,6 +10,7 @@
 //! main thread) could neither stop it nor call pghook itself.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -19,7 +20,7 @@ type Record = (String, i32, String);
 
 thread_local! {
     /// How many calls this thread is driving, and the records they logged.
-    static DEFERRED: RefCell<(usize, Vec<Record>)> = const { RefCell::new((0, Vec::new())) };
+    static DEFERRED: RefCell<(usize, VecDeque<Record>)> = const { RefCell::new((0, VecDeque::new())) };
 }
 
 /// While alive, this thread's records wait for [`emit_deferred`].
@@ -45,10 +46,7 @@ impl Drop for Deferring {
 /// records after it wait for the next time.
 pub(crate) fn emit_deferred(py: Python<'_>) -> Result<(), PyErr> {
     loop {
-        let next = DEFERRED.with(|d| {
-            let queue = &mut d.borrow_mut().1;
-            (!queue.is_empty()).then(|| queue.remove(0))
-        });
+        let next = DEFERRED.with(|d| d.borrow_mut().1.pop_front());
         let Some(record) = next else { return Ok(()) };
         if let Err(e) = hand_over(py, record) {
             if !e.is_instance_of::<PyException>(py) {
@@ -57,6 +55,20 @@ pub(crate) fn emit_deferred(py: Python<'_>) -> Result<(), PyErr> {
             e.print(py);
         }
     }
+}
+
+/// Hand over every waiting record, as [`emit_deferred`] does, to the last:
+/// the first exception that is no `Exception` is returned, later ones are
+/// printed.
+pub(crate) fn emit_all(py: Python<'_>) -> Result<(), PyErr> {
+    let mut first = None;
+    while let Err(e) = emit_deferred(py) {
+        match first {
+            None => first = Some(e),
+            Some(_) => e.print(py),
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 fn hand_over(py: Python<'_>, (target, level, message): Record) -> PyResult<()> {
@@ -88,7 +100,7 @@ impl log::Log for PythonLogging {
         let record = (record.target().replace("::", "."), level, record.args().to_string());
         // (`try_with`: a thread's last records may come as it ends.)
         if DEFERRED.try_with(|d| d.borrow().0 > 0).unwrap_or(false) {
-            DEFERRED.with(|d| d.borrow_mut().1.push(record));
+            DEFERRED.with(|d| d.borrow_mut().1.push_back(record));
             return;
         }
         Python::with_gil(|py| {

@@ -69,10 +69,16 @@ def test_dates_past_pythons_years_read_as_psycopg2_reads_them(hook) -> None:
 
 def test_a_type_named_like_a_builtin_is_read_as_its_own(hook) -> None:
     """Cells are read by their column's type, not its name: an enum named
-    int4 (in another schema than PostgreSQL's) is its label, not an int."""
-    hook.run('drop type if exists public."int4"; create type public."int4" as enum (\'abcd\')', autocommit=True)
+    int4 or interval (in another schema than PostgreSQL's) is its label, and
+    an array of one a list of labels, not ints or timedeltas."""
+    hook.run(
+        'drop type if exists public."int4", public."interval"; '
+        "create type public.\"int4\" as enum ('abcd'); create type public.\"interval\" as enum ('happy')",
+        autocommit=True,
+    )
     try:
-        assert hook.get_first("select 'abcd'::public.\"int4\"") == ("abcd",)
-        assert hook.get_first("select 'abcd'::public.\"int4\", now()")[0] == "abcd"
+        sql = "select 'abcd'::public.\"int4\", array['happy']::public.\"interval\"[]"
+        assert hook.get_first(sql) == ("abcd", ["happy"])
+        assert hook.get_first(sql + ", now()")[:2] == ("abcd", ["happy"])
     finally:
-        hook.run('drop type public."int4"', autocommit=True)
+        hook.run('drop type public."int4", public."interval"', autocommit=True)
