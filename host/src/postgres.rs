@@ -443,13 +443,13 @@ where
     })
 }
 
-/// A cell that is not a value of its column's type, as PostgreSQL sends it:
-/// the column and the reason (tokio-postgres keeps that as the source).
 /// Each column's name and type, for [`Rows`].
 fn named_types<'a>(columns: &[Column], types: impl Iterator<Item = &'a Type>) -> Vec<(String, Type)> {
     columns.iter().zip(types).map(|(column, ty)| (column.name.clone(), ty.clone())).collect()
 }
 
+/// A cell that is not a value of its column's type, as PostgreSQL sends it:
+/// the column and the reason (tokio-postgres keeps that as the source).
 fn decode_error(column: &str, e: &tokio_postgres::Error) -> WitError {
     let reason = std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string);
     wit(ErrorKind::Database, format!("column \"{column}\": invalid value from the server: {reason}"))

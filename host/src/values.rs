@@ -19,7 +19,7 @@ use crate::bindings::types::{Interval, Value};
 mod temporal;
 mod text;
 
-pub use temporal::civil_from_days;
+pub use temporal::{clock_parts, date_parts, split_timestamp};
 pub use text::{decode_text, text_is_checked};
 
 type DecodeResult<T> = Result<T, Box<dyn StdError + Sync + Send>>;

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use pghook::Value;
-use pghook::values::Type;
+use pghook::values::{self, Type};
 use pyo3::prelude::*;
 use pyo3::types::{PyDelta, PyTzInfo};
 
@@ -93,16 +93,10 @@ impl Temporal {
                 datetime_api::date(py, y, m, d).ok()
             }
             Some(Kind::Timestamp) => {
-                let micros = i64::from_be_bytes(bytes.try_into().ok()?);
-                let day = day_from_epoch(micros.div_euclid(MICROS_PER_DAY))?;
-                let of_day = micros.rem_euclid(MICROS_PER_DAY);
-                let clock = (
-                    (of_day / 3_600_000_000) as u8,
-                    (of_day / 60_000_000 % 60) as u8,
-                    (of_day / 1_000_000 % 60) as u8,
-                    (of_day % 1_000_000) as u32,
-                );
-                datetime(py, day, clock, None)
+                let (days, of_day) = values::split_timestamp(i64::from_be_bytes(bytes.try_into().ok()?));
+                let (hours, minutes, seconds, micros) = values::clock_parts(of_day);
+                let clock = (hours as u8, minutes as u8, seconds as u8, micros as u32);
+                datetime(py, day_from_epoch(days)?, clock, None)
             }
             _ => None,
         }
@@ -119,13 +113,10 @@ impl Temporal {
     }
 }
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
-
 /// The date `days` after PostgreSQL's epoch (2000-01-01), if its year is
 /// one Python has (1 to 9999).
-pub(crate) fn day_from_epoch(days: i64) -> Option<Day> {
-    // 2000-01-01 is 10,957 days after 1970-01-01.
-    let (year, month, day) = pghook::values::civil_from_days(days.checked_add(10_957)?);
+fn day_from_epoch(days: i64) -> Option<Day> {
+    let (year, month, day) = values::date_parts(days);
     (1..=9999).contains(&year).then_some((year as i32, month as u8, day as u8))
 }
 

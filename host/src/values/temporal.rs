@@ -32,7 +32,7 @@ pub type OutOfRange = String;
 
 /// The proleptic Gregorian date `days_since_1970` days after 1970-01-01:
 /// astronomical year (0 is 1 BC), month, day.
-pub fn civil_from_days(days_since_1970: i64) -> (i64, i64, i64) {
+fn civil_from_days(days_since_1970: i64) -> (i64, i64, i64) {
     // Howard Hinnant's civil_from_days, on i64: exact for every input here.
     let z = days_since_1970 + 719_468;
     let era = z.div_euclid(146_097);
@@ -46,9 +46,28 @@ pub fn civil_from_days(days_since_1970: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// The date `days` after PostgreSQL's epoch (2000-01-01): astronomical
+/// year (0 is 1 BC), month, day.
+pub fn date_parts(days: i64) -> (i64, i64, i64) {
+    civil_from_days(days + UNIX_DAYS_AT_PG_EPOCH)
+}
+
+/// A timestamp's day since 2000-01-01 and microseconds into that day, from
+/// microseconds since 2000-01-01 00:00.
+pub fn split_timestamp(micros: i64) -> (i64, u64) {
+    (micros.div_euclid(USECS_PER_DAY), micros.rem_euclid(USECS_PER_DAY).unsigned_abs())
+}
+
+/// Hours (which may pass 24), minutes, seconds and microseconds in
+/// `micros` since midnight.
+pub fn clock_parts(micros: u64) -> (u64, u64, u64, u64) {
+    let secs = micros / 1_000_000;
+    (secs / 3600, secs / 60 % 60, secs % 60, micros % 1_000_000)
+}
+
 /// `YYYY-MM-DD` for a day since 2000-01-01, and whether it is BC.
 fn calendar_date(days: i64) -> (String, bool) {
-    let (year, month, day) = civil_from_days(days + UNIX_DAYS_AT_PG_EPOCH);
+    let (year, month, day) = date_parts(days);
     // There is no year 0: astronomical 0 is 1 BC, -43 is 44 BC.
     let (shown, bc) = if year > 0 { (year, false) } else { (1 - year, true) };
     (format!("{shown:04}-{month:02}-{day:02}"), bc)
@@ -78,8 +97,8 @@ fn fraction(micros: u64) -> String {
 
 /// `HH:MM:SS[.ffffff]` for microseconds since midnight (hours may pass 24).
 fn clock(micros: u64) -> String {
-    let secs = micros / 1_000_000;
-    format!("{:02}:{:02}:{:02}{}", secs / 3600, secs / 60 % 60, secs % 60, fraction(micros % 1_000_000))
+    let (hours, minutes, seconds, micros) = clock_parts(micros);
+    format!("{hours:02}:{minutes:02}:{seconds:02}{}", fraction(micros))
 }
 
 /// A `time`, given as microseconds since midnight; `24:00:00` is valid.
@@ -120,8 +139,9 @@ pub fn timestamp(micros: i64, utc: bool) -> Result<String, OutOfRange> {
         MIN_TIMESTAMP.. => {}
         _ => return Err(format!("timestamp {micros} microseconds from 2000-01-01 is out of range")),
     }
-    let (day, bc) = calendar_date(micros.div_euclid(USECS_PER_DAY));
-    let clock = clock(micros.rem_euclid(USECS_PER_DAY).unsigned_abs());
+    let (days, of_day) = split_timestamp(micros);
+    let (day, bc) = calendar_date(days);
+    let clock = clock(of_day);
     // PostgreSQL puts the zone before the era: `0044-03-15 12:00:00+00 BC`.
     Ok(format!("{day} {clock}{}{}", if utc { "+00" } else { "" }, bc_suffix(bc)))
 }
